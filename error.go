@@ -1,0 +1,73 @@
+package steward
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for callers: the API maps it to an HTTP status,
+// workers to retry-or-stop. Add a code only when some caller branches on it.
+type Code string
+
+// The error codes. The API's JSON error shape carries them verbatim, so they
+// are part of the public contract: never rename one.
+const (
+	CodeConflict     Code = "conflict"
+	CodeInternal     Code = "internal"
+	CodeInvalid      Code = "invalid"
+	CodeNotFound     Code = "not_found"
+	CodeUnavailable  Code = "unavailable" // an ITSM or cloud API is down
+	CodeTooLarge     Code = "too_large"
+	CodeUnauthorized Code = "unauthorized"
+)
+
+// Error is an error a user may see. Message is safe to display; Err is the
+// cause, kept for logs and errors.Is, and never rendered to users.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WrapError returns an *Error with code and message that keeps err as its cause.
+func WrapError(code Code, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// ErrorCode reports the code of the first *Error in err's chain, else
+// CodeInternal. A nil error has no code.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage reports the user-safe message of the first *Error in err's
+// chain; any other error gets a generic message so internals never leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Message
+	}
+	return "internal error"
+}

@@ -1,0 +1,81 @@
+// Package jobs names Steward's background jobs and queues them. It is a leaf:
+// the workers live with their domain (ingest, ticketsync, ...), so services
+// can queue each other's work without import cycles. Job kinds are stored
+// with every queued job; never rename one once released.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/riverqueue/river"
+)
+
+// Queues.
+const (
+	QueueDefault = river.QueueDefault
+	QueueIngest  = "ingest"
+)
+
+// ImportArgs asks for an uploaded import file to be parsed and applied.
+type ImportArgs struct {
+	ImportID int64 `json:"import_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (ImportArgs) Kind() string { return "import_process" }
+
+// InsertOpts puts imports on their own queue, one at a time, so a large file
+// never starves ticket work, and dedupes by import ID.
+func (ImportArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueIngest, MaxAttempts: 5, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// RecomputeSummariesArgs asks for the per-recommendation counts of the given
+// keys to be recomputed; no keys means all recommendations.
+type RecomputeSummariesArgs struct {
+	Keys []string `json:"keys,omitempty"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (RecomputeSummariesArgs) Kind() string { return "recommendation_summaries_recompute" }
+
+// Queue inserts jobs. It is created before the River client exists (workers
+// need it to queue follow-up work, the client needs the workers), and is
+// bound to the client once that is built.
+type Queue struct {
+	client *river.Client[*sql.Tx]
+}
+
+// NewQueue returns an unbound queue.
+func NewQueue() *Queue { return &Queue{} }
+
+// Bind attaches the River client that does the inserting.
+func (q *Queue) Bind(client *river.Client[*sql.Tx]) { q.client = client }
+
+// ErrUnbound is returned when a job is queued before the River client exists.
+var ErrUnbound = errors.New("job queue is not bound to a river client")
+
+// InsertTx queues args in tx, so the job exists if and only if tx commits.
+func (q *Queue) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) error {
+	if q == nil || q.client == nil {
+		return ErrUnbound
+	}
+	if _, err := q.client.InsertTx(ctx, tx, args, nil); err != nil {
+		return fmt.Errorf("queue %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// Insert queues args outside any transaction.
+func (q *Queue) Insert(ctx context.Context, args river.JobArgs) error {
+	if q == nil || q.client == nil {
+		return ErrUnbound
+	}
+	if _, err := q.client.Insert(ctx, args, nil); err != nil {
+		return fmt.Errorf("queue %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
