@@ -85,7 +85,7 @@ const HeadSize = 64 << 10
 // Detect sniffs the format from the first bytes of an input (HeadSize is
 // plenty): a JSON object whose first key belongs to Steward's format is
 // "steward"; a JSON array (or object) of objects carrying OCSF's
-// "class_uid" or "finding_info" is "ocsf". Anything else is a CodeInvalid
+// "class_uid", "finding_info", "type_uid" or "metadata.event_code" is "ocsf". Anything else is a CodeInvalid
 // error that lists the supported formats and, where it recognises the
 // input, says what it is.
 func Detect(head []byte) (Format, error) {
@@ -94,7 +94,10 @@ func Detect(head []byte) (Format, error) {
 	if len(trimmed) == 0 {
 		return "", steward.Errorf(steward.CodeInvalid, "input is empty; %s", supported)
 	}
-	ocsfMarks := bytes.Contains(trimmed, []byte(`"class_uid"`)) || bytes.Contains(trimmed, []byte(`"finding_info"`))
+	ocsfMarks := false
+	for _, mark := range []string{`"class_uid"`, `"finding_info"`, `"type_uid"`, `"event_code"`} {
+		ocsfMarks = ocsfMarks || bytes.Contains(trimmed, []byte(mark))
+	}
 	switch trimmed[0] {
 	case '{':
 		key := firstKey(trimmed)

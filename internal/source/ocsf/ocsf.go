@@ -117,7 +117,7 @@ func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observa
 		}
 		var f Finding
 		if err := json.Unmarshal(v.Bytes, &f); err != nil {
-			line, msg := jsonstream.DecodeError(v, err)
+			line, msg := jsonstream.DecodeError(v, err, 0)
 			return steward.InvalidRecord(n, line, errors.New(msg))
 		}
 		obs, err := f.Observations()

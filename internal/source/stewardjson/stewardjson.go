@@ -322,8 +322,8 @@ func (p *parse) record(v jsonstream.Value) error {
 		return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected an assessment object, found %s", jsonstream.Describe(v.Bytes[0])))
 	}
 	var a Assessment
-	if err := p.dec.decode(v.Bytes, &a); err != nil {
-		line, msg := jsonstream.DecodeError(v, err)
+	if base, err := p.dec.decode(v.Bytes, &a); err != nil {
+		line, msg := jsonstream.DecodeError(v, err, base)
 		if field, ok := unknownField(v.Bytes, err); ok {
 			msg = fmt.Sprintf("unknown field %q", field)
 		}
@@ -342,20 +342,26 @@ func (p *parse) record(v jsonstream.Value) error {
 type recordDecoder struct {
 	sr  *bytes.Reader
 	dec *json.Decoder
+	fed int64 // bytes given to dec before the current record
 }
 
-func (d *recordDecoder) decode(b []byte, into *Assessment) error {
+// decode returns, with any error, how many bytes the decoder had consumed
+// before b: its error offsets count from its first byte.
+func (d *recordDecoder) decode(b []byte, into *Assessment) (base int64, err error) {
 	d.sr.Reset(b)
 	if d.dec == nil {
 		d.dec = json.NewDecoder(d.sr)
 		d.dec.DisallowUnknownFields()
+		d.fed = 0
 	}
-	err := d.dec.Decode(into)
-	if err != nil {
+	base = d.fed
+	d.fed += int64(len(b))
+	if err := d.dec.Decode(into); err != nil {
 		// The decoder's state is unknown after an error; start afresh.
 		d.dec = nil
+		return base, err
 	}
-	return err
+	return base, nil
 }
 
 // unknownField finds the full path of the field the decoder complained

@@ -313,7 +313,7 @@ func (r *Reader) scanString(from int) (int, error) {
 	i := r.start + from + 1
 	for {
 		for i < r.end {
-			j := bytes.IndexAny(r.buf[i:r.end], "\"\\")
+			j := quoteOrBackslash(r.buf[i:r.end])
 			if j < 0 {
 				i = r.end
 				break
@@ -371,7 +371,7 @@ func (r *Reader) scanComposite() (int, error) {
 				// Find the end of the string within the buffer if we can.
 				j := i + 1
 				for {
-					k := bytes.IndexAny(r.buf[j:r.end], "\"\\")
+					k := quoteOrBackslash(r.buf[j:r.end])
 					if k < 0 {
 						j = -1
 						break
@@ -426,12 +426,14 @@ func unquote(raw []byte) string {
 }
 
 // DecodeError turns an error from decoding v with encoding/json into a
-// message a user can act on and the line it points at.
-func DecodeError(v Value, err error) (line int, msg string) {
+// message a user can act on and the line it points at. base is how many
+// bytes the decoder had consumed before v (a reused json.Decoder counts
+// offsets over its whole life); 0 for json.Unmarshal.
+func DecodeError(v Value, err error, base int64) (line int, msg string) {
 	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		// Offset counts the bytes read before the error, so the bad byte
 		// is the one before it.
-		at := max(se.Offset-1, 0)
+		at := max(se.Offset-base-1, 0)
 		return v.LineAt(at), fmt.Sprintf("malformed JSON at byte offset %d: %s", v.Offset+at, se.Error())
 	}
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
@@ -460,4 +462,14 @@ func typeName(kind string) string {
 		return "a value"
 	}
 	return kind
+}
+
+// quoteOrBackslash is bytes.IndexAny(b, `"\`) without building a set per call.
+func quoteOrBackslash(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return -1
 }
