@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+)
+
+// AssessmentFilter selects assessments. Zero fields do not filter.
+type AssessmentFilter struct {
+	RecommendationKey string
+	// ResourceID matches one resource, in any letter case.
+	ResourceID string
+	Scope      steward.Scope
+	Severities []steward.Severity
+	Statuses   []steward.AssessmentStatus
+	Cloud      steward.Cloud
+	Cursor     string
+	Limit      int
+}
+
+// StatusChange is one entry of an assessment's status history.
+type StatusChange struct {
+	From steward.AssessmentStatus `json:"from"`
+	To   steward.AssessmentStatus `json:"to"`
+	At   time.Time                `json:"at"`
+}
+
+const assessmentSelect = `SELECT a.id, r.key, res.resource_id, a.status, a.status_reason, r.severity, a.cloud,
+	res.name, res.type, a.first_seen, a.last_seen, a.status_changed_at, COALESCE(g.id, 0)
+	FROM assessment a
+	JOIN recommendation r ON r.id = a.recommendation_id
+	JOIN resource res ON res.norm_id = a.res_norm_id
+	LEFT JOIN assignment g ON g.assessment_id = a.id AND g.state = 'active'`
+
+func scanAssessment(sc interface{ Scan(...any) error }) (*steward.Assessment, error) {
+	a := new(steward.Assessment)
+	var first, last, changed dbTime
+	if err := sc.Scan(&a.ID, &a.RecommendationKey, &a.ResourceID, &a.Status, &a.StatusReason, &a.Severity, &a.Cloud,
+		&a.ResourceName, &a.ResourceType, &first, &last, &changed, &a.AssignmentID); err != nil {
+		return nil, err
+	}
+	a.FirstSeen, a.LastSeen, a.StatusChangedAt = first.T, last.T, changed.T
+	return a, nil
+}
+
+// FindAssessments lists assessments by ID, one page at a time, with resource
+// name/type, severity, cloud and active assignment filled in. Errors:
+// CodeInvalid for a bad cursor, limit, scope, severity or status.
+func (db *DB) FindAssessments(ctx context.Context, f AssessmentFilter) ([]*steward.Assessment, string, error) {
+	out, next, err := db.findAssessments(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("find assessments: %w", err)
+	}
+	return out, next, nil
+}
+
+func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*steward.Assessment, string, error) {
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after, hasAfter, err := decodeCursor[int64](cursorAssessment, f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var where []string
+	var args []any
+	if f.RecommendationKey != "" {
+		where = append(where, "a.recommendation_id = (SELECT id FROM recommendation WHERE key = ?)")
+		args = append(args, f.RecommendationKey)
+	}
+	if f.ResourceID != "" {
+		where = append(where, "a.res_norm_id = ?")
+		args = append(args, steward.NormalizeResourceID(f.ResourceID))
+	}
+	cond, cargs, err := scopeRange("a.res_norm_id", f.Scope)
+	if err != nil {
+		return nil, "", err
+	}
+	if cond != "" {
+		where = append(where, cond)
+		args = append(args, cargs...)
+	}
+	if len(f.Severities) > 0 {
+		for _, s := range f.Severities {
+			if s.Rank() == 0 {
+				return nil, "", steward.Errorf(steward.CodeInvalid, "unknown severity %q", s)
+			}
+			args = append(args, s.Rank())
+		}
+		where = append(where, "a.severity_rank IN ("+placeholders(len(f.Severities))+")")
+	}
+	if len(f.Statuses) > 0 {
+		for _, s := range f.Statuses {
+			switch s {
+			case steward.StatusHealthy, steward.StatusUnhealthy, steward.StatusNotApplicable:
+			default:
+				return nil, "", steward.Errorf(steward.CodeInvalid, "unknown status %q", s)
+			}
+			args = append(args, string(s))
+		}
+		where = append(where, "a.status IN ("+placeholders(len(f.Statuses))+")")
+	}
+	if f.Cloud != "" {
+		where = append(where, "a.cloud = ?")
+		args = append(args, string(f.Cloud))
+	}
+	if hasAfter {
+		where = append(where, "a.id > ?")
+		args = append(args, after)
+	}
+	q := assessmentSelect
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY a.id LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []*steward.Assessment
+	for rows.Next() {
+		a, err := scanAssessment(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		return out, encodeCursor(cursorAssessment, out[limit-1].ID), nil
+	}
+	return out, "", nil
+}
+
+// FindAssessmentByID returns one assessment, or CodeNotFound.
+func (db *DB) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assessment, error) {
+	return findAssessmentByID(ctx, db, db.read, id)
+}
+
+// FindAssessmentByID is DB.FindAssessmentByID inside the transaction.
+func (tx *Tx) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assessment, error) {
+	return findAssessmentByID(ctx, tx.db, tx.tx, id)
+}
+
+func findAssessmentByID(ctx context.Context, db *DB, q querier, id int64) (*steward.Assessment, error) {
+	a, err := scanAssessment(q.QueryRowContext(ctx, db.bind(assessmentSelect+` WHERE a.id = ?`), id))
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "assessment %d not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find assessment %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// FindStatusChanges returns an assessment's status history, oldest first, or
+// CodeNotFound if the assessment does not exist.
+func (db *DB) FindStatusChanges(ctx context.Context, assessmentID int64) ([]StatusChange, error) {
+	var exists int
+	if err := db.read.QueryRowContext(ctx, db.bind(`SELECT 1 FROM assessment WHERE id = ?`), assessmentID).Scan(&exists); isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "assessment %d not found", assessmentID)
+	} else if err != nil {
+		return nil, fmt.Errorf("find status changes of assessment %d: %w", assessmentID, err)
+	}
+	rows, err := db.read.QueryContext(ctx, db.bind(`SELECT from_status, to_status, at FROM assessment_status_change
+		WHERE assessment_id = ? ORDER BY at, id`), assessmentID)
+	if err != nil {
+		return nil, fmt.Errorf("find status changes of assessment %d: %w", assessmentID, err)
+	}
+	defer rows.Close()
+	out := []StatusChange{}
+	for rows.Next() {
+		var c StatusChange
+		var at dbTime
+		if err := rows.Scan(&c.From, &c.To, &at); err != nil {
+			return nil, fmt.Errorf("find status changes of assessment %d: %w", assessmentID, err)
+		}
+		c.At = at.T
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find status changes of assessment %d: %w", assessmentID, err)
+	}
+	return out, nil
+}

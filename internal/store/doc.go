@@ -1,0 +1,32 @@
+// Package store keeps Steward's state in a SQL database through database/sql:
+// resources, recommendations, assessments and their status history,
+// assignments and their history, and uploaded imports.
+//
+// # Backends
+//
+// Today the only backend is SQLite through the pure-Go modernc.org/sqlite
+// driver (driver name "sqlite"). The package is written so a PostgreSQL
+// backend (pgx stdlib) can be added next to it: every query goes through
+// [DB.bind] (which rewrites ? placeholders to $n for PostgreSQL), times go
+// through timeArg/scanTime, SQL sticks to what both engines accept (ON
+// CONFLICT upserts, RETURNING, CASE, COALESCE; no SQLite-only functions), and
+// each backend has its own migrations directory (migrations/<dialect>/).
+// Where text ordering matters PostgreSQL would need COLLATE "C" to match
+// SQLite's bytewise BINARY collation; those places are marked in comments.
+//
+// # Connections
+//
+// One SQLite file is opened through two pools: a writer with a single
+// connection (SQLite has one writer anyway, and riversqlite advises it to avoid
+// SQLITE_BUSY) that every write transaction and River use, and a read-only
+// reader pool. In WAL mode readers never wait for the writer.
+//
+// Code running inside [DB.WithTx] must not use [DB.Writer] or start another
+// write transaction: the writer has one connection, so that would deadlock.
+//
+// # Errors
+//
+// User-facing errors are *steward.Error: CodeNotFound for missing rows (never
+// nil, nil), CodeInvalid for bad input and cursors, CodeConflict for state
+// conflicts and constraint violations, CodeUnavailable from [DB.Ready].
+package store

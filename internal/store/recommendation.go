@@ -1,0 +1,301 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/stewardhq/steward"
+)
+
+// RecommendationSummary is a recommendation with the counts of its
+// assessments by status (within the filter's scope and cloud, if any).
+type RecommendationSummary struct {
+	steward.Recommendation
+	Unhealthy     int `json:"unhealthy"`
+	Healthy       int `json:"healthy"`
+	NotApplicable int `json:"not_applicable"`
+}
+
+// RecommendationFilter selects recommendations. Zero fields do not filter.
+type RecommendationFilter struct {
+	// Scope and Cloud restrict the counted assessments; recommendations with
+	// no assessment in the scope/cloud are left out.
+	Scope      steward.Scope
+	Severities []steward.Severity
+	// Status keeps only recommendations having at least one assessment in
+	// this status (within Scope and Cloud).
+	Status steward.AssessmentStatus
+	Cloud  steward.Cloud
+	Source string
+	Cursor string
+	Limit  int
+}
+
+const recommendationCols = `r.key, r.display_name, r.description, r.remediation, r.severity, r.category, r.source, r.severity_rank`
+
+func scanRecommendation(sc interface{ Scan(...any) error }, s *RecommendationSummary, rank *int, extra ...any) error {
+	r := &s.Recommendation
+	return sc.Scan(append([]any{&r.Key, &r.DisplayName, &r.Description, &r.Remediation, &r.Severity, &r.Category, &r.Source, rank}, extra...)...)
+}
+
+// FindRecommendations lists recommendations, most severe first, then by key,
+// one page at a time. Without a scope the counts come from the summaries that
+// RecomputeRecommendationSummaries maintains (so they lag ingest until it
+// runs); with a scope they are counted on the fly, for the page's
+// recommendations only. Errors: CodeInvalid for a bad cursor, limit, scope or
+// status.
+func (db *DB) FindRecommendations(ctx context.Context, f RecommendationFilter) ([]*RecommendationSummary, string, error) {
+	out, next, err := db.findRecommendations(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("find recommendations: %w", err)
+	}
+	return out, next, nil
+}
+
+func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) ([]*RecommendationSummary, string, error) {
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after, hasAfter, err := decodeCursor[recommendationKey](cursorRecommendation, f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	scopeCond, scopeArgs, err := scopeRange("a.res_norm_id", f.Scope)
+	if err != nil {
+		return nil, "", err
+	}
+	statusCol := ""
+	switch f.Status {
+	case "":
+	case steward.StatusUnhealthy:
+		statusCol = "unhealthy"
+	case steward.StatusHealthy:
+		statusCol = "healthy"
+	case steward.StatusNotApplicable:
+		statusCol = "not_applicable"
+	default:
+		return nil, "", steward.Errorf(steward.CodeInvalid, "unknown status %q", f.Status)
+	}
+
+	// Conditions on the recommendation itself.
+	var where []string
+	var args []any
+	if len(f.Severities) > 0 {
+		ranks := make([]any, 0, len(f.Severities))
+		for _, s := range f.Severities {
+			if s.Rank() == 0 {
+				return nil, "", steward.Errorf(steward.CodeInvalid, "unknown severity %q", s)
+			}
+			ranks = append(ranks, s.Rank())
+		}
+		where = append(where, "r.severity_rank IN ("+placeholders(len(ranks))+")")
+		args = append(args, ranks...)
+	}
+	if f.Source != "" {
+		where = append(where, "r.source = ?")
+		args = append(args, f.Source)
+	}
+	// Keyset: severity descending, then key ascending (bytewise; PostgreSQL
+	// needs key COLLATE "C" for the same order).
+	keyset := func(after recommendationKey) (string, []any) {
+		return "(r.severity_rank < ? OR (r.severity_rank = ? AND r.key > ?))", []any{after.Rank, after.Rank, after.Key}
+	}
+
+	if scopeCond == "" {
+		// Summary path: one summary row per recommendation (cloud '' = all).
+		join := "LEFT JOIN"
+		if f.Cloud != "" {
+			join = "JOIN" // no row for the cloud: no assessment there
+			where = append(where, "(s.unhealthy + s.healthy + s.not_applicable) > 0")
+		}
+		if statusCol != "" {
+			where = append(where, "s."+statusCol+" > 0")
+		}
+		if hasAfter {
+			c, a := keyset(after)
+			where = append(where, c)
+			args = append(args, a...)
+		}
+		q := `SELECT ` + recommendationCols + `, COALESCE(s.unhealthy, 0), COALESCE(s.healthy, 0), COALESCE(s.not_applicable, 0)
+			FROM recommendation r ` + join + ` recommendation_summary s ON s.recommendation_id = r.id AND s.cloud = ?`
+		args = append([]any{string(f.Cloud)}, args...)
+		if len(where) > 0 {
+			q += " WHERE " + strings.Join(where, " AND ")
+		}
+		q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
+		args = append(args, limit+1)
+		rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
+		if err != nil {
+			return nil, "", err
+		}
+		defer rows.Close()
+		var out []*RecommendationSummary
+		var ranks []int
+		for rows.Next() {
+			s := new(RecommendationSummary)
+			var rank int
+			if err := scanRecommendation(rows, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable); err != nil {
+				return nil, "", err
+			}
+			out = append(out, s)
+			ranks = append(ranks, rank)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, "", err
+		}
+		return pageRecommendations(out, ranks, limit)
+	}
+
+	// Scoped path: walk recommendations in order and count each one's
+	// assessments in the scope (a range scan of assessment_identity) until
+	// the page is full. A read transaction gives every count one snapshot.
+	rtx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, "", err
+	}
+	defer rtx.Rollback()
+	countQ := `SELECT a.status, COUNT(*) FROM assessment a WHERE a.recommendation_id = ? AND ` + scopeCond
+	countArgs := scopeArgs
+	if f.Cloud != "" {
+		countQ += " AND a.cloud = ?"
+		countArgs = append(countArgs, string(f.Cloud))
+	}
+	countQ += " GROUP BY a.status"
+	countStmt, err := rtx.PrepareContext(ctx, db.bind(countQ))
+	if err != nil {
+		return nil, "", err
+	}
+	defer countStmt.Close()
+
+	const batch = 200
+	var out []*RecommendationSummary
+	var ranks []int
+	for len(out) <= limit {
+		w, a := where, args
+		if hasAfter {
+			c, ka := keyset(after)
+			w = append(w[:len(w):len(w)], c)
+			a = append(a[:len(a):len(a)], ka...)
+		}
+		q := `SELECT r.id, ` + recommendationCols + ` FROM recommendation r`
+		if len(w) > 0 {
+			q += " WHERE " + strings.Join(w, " AND ")
+		}
+		q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
+		a = append(a[:len(a):len(a)], batch)
+		type cand struct {
+			id   int64
+			s    *RecommendationSummary
+			rank int
+		}
+		var cands []cand
+		rows, err := rtx.QueryContext(ctx, db.bind(q), a...)
+		if err != nil {
+			return nil, "", err
+		}
+		for rows.Next() {
+			c := cand{s: new(RecommendationSummary)}
+			if err := scanRecommendation(rowScanner{rows, &c.id}, c.s, &c.rank); err != nil {
+				rows.Close()
+				return nil, "", err
+			}
+			cands = append(cands, c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, "", err
+		}
+		for _, c := range cands {
+			if err := countStatuses(ctx, countStmt, c.id, append([]any{c.id}, countArgs...), c.s); err != nil {
+				return nil, "", err
+			}
+			after, hasAfter = recommendationKey{Rank: c.rank, Key: c.s.Key}, true
+			if c.s.Unhealthy+c.s.Healthy+c.s.NotApplicable == 0 || (statusCol != "" && count(c.s, f.Status) == 0) {
+				continue
+			}
+			out = append(out, c.s)
+			ranks = append(ranks, c.rank)
+			if len(out) > limit {
+				break
+			}
+		}
+		if len(cands) < batch {
+			break
+		}
+	}
+	return pageRecommendations(out, ranks, limit)
+}
+
+// rowScanner scans a leading id column and passes the rest on.
+type rowScanner struct {
+	rows *sql.Rows
+	id   *int64
+}
+
+func (r rowScanner) Scan(dest ...any) error { return r.rows.Scan(append([]any{r.id}, dest...)...) }
+
+func count(s *RecommendationSummary, status steward.AssessmentStatus) int {
+	switch status {
+	case steward.StatusUnhealthy:
+		return s.Unhealthy
+	case steward.StatusHealthy:
+		return s.Healthy
+	case steward.StatusNotApplicable:
+		return s.NotApplicable
+	}
+	return 0
+}
+
+func countStatuses(ctx context.Context, stmt *sql.Stmt, id int64, args []any, s *RecommendationSummary) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("count assessments of recommendation %d: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return err
+		}
+		switch steward.AssessmentStatus(status) {
+		case steward.StatusUnhealthy:
+			s.Unhealthy = n
+		case steward.StatusHealthy:
+			s.Healthy = n
+		case steward.StatusNotApplicable:
+			s.NotApplicable = n
+		}
+	}
+	return rows.Err()
+}
+
+// pageRecommendations trims a limit+1 result to a page and its next cursor.
+func pageRecommendations(out []*RecommendationSummary, ranks []int, limit int) ([]*RecommendationSummary, string, error) {
+	if len(out) <= limit {
+		return out, "", nil
+	}
+	out = out[:limit]
+	last := out[limit-1]
+	return out, encodeCursor(cursorRecommendation, recommendationKey{Rank: ranks[limit-1], Key: last.Key}), nil
+}
+
+// FindRecommendationByKey returns one recommendation with its summary counts
+// (as of the last RecomputeRecommendationSummaries), or CodeNotFound.
+func (db *DB) FindRecommendationByKey(ctx context.Context, key string) (*RecommendationSummary, error) {
+	s := new(RecommendationSummary)
+	var rank int
+	row := db.read.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`,
+		COALESCE(s.unhealthy, 0), COALESCE(s.healthy, 0), COALESCE(s.not_applicable, 0)
+		FROM recommendation r LEFT JOIN recommendation_summary s ON s.recommendation_id = r.id AND s.cloud = ''
+		WHERE r.key = ?`), key)
+	err := scanRecommendation(row, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable)
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "recommendation %q not found", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("find recommendation %q: %w", key, err)
+	}
+	return s, nil
+}

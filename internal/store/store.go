@@ -1,0 +1,477 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/stewardhq/steward"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect names the SQL backend; the few places where backends differ
+// switch on it.
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+// Pool sizes. The writer has exactly one connection: SQLite serializes
+// writers anyway, and riversqlite documents that a one-connection pool is
+// what keeps River from hitting SQLITE_BUSY. Readers run concurrently in WAL.
+const (
+	writerConns = 1
+	readerConns = 4
+)
+
+// sqlitePragmas are set on every connection of both pools.
+//
+//   - busy_timeout(10000): a connection that finds the file locked (e.g. a
+//     checkpoint, or another process such as the `steward migrate` CLI) waits
+//     up to 10s instead of failing at once with SQLITE_BUSY.
+//   - foreign_keys(1): SQLite leaves foreign keys off by default; the schema
+//     relies on them.
+//   - synchronous(NORMAL): in WAL mode this is durable against application
+//     crashes and only loses the last transactions on power loss, and it saves
+//     an fsync per commit, which matters for ingest throughput.
+var sqlitePragmas = []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}
+
+// DB is Steward's database. It is safe for concurrent use.
+type DB struct {
+	// Now is the clock used for created/updated/ended times. Tests replace
+	// it; it defaults to time.Now().UTC().
+	Now func() time.Time
+
+	write   *sql.DB // one connection; write transactions and River
+	read    *sql.DB // query_only pool for Find* methods
+	dialect dialect
+	logger  *slog.Logger
+	path    string
+
+	riverMigrations int // number of River migrations in the bundle, for Ready
+}
+
+// Open opens or creates the database at url and brings its schema up to
+// date: Steward's own migrations first, then River's.
+//
+// url is a plain file path, "sqlite:PATH" or a SQLite URI "file:PATH?...".
+// The parent directory is created if needed. PostgreSQL URLs are recognized
+// and refused with steward.CodeInvalid until that backend exists.
+func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	path, userQuery, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("open database: create directory %s: %w", dir, err)
+		}
+	}
+
+	db := &DB{
+		Now:     func() time.Time { return time.Now().UTC() },
+		dialect: dialectSQLite,
+		logger:  logger,
+		path:    path,
+	}
+
+	// The writer sets WAL (persistent in the file, so readers inherit it) and
+	// begins every transaction with BEGIN IMMEDIATE: a write transaction that
+	// started deferred and later tried to upgrade its read lock could fail
+	// with SQLITE_BUSY regardless of busy_timeout; taking the write lock up
+	// front makes it wait instead. It also gets a 64 MiB page cache, since
+	// ingest inserts into large indexes.
+	db.write, err = sql.Open("sqlite", sqliteDSN(url, path, userQuery,
+		append([]string{"journal_mode(WAL)", "cache_size(-65536)"}, sqlitePragmas...), "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open database writer: %w", err)
+	}
+	db.write.SetMaxOpenConns(writerConns)
+	db.write.SetMaxIdleConns(writerConns)
+	db.write.SetConnMaxIdleTime(0)
+	db.write.SetConnMaxLifetime(0)
+
+	// Ping the writer first so WAL is on before any reader connects.
+	if err := db.write.PingContext(ctx); err != nil {
+		db.write.Close()
+		return nil, steward.WrapError(steward.CodeUnavailable, err, "open database %s", path)
+	}
+
+	// Readers are query_only so a bug can never write outside the writer's
+	// transactions; each has a 16 MiB page cache.
+	db.read, err = sql.Open("sqlite", sqliteDSN(url, path, userQuery,
+		append([]string{"query_only(1)", "cache_size(-16384)"}, sqlitePragmas...)))
+	if err != nil {
+		db.write.Close()
+		return nil, fmt.Errorf("open database readers: %w", err)
+	}
+	db.read.SetMaxOpenConns(readerConns)
+	db.read.SetMaxIdleConns(readerConns)
+
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// parseURL extracts the file path (and any URI query the user gave) from url.
+func parseURL(url string) (path, query string, err error) {
+	lower := strings.ToLower(url)
+	switch {
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		return "", "", steward.Errorf(steward.CodeInvalid, "PostgreSQL is not supported yet; use a SQLite file path such as /var/lib/steward/steward.db")
+	case strings.HasPrefix(lower, "sqlite:"):
+		path = url[len("sqlite:"):]
+		path = strings.TrimPrefix(path, "//") // sqlite:///abs/path
+	case strings.HasPrefix(lower, "file:"):
+		path = url[len("file:"):]
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path, query = path[:i], path[i+1:]
+		}
+		path = strings.TrimPrefix(path, "//") // file:///abs/path
+	default:
+		path = url
+	}
+	if strings.TrimSpace(path) == "" {
+		return "", "", steward.Errorf(steward.CodeInvalid, "database URL %q has no file path", url)
+	}
+	if path == ":memory:" || strings.Contains(query, "mode=memory") {
+		// Two pools on an in-memory database would be two databases.
+		return "", "", steward.Errorf(steward.CodeInvalid, "in-memory SQLite databases are not supported; use a file path")
+	}
+	return path, query, nil
+}
+
+// sqliteDSN builds a modernc DSN: the path (or the user's file: URI) plus our
+// pragmas. User-given parameters are kept and come first.
+func sqliteDSN(url, path, userQuery string, pragmas []string, extra ...string) string {
+	var params []string
+	if userQuery != "" {
+		params = append(params, userQuery)
+	}
+	for _, p := range pragmas {
+		params = append(params, "_pragma="+p)
+	}
+	params = append(params, extra...)
+	base := path
+	if strings.HasPrefix(strings.ToLower(url), "file:") {
+		base = "file:" + path
+	}
+	return base + "?" + strings.Join(params, "&")
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+// Writer returns the single-connection pool that write transactions use.
+// River must be built on it (riversqlite.New(db.Writer())) so that jobs
+// inserted with InsertTx share Steward's transactions.
+func (db *DB) Writer() *sql.DB { return db.write }
+
+// Ready reports whether the database is reachable and every migration,
+// Steward's and River's, is applied. Any failure is steward.CodeUnavailable.
+func (db *DB) Ready(ctx context.Context) error {
+	unavailable := func(err error, format string, args ...any) error {
+		return steward.WrapError(steward.CodeUnavailable, err, format, args...)
+	}
+	if err := db.read.PingContext(ctx); err != nil {
+		return unavailable(err, "database is unreachable")
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return unavailable(err, "database schema is not migrated")
+	}
+	want, err := migrationFiles(db.dialect)
+	if err != nil {
+		return unavailable(err, "read embedded migrations")
+	}
+	if n < len(want) {
+		return unavailable(nil, "database schema has %d of %d migrations applied", n, len(want))
+	}
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_migration WHERE line = 'main'`).Scan(&n); err != nil {
+		return unavailable(err, "job queue schema is not migrated")
+	}
+	if n < db.riverMigrations {
+		return unavailable(nil, "job queue schema has %d of %d migrations applied", n, db.riverMigrations)
+	}
+	return nil
+}
+
+// migrate applies Steward's migrations, then River's on the writer pool.
+func (db *DB) migrate(ctx context.Context) error {
+	if err := db.migrateSteward(ctx); err != nil {
+		return err
+	}
+	migrator, err := rivermigrate.New(riversqlite.New(db.write), &rivermigrate.Config{Logger: db.logger})
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	db.riverMigrations = len(migrator.AllVersions())
+	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	for _, v := range res.Versions {
+		db.logger.InfoContext(ctx, "river migration applied", slog.Int("version", v.Version), slog.String("name", v.Name))
+	}
+	return nil
+}
+
+// WithTx runs fn in one write transaction and commits it if fn returns nil.
+// It rolls back when fn returns an error or panics (the panic continues).
+func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	stx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", mapError(err))
+	}
+	tx := &Tx{tx: stx, db: db}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if rerr := stx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			db.logger.WarnContext(ctx, "rollback failed", slog.Any("error", rerr))
+		}
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", mapError(err))
+	}
+	return nil
+}
+
+// Tx is one write transaction, valid only inside the WithTx callback.
+type Tx struct {
+	tx    *sql.Tx
+	db    *DB
+	stmts map[string]*sql.Stmt // prepared once per transaction; closed with it
+}
+
+// SQL returns the underlying transaction, e.g. for River's InsertTx.
+func (tx *Tx) SQL() *sql.Tx { return tx.tx }
+
+// stmt returns a statement prepared in this transaction, reusing it across
+// calls. database/sql closes the statements when the transaction ends.
+func (tx *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := tx.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := tx.tx.PrepareContext(ctx, tx.db.bind(query))
+	if err != nil {
+		return nil, err
+	}
+	if tx.stmts == nil {
+		tx.stmts = make(map[string]*sql.Stmt)
+	}
+	tx.stmts[query] = s
+	return s, nil
+}
+
+// querier is what read helpers need: the reader pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// bind rewrites the ? placeholders of a query for the dialect: PostgreSQL
+// wants $1, $2, ... . Queries in this package never put ? inside string
+// literals except where skipped below.
+func (db *DB) bind(query string) string {
+	if db.dialect != dialectPostgres {
+		return query
+	}
+	return rebindDollar(query)
+}
+
+func rebindDollar(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	inQuote := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inQuote = !inQuote
+			b.WriteByte(c)
+		case c == '?' && !inQuote:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// timeArg converts a time into the stored representation. SQLite stores UTC
+// Unix microseconds in INTEGER columns: compact, fast to index and compare,
+// and immune to the driver's text time formats. A PostgreSQL backend would
+// pass time.Time to timestamptz columns here.
+func (db *DB) timeArg(t time.Time) any {
+	if db.dialect == dialectPostgres {
+		return t.UTC()
+	}
+	return t.UnixMicro()
+}
+
+// nullTimeArg is timeArg for nullable columns; nil and zero map to NULL.
+func (db *DB) nullTimeArg(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return db.timeArg(*t)
+}
+
+// dbTime scans a stored time (Unix microseconds or a time.Time) into T.
+type dbTime struct {
+	T     time.Time
+	Valid bool
+}
+
+func (d *dbTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		d.T, d.Valid = time.Time{}, false
+	case int64:
+		d.T, d.Valid = time.UnixMicro(v).UTC(), true
+	case time.Time:
+		d.T, d.Valid = v.UTC(), true
+	default:
+		return fmt.Errorf("scan time: unsupported type %T", src)
+	}
+	return nil
+}
+
+func (d dbTime) ptr() *time.Time {
+	if !d.Valid {
+		return nil
+	}
+	t := d.T
+	return &t
+}
+
+// storedTime is t as it reads back from the database (UTC, microseconds).
+func storedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// now returns db.Now() at stored precision.
+func (db *DB) now() time.Time { return storedTime(db.Now()) }
+
+// mapError turns constraint violations into steward.CodeConflict and
+// SQLITE_BUSY into CodeUnavailable; other errors pass through.
+func mapError(err error) error {
+	var serr *sqlite.Error
+	if errors.As(err, &serr) {
+		switch serr.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			return steward.WrapError(steward.CodeConflict, err, "conflicting change: %s", constraintMessage(serr))
+		case sqlite3.SQLITE_BUSY:
+			return steward.WrapError(steward.CodeUnavailable, err, "database is busy; try again")
+		}
+	}
+	return err
+}
+
+func constraintMessage(err *sqlite.Error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "constraint failed"); i >= 0 {
+		return msg[i:]
+	}
+	return "constraint violated"
+}
+
+// placeholders returns "?, ?, ..." with n marks.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// rowsPlaceholders returns "(?, ?), (?, ?)" for rows rows of cols columns.
+func rowsPlaceholders(rows, cols int) string {
+	one := "(" + placeholders(cols) + ")"
+	var b strings.Builder
+	b.Grow(rows * (len(one) + 2))
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one)
+	}
+	return b.String()
+}
+
+// scopeRange returns the SQL condition and args that restrict col (a
+// normalized resource ID column) to scope, or "" when the scope contains
+// everything. It is a range on an indexed column: col = s, or s/ <= col < s0
+// ('0' is the byte after '/'), which is segment-wise because the next byte
+// after the scope must be '/'. Lowercasing in NormalizeResourceID and
+// Scope.Normalize makes it case-insensitive. PostgreSQL: the column must use
+// COLLATE "C" for the byte range to hold.
+func scopeRange(col string, scope steward.Scope) (string, []any, error) {
+	if err := scope.Validate(); err != nil {
+		return "", nil, err
+	}
+	s := string(scope.Normalize())
+	if s == "/" {
+		return "", nil, nil
+	}
+	return "(" + col + " = ? OR (" + col + " >= ? AND " + col + " < ?))", []any{s, s + "/", s + "0"}, nil
+}
+
+// Page size limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+func pageLimit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultLimit, nil
+	case limit < 0:
+		return 0, steward.Errorf(steward.CodeInvalid, "limit must be positive")
+	case limit > MaxLimit:
+		return 0, steward.Errorf(steward.CodeInvalid, "limit %d is over the maximum of %d", limit, MaxLimit)
+	}
+	return limit, nil
+}
