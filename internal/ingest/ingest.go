@@ -1,0 +1,356 @@
+// Package ingest applies observation streams to the store: bounded batches
+// from the push API in one transaction, and spooled import files in two
+// passes (validate everything, then apply in chunks). It queues the
+// follow-up work (recommendation summaries) in the same transaction as the
+// data, so a committed change never misses its recomputation.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/source"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// Defaults.
+const (
+	// DefaultChunkSize is how many observations one import transaction
+	// applies: large enough to amortize the commit, small enough that the
+	// single SQLite writer is released often for the API and River.
+	DefaultChunkSize = 5000
+	// progressInterval bounds how often progress is reported.
+	progressInterval = 250 * time.Millisecond
+	// maxRecomputeKeys caps the keys of one recompute job; beyond it the
+	// job recomputes every recommendation, which is cheaper than a huge IN.
+	maxRecomputeKeys = 10_000
+)
+
+// Ingester applies observations to the store. It is safe for concurrent use.
+type Ingester struct {
+	db        *store.DB
+	queue     *jobs.Queue
+	logger    *slog.Logger
+	metrics   *metrics
+	chunkSize int
+
+	mu       sync.Mutex
+	progress map[int64]Progress // live progress of running imports
+}
+
+// New returns an Ingester. Metrics are registered on reg (never the global
+// registry); a nil reg registers nothing. A nil queue means no job client:
+// recommendation summaries are then recomputed inline after each commit.
+func New(db *store.DB, queue *jobs.Queue, logger *slog.Logger, reg prometheus.Registerer) *Ingester {
+	return &Ingester{
+		db:        db,
+		queue:     queue,
+		logger:    logger,
+		metrics:   newMetrics(reg),
+		chunkSize: DefaultChunkSize,
+		progress:  make(map[int64]Progress),
+	}
+}
+
+// Progress is how far an import is.
+type Progress struct {
+	// Phase is "validating" (pass 1: parse and check everything, nothing
+	// written) or "applying" (pass 2: write in chunks).
+	Phase string `json:"phase"`
+	// Records counts the records (observations) done in this phase.
+	Records    int   `json:"records"`
+	BytesRead  int64 `json:"bytes_read"`
+	BytesTotal int64 `json:"bytes_total"`
+}
+
+// The phases of Progress.
+const (
+	PhaseValidating = "validating"
+	PhaseApplying   = "applying"
+)
+
+// ApplyBatch validates every observation first, so nothing is written if
+// any is bad (a CodeInvalid error naming the 1-based record), then applies
+// them all in one transaction that also queues the recomputation of the
+// changed recommendations' summaries. Observations without ObservedAt are
+// stamped with the store's clock. Meant for bounded batches (the push API);
+// use ApplyFile for files.
+func (in *Ingester) ApplyBatch(ctx context.Context, obs []steward.Observation) (store.ApplyResult, error) {
+	start := time.Now()
+	res, err := in.applyBatch(ctx, obs)
+	in.metrics.observe(sourceAPI, res, err, time.Since(start))
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	in.logger.InfoContext(ctx, "batch applied", slog.Int("observations", res.Observations),
+		slog.Int("created", res.AssessmentsCreated), slog.Int("changed", res.StatusChanged))
+	return res, nil
+}
+
+func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (store.ApplyResult, error) {
+	for i := range obs {
+		if err := obs[i].Validate(); err != nil {
+			return store.ApplyResult{}, steward.InvalidRecord(i+1, 0, err)
+		}
+	}
+	var res store.ApplyResult
+	err := in.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		res, err = tx.ApplyObservations(ctx, obs, time.Time{})
+		if err != nil {
+			return err
+		}
+		return in.queueRecompute(ctx, tx, res.ChangedRecommendations)
+	})
+	if err != nil {
+		return store.ApplyResult{}, fmt.Errorf("apply batch of %d observations: %w", len(obs), err)
+	}
+	in.recomputeInline(ctx, res.ChangedRecommendations)
+	return res, nil
+}
+
+// queueRecompute queues the summaries job in tx. Nothing to queue without
+// keys; without a queue, recomputeInline runs after the commit instead.
+func (in *Ingester) queueRecompute(ctx context.Context, tx *store.Tx, keys []string) error {
+	if len(keys) == 0 || in.queue == nil {
+		return nil
+	}
+	args := jobs.RecomputeSummariesArgs{Keys: keys}
+	if len(keys) > maxRecomputeKeys {
+		args.Keys = nil // all
+	}
+	if err := in.queue.InsertTx(ctx, tx.SQL(), args); err != nil {
+		return fmt.Errorf("queue summaries recompute: %w", err)
+	}
+	return nil
+}
+
+func (in *Ingester) recomputeInline(ctx context.Context, keys []string) {
+	if len(keys) == 0 || in.queue != nil {
+		return
+	}
+	if len(keys) > maxRecomputeKeys {
+		keys = nil
+	}
+	if err := in.db.RecomputeRecommendationSummaries(ctx, keys); err != nil {
+		// The data is committed; stale counts are fixed by the next
+		// recompute, so this is worth a warning, not a failed ingest.
+		in.logger.WarnContext(ctx, "recompute recommendation summaries", slog.Any("error", err))
+	}
+}
+
+// ApplyFile applies the file at path, of a known format ("" detects it),
+// in two passes. Pass 1 parses and validates the whole file without writing,
+// so a malformed or truncated file is rejected (CodeInvalid, naming the
+// record) with the store as it was. Pass 2 parses again and applies chunks
+// of DefaultChunkSize observations, one transaction each, so the store's
+// single writer is released between chunks. The last chunk's transaction
+// queues the summaries recomputation for every recommendation in the file:
+// not only those this run changed, because after a crash mid-pass-2 the
+// retried job finds the earlier chunks already applied and unchanged.
+//
+// Re-applying a file is idempotent: upserts of identical observations
+// change nothing. Observations without ObservedAt are stamped with the time
+// pass 2 started, the same for every chunk. progress (may be nil) is called
+// at most about four times a second, and at the end of each phase.
+func (in *Ingester) ApplyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
+	start := time.Now()
+	res, err := in.applyFile(ctx, path, format, progress)
+	in.metrics.observe(sourceImport, res, err, time.Since(start))
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	in.logger.InfoContext(ctx, "file applied", slog.String("format", string(format)),
+		slog.Int("observations", res.Observations), slog.Int("created", res.AssessmentsCreated),
+		slog.Int("changed", res.StatusChanged), slog.Duration("took", time.Since(start)))
+	return res, nil
+}
+
+func (in *Ingester) applyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return store.ApplyResult{}, fmt.Errorf("open import file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return store.ApplyResult{}, fmt.Errorf("stat import file: %w", err)
+	}
+	total := st.Size()
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+
+	// Pass 1: parse and validate everything; collect the recommendation keys.
+	cr := &countingReader{r: f}
+	parser, r, format, err := source.Open(cr, format)
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	rep := reporter{fn: progress, phase: PhaseValidating, total: total, bytes: &cr.n}
+	keys := make(map[string]struct{})
+	n := 0
+	err = parser.Parse(ctx, r, func(o steward.Observation) error {
+		n++
+		if len(keys) <= maxRecomputeKeys {
+			keys[o.Recommendation.Key] = struct{}{}
+		}
+		rep.tick(n)
+		return nil
+	})
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	rep.done(n)
+	if n == 0 {
+		return store.ApplyResult{}, nil
+	}
+	allKeys := make([]string, 0, len(keys))
+	for k := range keys {
+		allKeys = append(allKeys, k)
+	}
+
+	// Pass 2: apply in chunks.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return store.ApplyResult{}, fmt.Errorf("rewind import file: %w", err)
+	}
+	cr = &countingReader{r: f}
+	parser, r, _, err = source.Open(cr, format)
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	rep = reporter{fn: progress, phase: PhaseApplying, total: total, bytes: &cr.n}
+	at := in.db.Now()
+	var res store.ApplyResult
+	chunk := make([]steward.Observation, 0, in.chunkSize)
+	done := 0
+	apply := func(last bool) error {
+		err := in.db.WithTx(ctx, func(tx *store.Tx) error {
+			r, err := tx.ApplyObservations(ctx, chunk, at)
+			if err != nil {
+				return err
+			}
+			if last {
+				keys := allKeys
+				if len(keys) > maxRecomputeKeys {
+					keys = nil
+				}
+				if in.queue != nil {
+					if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.RecomputeSummariesArgs{Keys: keys}); err != nil {
+						return fmt.Errorf("queue summaries recompute: %w", err)
+					}
+				}
+			}
+			res.Add(r)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("apply records %d-%d: %w", done+1, done+len(chunk), err)
+		}
+		done += len(chunk)
+		chunk = chunk[:0]
+		rep.tick(done)
+		return nil
+	}
+	seen := 0
+	err = parser.Parse(ctx, r, func(o steward.Observation) error {
+		seen++
+		if len(chunk) == in.chunkSize {
+			if err := apply(false); err != nil {
+				return err
+			}
+		}
+		chunk = append(chunk, o)
+		return nil
+	})
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	if seen != n {
+		// The file changed between the passes.
+		return store.ApplyResult{}, fmt.Errorf("import file changed while being applied: %d records in pass 1, %d in pass 2", n, seen)
+	}
+	if err := apply(true); err != nil {
+		return store.ApplyResult{}, err
+	}
+	if in.queue == nil {
+		in.recomputeInline(ctx, allKeys)
+	}
+	rep.done(done)
+	return res, nil
+}
+
+// countingReader counts the bytes read through it; n is read by the
+// progress reporter.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// reporter throttles progress callbacks to one per progressInterval.
+type reporter struct {
+	fn    func(Progress)
+	phase string
+	total int64
+	bytes *atomic.Int64
+	last  time.Time
+}
+
+func (r *reporter) tick(records int) {
+	// Checking the clock on every record costs more than the parse of a
+	// small record; every 256th is often enough.
+	if records%256 != 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(r.last) >= progressInterval {
+		r.last = now
+		r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+	}
+}
+
+func (r *reporter) done(records int) {
+	r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+}
+
+// Progress returns the live progress of the import being processed, if any.
+func (in *Ingester) Progress(importID int64) (Progress, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p, ok := in.progress[importID]
+	return p, ok
+}
+
+func (in *Ingester) setProgress(importID int64, p Progress) {
+	in.mu.Lock()
+	in.progress[importID] = p
+	in.mu.Unlock()
+}
+
+func (in *Ingester) clearProgress(importID int64) {
+	in.mu.Lock()
+	delete(in.progress, importID)
+	in.mu.Unlock()
+}
+
+// isPermanent reports whether retrying err cannot help: the input is bad
+// or the spool file is gone.
+func isPermanent(err error) bool {
+	return steward.ErrorCode(err) == steward.CodeInvalid || errors.Is(err, os.ErrNotExist)
+}
