@@ -37,11 +37,11 @@ func decodeCursor[K any](kind, s string) (key K, ok bool, err error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	var c cursor[K]
-	if err := dec.Decode(&c); err != nil || c.Kind != kind || dec.More() {
+	var c cursor[*K]
+	if err := dec.Decode(&c); err != nil || c.Kind != kind || c.Key == nil || dec.More() {
 		return key, false, invalid
 	}
-	return c.Key, true, nil
+	return *c.Key, true, nil
 }
 
 // Cursor kinds.
