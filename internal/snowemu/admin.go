@@ -430,3 +430,51 @@ func (e *Emulator) writeJSON(w http.ResponseWriter, r *http.Request, status int,
 	}
 	e.writeRaw(w, r, status, b)
 }
+
+// Create inserts a record as user, through the same defaults, business
+// rules and data policies as a Table API POST. Fields hold raw values.
+func (e *Emulator) Create(tableName string, fields Record, user string) (Record, error) {
+	a, err := e.actorOrAdmin(user)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	t := e.tables[tableName]
+	if t == nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("create in %s: %w", tableName, ErrUnknownTable)
+	}
+	res, aerr := e.insertLocked(t, fields, false, a)
+	if aerr != nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("create in %s: %w", tableName, aerr)
+	}
+	out := copyFields(res.fields)
+	e.mu.Unlock()
+	e.hooks.enqueue(res.events)
+	return out, nil
+}
+
+// Update applies a partial update as user, exactly as a Table API PATCH
+// would (transition graphs and data policies included).
+func (e *Emulator) Update(tableName, ref string, fields Record, user string) (Record, error) {
+	a, err := e.actorOrAdmin(user)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	t, r, err := e.findLocked(tableName, ref)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	res, aerr := e.updateLocked(t, r, fields, false, a)
+	if aerr != nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("update %s %s: %w", tableName, ref, aerr)
+	}
+	out := copyFields(res.fields)
+	e.mu.Unlock()
+	e.hooks.enqueue(res.events)
+	return out, nil
+}

@@ -479,3 +479,15 @@ func (e *Emulator) randDuration(max time.Duration) time.Duration {
 	defer e.faultMu.Unlock()
 	return time.Duration(e.rnd.Int64N(int64(max)))
 }
+
+// UserID returns the sys_id of the user with that user_name, email or
+// sys_id.
+func (e *Emulator) UserID(ref string) (string, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	r := e.findUserLocked(ref)
+	if r == nil {
+		return "", fmt.Errorf("user %s: %w", ref, ErrUnknownUser)
+	}
+	return r.fields["sys_id"], nil
+}

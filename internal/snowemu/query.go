@@ -445,7 +445,8 @@ func (c *queryCtx) match(t *term, fields map[string]string) bool {
 	case "ISNOTEMPTY":
 		return v != ""
 	case "SAMEAS":
-		return c.eq(v, fields[t.other.name])
+		// Empty values are NULL in the database and never equal (§3.6 fidelity).
+		return v != "" && c.eq(v, fields[t.other.name])
 	case "NSAMEAS":
 		return !c.eq(v, fields[t.other.name])
 	case "IN", "NOT IN":

@@ -100,7 +100,9 @@ func datetime(name, label string) *fieldDef {
 func ref(name, label, table string) *fieldDef {
 	return &fieldDef{name: name, label: label, kind: kindReference, refTable: table}
 }
-func journal(name, label string) *fieldDef { return &fieldDef{name: name, label: label, kind: kindJournal} }
+func journal(name, label string) *fieldDef {
+	return &fieldDef{name: name, label: label, kind: kindJournal}
+}
 func choices(name, label, def string, numeric bool, cs ...string) *fieldDef {
 	f := &fieldDef{name: name, label: label, kind: kindChoice, def: def, numeric: numeric}
 	for i := 0; i+1 < len(cs); i += 2 {

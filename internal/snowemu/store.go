@@ -27,7 +27,7 @@ type table struct {
 	byID    map[string]*row
 	order   []*row // insertion order; deleted rows become nil until compaction
 	holes   int
-	counter int                                  // next number
+	counter int                                     // next number
 	indexes map[string]map[string]map[*row]struct{} // field → lower(value) → rows
 }
 
