@@ -260,7 +260,7 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 		}
 		done += len(chunk)
 		chunk = chunk[:0]
-		rep.tick(done)
+		rep.check(done)
 		return nil
 	}
 	seen := 0
@@ -316,9 +316,13 @@ type reporter struct {
 func (r *reporter) tick(records int) {
 	// Checking the clock on every record costs more than the parse of a
 	// small record; every 256th is often enough.
-	if records%256 != 0 {
-		return
+	if records%256 == 0 {
+		r.check(records)
 	}
+}
+
+// check reports if progressInterval has passed since the last report.
+func (r *reporter) check(records int) {
 	if now := time.Now(); now.Sub(r.last) >= progressInterval {
 		r.last = now
 		r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
