@@ -1,0 +1,5 @@
+//go:build !race
+
+package stewardjson_test
+
+const raceEnabled = false
