@@ -29,11 +29,11 @@ type StatusChange struct {
 	At   time.Time                `json:"at"`
 }
 
-const assessmentSelect = `SELECT a.id, r.key, res.resource_id, a.status, a.status_reason, r.severity, a.cloud,
+const assessmentSelect = `SELECT a.id, r.key, res.resource_id, a.status, a.status_reason, r.severity, res.cloud,
 	res.name, res.type, a.first_seen, a.last_seen, a.status_changed_at, COALESCE(g.id, 0)
 	FROM assessment a
 	JOIN recommendation r ON r.id = a.recommendation_id
-	JOIN resource res ON res.norm_id = a.res_norm_id
+	JOIN resource res ON res.id = a.resource_id
 	LEFT JOIN assignment g ON g.assessment_id = a.id AND g.state = 'active'`
 
 func scanAssessment(sc interface{ Scan(...any) error }) (*steward.Assessment, error) {
@@ -74,15 +74,17 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 		args = append(args, f.RecommendationKey)
 	}
 	if f.ResourceID != "" {
-		where = append(where, "a.res_norm_id = ?")
+		where = append(where, "a.resource_id = (SELECT id FROM resource WHERE norm_id = ?)")
 		args = append(args, steward.NormalizeResourceID(f.ResourceID))
 	}
-	cond, cargs, err := scopeRange("a.res_norm_id", f.Scope)
+	cond, cargs, err := scopeRange("norm_id", f.Scope)
 	if err != nil {
 		return nil, "", err
 	}
 	if cond != "" {
-		where = append(where, cond)
+		// Resources in scope by their norm_id index, then their assessments
+		// through assessment_resource.
+		where = append(where, "a.resource_id IN (SELECT id FROM resource WHERE "+cond+")")
 		args = append(args, cargs...)
 	}
 	if len(f.Severities) > 0 {
@@ -106,7 +108,7 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 		where = append(where, "a.status IN ("+placeholders(len(f.Statuses))+")")
 	}
 	if f.Cloud != "" {
-		where = append(where, "a.cloud = ?")
+		where = append(where, "res.cloud = ?")
 		args = append(args, string(f.Cloud))
 	}
 	if hasAfter {

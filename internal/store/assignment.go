@@ -46,7 +46,7 @@ const assignmentSelect = `SELECT g.id, g.assessment_id, r.key, res.resource_id, 
 	FROM assignment g
 	JOIN assessment a ON a.id = g.assessment_id
 	JOIN recommendation r ON r.id = a.recommendation_id
-	JOIN resource res ON res.norm_id = a.res_norm_id`
+	JOIN resource res ON res.id = a.resource_id`
 
 func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, error) {
 	a := new(steward.Assignment)
@@ -348,7 +348,7 @@ func (db *DB) findAssignments(ctx context.Context, f AssignmentFilter) ([]*stewa
 		where = append(where, "g.due_date < ?")
 		args = append(args, db.timeArg(f.DueBefore))
 	}
-	cond, cargs, err := scopeRange("a.res_norm_id", f.Scope)
+	cond, cargs, err := scopeRange("res.norm_id", f.Scope)
 	if err != nil {
 		return nil, "", err
 	}
@@ -361,7 +361,7 @@ func (db *DB) findAssignments(ctx context.Context, f AssignmentFilter) ([]*stewa
 		args = append(args, f.RecommendationKey)
 	}
 	if f.ResourceID != "" {
-		where = append(where, "a.res_norm_id = ?")
+		where = append(where, "res.norm_id = ?")
 		args = append(args, steward.NormalizeResourceID(f.ResourceID))
 	}
 	if hasAfter {

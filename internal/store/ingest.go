@@ -80,6 +80,7 @@ type resRow struct {
 }
 
 type resState struct {
+	dbID    int64
 	stored  resRow
 	merged  resRow
 	created bool
@@ -172,7 +173,7 @@ func (tx *Tx) applyObservations(ctx context.Context, obs []steward.Observation, 
 // queryIn runs query (which must contain one "%s" where the IN list goes)
 // over keys in batches, with fixed args before the list, calling scan for
 // each row.
-func (tx *Tx) queryIn(ctx context.Context, query string, fixed []any, keys []string, scan func(*sql.Rows) error) error {
+func queryIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys []K, scan func(*sql.Rows) error) error {
 	for start := 0; start < len(keys); start += inBatch {
 		batch := keys[start:min(start+inBatch, len(keys))]
 		stmt, err := tx.stmt(ctx, fmt.Sprintf(query, placeholders(len(batch))))
@@ -217,7 +218,7 @@ func (tx *Tx) applyRecommendations(ctx context.Context, items []obsItem, res *Ap
 			keys = append(keys, k)
 		}
 	}
-	err := tx.queryIn(ctx, `SELECT id, key, display_name, description, remediation, severity, category, source
+	err := queryIn(ctx, tx, `SELECT id, key, display_name, description, remediation, severity, category, source
 		FROM recommendation WHERE key IN (%s)`, nil, keys, func(rows *sql.Rows) error {
 		var s recState
 		r := &s.stored
@@ -299,11 +300,11 @@ func (tx *Tx) applyResources(ctx context.Context, items []obsItem, res *ApplyRes
 			norms = append(norms, items[i].norm)
 		}
 	}
-	err := tx.queryIn(ctx, `SELECT norm_id, resource_id, name, type, cloud, region, tags, first_seen, last_seen
+	err := queryIn(ctx, tx, `SELECT id, norm_id, resource_id, name, type, cloud, region, tags, first_seen, last_seen
 		FROM resource WHERE norm_id IN (%s)`, nil, norms, func(rows *sql.Rows) error {
 		var s resState
 		r := &s.stored
-		if err := rows.Scan(&r.norm, &r.id, &r.name, &r.typ, &r.cloud, &r.region, &r.tags, &r.first, &r.last); err != nil {
+		if err := rows.Scan(&s.dbID, &r.norm, &r.id, &r.name, &r.typ, &r.cloud, &r.region, &r.tags, &r.first, &r.last); err != nil {
 			return err
 		}
 		s.merged = s.stored
@@ -339,7 +340,7 @@ func (tx *Tx) applyResources(ctx context.Context, items []obsItem, res *ApplyRes
 	}
 
 	var inserts []any
-	lastSeen := make(map[int64][]string) // new last_seen → resources that only need that
+	lastSeen := make(map[int64][]int64) // new last_seen → resources that only need that
 	for _, n := range norms {
 		s := ress[n]
 		m := &s.merged
@@ -351,53 +352,59 @@ func (tx *Tx) applyResources(ctx context.Context, items []obsItem, res *ApplyRes
 		case *m == s.stored:
 		case m.name == s.stored.name && m.typ == s.stored.typ && m.cloud == s.stored.cloud &&
 			m.region == s.stored.region && m.tags == s.stored.tags && m.first == s.stored.first:
-			lastSeen[m.last] = append(lastSeen[m.last], m.norm)
+			lastSeen[m.last] = append(lastSeen[m.last], s.dbID)
 		default:
 			stmt, err := tx.stmt(ctx, `UPDATE resource SET name = ?, type = ?, cloud = ?, region = ?, tags = ?,
-				first_seen = ?, last_seen = ? WHERE norm_id = ?`)
+				first_seen = ?, last_seen = ? WHERE id = ?`)
 			if err != nil {
 				return nil, fmt.Errorf("update resource: %w", err)
 			}
 			if _, err := stmt.ExecContext(ctx, m.name, m.typ, m.cloud, m.region, m.tags,
-				tx.db.timeArg(time.UnixMicro(m.first)), tx.db.timeArg(time.UnixMicro(m.last)), m.norm); err != nil {
+				tx.db.timeArg(time.UnixMicro(m.first)), tx.db.timeArg(time.UnixMicro(m.last)), s.dbID); err != nil {
 				return nil, fmt.Errorf("update resource %s: %w", m.id, err)
 			}
 			if m.cloud != s.stored.cloud {
-				if err := tx.moveResourceCloud(ctx, m.norm, m.cloud, changed); err != nil {
+				if err := tx.markResourceRecommendations(ctx, s.dbID, changed); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	if err := tx.insertRows(ctx, `INSERT INTO resource (norm_id, resource_id, name, type, cloud, region, tags, first_seen, last_seen) VALUES `,
-		9, inserts); err != nil {
+	err = tx.insertRowsReturning(ctx, `INSERT INTO resource (norm_id, resource_id, name, type, cloud, region, tags, first_seen, last_seen) VALUES `,
+		9, inserts, ` RETURNING id, norm_id`, func(rows *sql.Rows) error {
+			var id int64
+			var norm string
+			if err := rows.Scan(&id, &norm); err != nil {
+				return err
+			}
+			ress[norm].dbID = id
+			return nil
+		})
+	if err != nil {
 		return nil, fmt.Errorf("insert resources: %w", err)
 	}
-	for last, norms := range lastSeen {
-		if err := tx.execIn(ctx, `UPDATE resource SET last_seen = ? WHERE norm_id IN (%s)`,
-			[]any{tx.db.timeArg(time.UnixMicro(last))}, norms); err != nil {
+	for last, ids := range lastSeen {
+		if err := execIn(ctx, tx, `UPDATE resource SET last_seen = ? WHERE id IN (%s)`,
+			[]any{tx.db.timeArg(time.UnixMicro(last))}, ids); err != nil {
 			return nil, fmt.Errorf("update resources last seen: %w", err)
 		}
 	}
 	return ress, nil
 }
 
-// moveResourceCloud keeps the cloud copied onto a resource's assessments in
-// step, and marks their recommendations for summary recomputation.
-func (tx *Tx) moveResourceCloud(ctx context.Context, norm, cloud string, changed map[string]bool) error {
-	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE assessment SET cloud = ? WHERE res_norm_id = ?`), cloud, norm); err != nil {
-		return fmt.Errorf("update cloud of %s: %w", norm, err)
-	}
+// markResourceRecommendations marks the recommendations assessed on a
+// resource whose cloud changed: their per-cloud summaries are stale.
+func (tx *Tx) markResourceRecommendations(ctx context.Context, resourceID int64, changed map[string]bool) error {
 	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(`SELECT r.key FROM assessment a
-		JOIN recommendation r ON r.id = a.recommendation_id WHERE a.res_norm_id = ?`), norm)
+		JOIN recommendation r ON r.id = a.recommendation_id WHERE a.resource_id = ?`), resourceID)
 	if err != nil {
-		return fmt.Errorf("list recommendations of %s: %w", norm, err)
+		return fmt.Errorf("list recommendations of resource %d: %w", resourceID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
-			return fmt.Errorf("list recommendations of %s: %w", norm, err)
+			return fmt.Errorf("list recommendations of resource %d: %w", resourceID, err)
 		}
 		changed[k] = true
 	}
@@ -441,8 +448,31 @@ func execIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys 
 	return nil
 }
 
-func (tx *Tx) execIn(ctx context.Context, query string, fixed []any, keys []string) error {
-	return execIn(ctx, tx, query, fixed, keys)
+// insertRowsReturning is insertRows with a RETURNING clause whose rows go
+// to scan.
+func (tx *Tx) insertRowsReturning(ctx context.Context, prefix string, cols int, args []any, returning string, scan func(*sql.Rows) error) error {
+	per := insertRows * cols
+	for start := 0; start < len(args); start += per {
+		batch := args[start:min(start+per, len(args))]
+		stmt, err := tx.stmt(ctx, prefix+rowsPlaceholders(len(batch)/cols, cols)+returning)
+		if err != nil {
+			return err
+		}
+		rows, err := stmt.QueryContext(ctx, batch...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type asmRow struct {
@@ -463,29 +493,26 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 	// Look up existing assessments per recommendation. A pair whose
 	// recommendation or resource was created in this call cannot exist yet,
 	// which spares the lookup on first ingest.
-	byRec := make(map[int64][]string)
+	byRec := make(map[int64][]int64)
 	for i := range items {
 		it := &items[i]
-		rs := recs[it.o.Recommendation.Key]
-		if rs.created || ress[it.norm].created {
+		rs, re := recs[it.o.Recommendation.Key], ress[it.norm]
+		if rs.created || re.created {
 			continue
 		}
-		byRec[rs.id] = append(byRec[rs.id], it.norm)
+		byRec[rs.id] = append(byRec[rs.id], re.dbID)
 	}
-	type pairID struct {
-		rec  int64
-		norm string
-	}
+	type pairID struct{ rec, res int64 }
 	existing := make(map[pairID]asmRow)
-	for recID, norms := range byRec {
-		err := tx.queryIn(ctx, `SELECT id, res_norm_id, status, status_reason, last_seen FROM assessment
-			WHERE recommendation_id = ? AND res_norm_id IN (%s)`, []any{recID}, norms, func(rows *sql.Rows) error {
+	for recID, resIDs := range byRec {
+		err := queryIn(ctx, tx, `SELECT id, resource_id, status, status_reason, last_seen FROM assessment
+			WHERE recommendation_id = ? AND resource_id IN (%s)`, []any{recID}, resIDs, func(rows *sql.Rows) error {
 			var a asmRow
-			var norm string
-			if err := rows.Scan(&a.id, &norm, &a.status, &a.reason, &a.last); err != nil {
+			var resID int64
+			if err := rows.Scan(&a.id, &resID, &a.status, &a.reason, &a.last); err != nil {
 				return err
 			}
-			existing[pairID{recID, norm}] = a
+			existing[pairID{recID, resID}] = a
 			return nil
 		})
 		if err != nil {
@@ -502,12 +529,11 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 	for i := range items {
 		it := &items[i]
 		o := it.o
-		rs := recs[o.Recommendation.Key]
-		a, ok := existing[pairID{rs.id, it.norm}]
+		rs, re := recs[o.Recommendation.Key], ress[it.norm]
+		a, ok := existing[pairID{rs.id, re.dbID}]
 		if !ok {
 			t := tx.db.timeArg(it.atT)
-			inserts = append(inserts, rs.id, it.norm, string(o.Status), o.StatusReason, rs.merged.Severity.Rank(),
-				ress[it.norm].merged.cloud, t, t, t)
+			inserts = append(inserts, rs.id, re.dbID, string(o.Status), o.StatusReason, rs.merged.Severity.Rank(), t, t, t)
 			res.AssessmentsCreated++
 			changed[rs.merged.Key] = true
 			continue
@@ -552,8 +578,8 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 			res.Unchanged++
 		}
 	}
-	if err := tx.insertRows(ctx, `INSERT INTO assessment (recommendation_id, res_norm_id, status, status_reason,
-		severity_rank, cloud, first_seen, last_seen, status_changed_at) VALUES `, 9, inserts); err != nil {
+	if err := tx.insertRows(ctx, `INSERT INTO assessment (recommendation_id, resource_id, status, status_reason,
+		severity_rank, first_seen, last_seen, status_changed_at) VALUES `, 8, inserts); err != nil {
 		return nil, fmt.Errorf("insert assessments: %w", err)
 	}
 	for last, ids := range lastSeen {
@@ -614,15 +640,16 @@ func (tx *Tx) completeHealthyAssignments(ctx context.Context, healthy []healthyC
 // recommendation keys, or for all recommendations when keys is empty. It runs
 // in one write transaction; unknown keys are ignored.
 func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []string) error {
-	const countCols = `SUM(CASE WHEN status = 'Unhealthy' THEN 1 ELSE 0 END),
-		SUM(CASE WHEN status = 'Healthy' THEN 1 ELSE 0 END),
-		SUM(CASE WHEN status = 'NotApplicable' THEN 1 ELSE 0 END)`
+	const countCols = `SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END)`
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		if len(keys) == 0 {
 			for _, q := range []string{
 				`DELETE FROM recommendation_summary`,
 				`INSERT INTO recommendation_summary (recommendation_id, cloud, unhealthy, healthy, not_applicable)
-					SELECT recommendation_id, cloud, ` + countCols + ` FROM assessment GROUP BY recommendation_id, cloud`,
+					SELECT a.recommendation_id, res.cloud, ` + countCols + ` FROM assessment a
+					JOIN resource res ON res.id = a.resource_id GROUP BY a.recommendation_id, res.cloud`,
 				`INSERT INTO recommendation_summary (recommendation_id, cloud, unhealthy, healthy, not_applicable)
 					SELECT recommendation_id, '', SUM(unhealthy), SUM(healthy), SUM(not_applicable)
 					FROM recommendation_summary GROUP BY recommendation_id`,
@@ -635,7 +662,7 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 		}
 		keys = slices.Compact(slices.Sorted(slices.Values(keys)))
 		var ids []int64
-		err := tx.queryIn(ctx, `SELECT id FROM recommendation WHERE key IN (%s)`, nil, keys, func(rows *sql.Rows) error {
+		err := queryIn(ctx, tx, `SELECT id FROM recommendation WHERE key IN (%s)`, nil, keys, func(rows *sql.Rows) error {
 			var id int64
 			if err := rows.Scan(&id); err != nil {
 				return err
@@ -649,8 +676,9 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 		for _, q := range []string{
 			`DELETE FROM recommendation_summary WHERE recommendation_id IN (%s)`,
 			`INSERT INTO recommendation_summary (recommendation_id, cloud, unhealthy, healthy, not_applicable)
-				SELECT recommendation_id, cloud, ` + countCols + ` FROM assessment
-				WHERE recommendation_id IN (%s) GROUP BY recommendation_id, cloud`,
+				SELECT a.recommendation_id, res.cloud, ` + countCols + ` FROM assessment a
+				JOIN resource res ON res.id = a.resource_id
+				WHERE a.recommendation_id IN (%s) GROUP BY a.recommendation_id, res.cloud`,
 			`INSERT INTO recommendation_summary (recommendation_id, cloud, unhealthy, healthy, not_applicable)
 				SELECT recommendation_id, '', SUM(unhealthy), SUM(healthy), SUM(not_applicable)
 				FROM recommendation_summary WHERE recommendation_id IN (%s) GROUP BY recommendation_id`,

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -43,8 +42,8 @@ func scanRecommendation(sc interface{ Scan(...any) error }, s *RecommendationSum
 // FindRecommendations lists recommendations, most severe first, then by key,
 // one page at a time. Without a scope the counts come from the summaries that
 // RecomputeRecommendationSummaries maintains (so they lag ingest until it
-// runs); with a scope they are counted on the fly, for the page's
-// recommendations only. Errors: CodeInvalid for a bad cursor, limit, scope or
+// runs); with a scope they are counted on the fly from the assessments in
+// the scope. Errors: CodeInvalid for a bad cursor, limit, scope or
 // status.
 func (db *DB) FindRecommendations(ctx context.Context, f RecommendationFilter) ([]*RecommendationSummary, string, error) {
 	out, next, err := db.findRecommendations(ctx, f)
@@ -63,7 +62,7 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 	if err != nil {
 		return nil, "", err
 	}
-	scopeCond, scopeArgs, err := scopeRange("a.res_norm_id", f.Scope)
+	scopeCond, scopeArgs, err := scopeRange("res.norm_id", f.Scope)
 	if err != nil {
 		return nil, "", err
 	}
@@ -149,127 +148,58 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 		return pageRecommendations(out, ranks, limit)
 	}
 
-	// Scoped path: walk recommendations in order and count each one's
-	// assessments in the scope (a range scan of assessment_identity) until
-	// the page is full. A read transaction gives every count one snapshot.
-	rtx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, "", err
-	}
-	defer rtx.Rollback()
-	countQ := `SELECT a.status, COUNT(*) FROM assessment a WHERE a.recommendation_id = ? AND ` + scopeCond
-	countArgs := scopeArgs
+	// Scoped path: count the assessments of the resources in scope (a range
+	// on resource.norm_id, then the covering assessment_resource index) per
+	// recommendation, and page over the recommendations that have any. The
+	// cost grows with the number of assessments in scope, not in the store.
+	cte := `WITH counts AS (
+		SELECT a.recommendation_id AS rid,
+			SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END) AS unhealthy,
+			SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END) AS healthy,
+			SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END) AS not_applicable
+		FROM resource res JOIN assessment a ON a.resource_id = res.id
+		WHERE ` + scopeCond
+	cteArgs := scopeArgs
 	if f.Cloud != "" {
-		countQ += " AND a.cloud = ?"
-		countArgs = append(countArgs, string(f.Cloud))
+		cte += " AND res.cloud = ?"
+		cteArgs = append(cteArgs, string(f.Cloud))
 	}
-	countQ += " GROUP BY a.status"
-	countStmt, err := rtx.PrepareContext(ctx, db.bind(countQ))
+	cte += " GROUP BY a.recommendation_id)\n"
+	if statusCol != "" {
+		where = append(where, "c."+statusCol+" > 0")
+	}
+	if hasAfter {
+		c, a := keyset(after)
+		where = append(where, c)
+		args = append(args, a...)
+	}
+	q := cte + `SELECT ` + recommendationCols + `, c.unhealthy, c.healthy, c.not_applicable
+		FROM counts c JOIN recommendation r ON r.id = c.rid`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
+	args = append(append(cteArgs, args...), limit+1)
+	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
 		return nil, "", err
-	}
-	defer countStmt.Close()
-
-	const batch = 200
-	var out []*RecommendationSummary
-	var ranks []int
-	for len(out) <= limit {
-		w, a := where, args
-		if hasAfter {
-			c, ka := keyset(after)
-			w = append(w[:len(w):len(w)], c)
-			a = append(a[:len(a):len(a)], ka...)
-		}
-		q := `SELECT r.id, ` + recommendationCols + ` FROM recommendation r`
-		if len(w) > 0 {
-			q += " WHERE " + strings.Join(w, " AND ")
-		}
-		q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
-		a = append(a[:len(a):len(a)], batch)
-		type cand struct {
-			id   int64
-			s    *RecommendationSummary
-			rank int
-		}
-		var cands []cand
-		rows, err := rtx.QueryContext(ctx, db.bind(q), a...)
-		if err != nil {
-			return nil, "", err
-		}
-		for rows.Next() {
-			c := cand{s: new(RecommendationSummary)}
-			if err := scanRecommendation(rowScanner{rows, &c.id}, c.s, &c.rank); err != nil {
-				rows.Close()
-				return nil, "", err
-			}
-			cands = append(cands, c)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, "", err
-		}
-		for _, c := range cands {
-			if err := countStatuses(ctx, countStmt, c.id, append([]any{c.id}, countArgs...), c.s); err != nil {
-				return nil, "", err
-			}
-			after, hasAfter = recommendationKey{Rank: c.rank, Key: c.s.Key}, true
-			if c.s.Unhealthy+c.s.Healthy+c.s.NotApplicable == 0 || (statusCol != "" && count(c.s, f.Status) == 0) {
-				continue
-			}
-			out = append(out, c.s)
-			ranks = append(ranks, c.rank)
-			if len(out) > limit {
-				break
-			}
-		}
-		if len(cands) < batch {
-			break
-		}
-	}
-	return pageRecommendations(out, ranks, limit)
-}
-
-// rowScanner scans a leading id column and passes the rest on.
-type rowScanner struct {
-	rows *sql.Rows
-	id   *int64
-}
-
-func (r rowScanner) Scan(dest ...any) error { return r.rows.Scan(append([]any{r.id}, dest...)...) }
-
-func count(s *RecommendationSummary, status steward.AssessmentStatus) int {
-	switch status {
-	case steward.StatusUnhealthy:
-		return s.Unhealthy
-	case steward.StatusHealthy:
-		return s.Healthy
-	case steward.StatusNotApplicable:
-		return s.NotApplicable
-	}
-	return 0
-}
-
-func countStatuses(ctx context.Context, stmt *sql.Stmt, id int64, args []any, s *RecommendationSummary) error {
-	rows, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return fmt.Errorf("count assessments of recommendation %d: %w", id, err)
 	}
 	defer rows.Close()
+	var out []*RecommendationSummary
+	var ranks []int
 	for rows.Next() {
-		var status string
-		var n int
-		if err := rows.Scan(&status, &n); err != nil {
-			return err
+		s := new(RecommendationSummary)
+		var rank int
+		if err := scanRecommendation(rows, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable); err != nil {
+			return nil, "", err
 		}
-		switch steward.AssessmentStatus(status) {
-		case steward.StatusUnhealthy:
-			s.Unhealthy = n
-		case steward.StatusHealthy:
-			s.Healthy = n
-		case steward.StatusNotApplicable:
-			s.NotApplicable = n
-		}
+		out = append(out, s)
+		ranks = append(ranks, rank)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	return pageRecommendations(out, ranks, limit)
 }
 
 // pageRecommendations trims a limit+1 result to a page and its next cursor.
