@@ -1,0 +1,134 @@
+// Command steward turns cloud security recommendations into owned, tracked
+// remediation work. `steward serve` runs the server; the client verbs
+// (import, recommendations, assign, assignments) talk to a running server's
+// API, as kubectl or gh do.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardhq/steward/internal/apiclient"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", userMessage(err))
+		os.Exit(1)
+	}
+}
+
+// globals are the flags every client verb shares.
+type globals struct {
+	server string
+	output string
+	actor  string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (g *globals) client() (*apiclient.Client, error) {
+	return apiclient.New(g.server, g.actor)
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "steward",
+		Short: "Turn cloud security recommendations into owned, tracked remediation work",
+		Long: `Steward ingests security recommendations (Prowler OCSF, Steward JSON, ...),
+lets people assign owners and due dates, and keeps the history of every change.
+
+Run the server with 'steward serve'; the other verbs talk to a running server
+(--server, STEWARD_SERVER, default http://127.0.0.1:8080).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", envOr("STEWARD_SERVER", "http://127.0.0.1:8080"), "Steward server URL for client verbs (env STEWARD_SERVER)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format of client verbs: table or json")
+	pf.StringVar(&g.actor, "as", envOr("STEWARD_ACTOR", defaultActor()), "who you are, recorded in assignment history (env STEWARD_ACTOR)")
+
+	root.AddCommand(
+		newServeCommand(stderr),
+		newMigrateCommand(stderr),
+		newVersionCommand(stdout),
+		newImportCommand(g),
+		newRecommendationsCommand(g),
+		newAssessmentsCommand(g),
+		newAssignCommand(g),
+		newAssignmentsCommand(g),
+	)
+	return root
+}
+
+func newVersionCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print Steward's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(stdout, "steward", versionString())
+			return nil
+		},
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " (" + s.Value[:12] + ")"
+		}
+	}
+	if v == "" {
+		return "dev"
+	}
+	return v
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "cli"
+}
+
+// userMessage prints API errors as the server phrased them.
+func userMessage(err error) string {
+	if apiErr, ok := errors.AsType[*apiclient.Error](err); ok {
+		return apiErr.Error()
+	}
+	return err.Error()
+}

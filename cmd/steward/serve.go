@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/sample"
+	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+func newServeCommand(stderr io.Writer) *cobra.Command {
+	var withSample bool
+	cfg, envErr := config.FromEnv(os.Getenv)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Steward server: HTTP API and background workers in one process",
+		Long: `Run the Steward server: the JSON API under /api/v1, /metrics, /healthz,
+/readyz, and the background workers, on one listener. The database is created
+and migrated on first start.
+
+Settings come from flags, then STEWARD_* environment variables, then defaults.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if envErr != nil {
+				return envErr
+			}
+			logger, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			srv, err := server.New(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(ctx); err != nil {
+				_ = srv.Shutdown(context.Background())
+				return err
+			}
+			if withSample {
+				if err := importSamples(ctx, srv.URL(), logger); err != nil {
+					logger.Error("sample import failed", "err", err)
+				}
+			}
+			<-ctx.Done()
+			logger.Info("shutting down")
+			return srv.Shutdown(context.Background())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env STEWARD_ADDR)")
+	f.StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file (env STEWARD_DATABASE_URL)")
+	f.StringVar(&cfg.SpoolDir, "spool-dir", cfg.SpoolDir, "where uploaded imports wait to be applied (env STEWARD_SPOOL_DIR; default steward-spool next to the database)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STEWARD_LOG_LEVEL)")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env STEWARD_LOG_FORMAT)")
+	f.Int64Var(&cfg.MaxImportBytes, "max-import-bytes", cfg.MaxImportBytes, "largest accepted import file (env STEWARD_MAX_IMPORT_BYTES)")
+	f.BoolVar(&withSample, "sample", false, "import the bundled sample findings (Prowler OCSF for AWS, Azure and GCP) at start")
+	return cmd
+}
+
+// importSamples uploads the bundled findings through the API, as a user
+// would, and waits for them to be applied.
+func importSamples(ctx context.Context, serverURL string, logger *slog.Logger) error {
+	client, err := apiclient.New(serverURL, "sample")
+	if err != nil {
+		return err
+	}
+	for _, f := range sample.Files() {
+		imp, err := client.UploadImport(ctx, bytes.NewReader(f.Data), int64(len(f.Data)), f.Name, "")
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", f.Name, err)
+		}
+		for imp.State == "queued" || imp.State == "running" {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			if imp, err = client.GetImport(ctx, imp.ID); err != nil {
+				return fmt.Errorf("follow import of %s: %w", f.Name, err)
+			}
+		}
+		if imp.State != "succeeded" {
+			return fmt.Errorf("import of %s %s: %s", f.Name, imp.State, imp.Error)
+		}
+		logger.Info("sample imported", "file", f.Name, "observations", imp.Result.Observations,
+			"created", imp.Result.AssessmentsCreated)
+	}
+	return nil
+}
+
+func newMigrateCommand(stderr io.Writer) *cobra.Command {
+	cfg, envErr := config.FromEnv(os.Getenv)
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the database schema, then exit",
+		Long:  "serve migrates on start too; migrate is for upgrading before a rollout.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if envErr != nil {
+				return envErr
+			}
+			logger, err := newLogger(stderr, "info", "text")
+			if err != nil {
+				return err
+			}
+			db, err := store.Open(cmd.Context(), cfg.DatabaseURL, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("database is up to date", "database", cfg.DatabaseURL)
+			return db.Close()
+		},
+	}
+	cmd.Flags().StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file (env STEWARD_DATABASE_URL)")
+	return cmd
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q is not text or json", format)
+}

@@ -1,0 +1,295 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// date accepts "2026-12-31" (end of that UTC day) or an RFC 3339 time.
+type date struct{ time.Time }
+
+func (d *date) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return invalid("dates are strings such as \"2026-12-31\" or \"2026-12-31T17:00:00Z\"")
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		d.Time = t.Add(24*time.Hour - time.Second)
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return invalid("date %q is neither YYYY-MM-DD nor RFC 3339", s)
+	}
+	d.Time = t.UTC()
+	return nil
+}
+
+type createAssignmentRequest struct {
+	AssessmentID int64  `json:"assessment_id"`
+	Owner        string `json:"owner"`
+	// RemediationTimeframeDays sets the due date that many days from now
+	// (7, 14, 30, 90 or any positive number); DueDate sets it explicitly.
+	RemediationTimeframeDays int    `json:"remediation_timeframe_days"`
+	DueDate                  *date  `json:"due_date"`
+	GracePeriod              bool   `json:"grace_period"`
+	ETA                      *date  `json:"eta"`
+	ETAJustification         string `json:"eta_justification"`
+	OwnerEmailOptOut         bool   `json:"owner_email_opt_out"`
+	ManagerEmailOptOut       bool   `json:"manager_email_opt_out"`
+	Reason                   string `json:"reason"`
+}
+
+func (a *API) dueDate(days int, explicit *date) (time.Time, error) {
+	switch {
+	case days != 0 && explicit != nil:
+		return time.Time{}, invalid("give remediation_timeframe_days or due_date, not both")
+	case explicit != nil:
+		return explicit.Time, nil
+	case days < 0 || days > 3650:
+		return time.Time{}, invalid("remediation_timeframe_days %d must be between 1 and 3650", days)
+	case days > 0:
+		return steward.DueDate(a.now(), days), nil
+	}
+	return time.Time{}, invalid("remediation_timeframe_days or due_date is required")
+}
+
+func validateETA(eta *date, justification string) error {
+	if eta != nil && strings.TrimSpace(justification) == "" {
+		return invalid("eta_justification is required when an eta is set")
+	}
+	if len(justification) > 2000 {
+		return invalid("eta_justification is longer than 2000 characters")
+	}
+	return nil
+}
+
+func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
+	var req createAssignmentRequest
+	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if req.AssessmentID < 1 {
+		return invalid("assessment_id is required")
+	}
+	if err := steward.ValidateEmail("owner", req.Owner); err != nil {
+		return err
+	}
+	due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
+	if err != nil {
+		return err
+	}
+	if err := validateETA(req.ETA, req.ETAJustification); err != nil {
+		return err
+	}
+	as := &steward.Assignment{
+		AssessmentID:       req.AssessmentID,
+		Type:               steward.AssignmentManual,
+		Owner:              req.Owner,
+		DueDate:            due,
+		GracePeriod:        req.GracePeriod,
+		ETAJustification:   req.ETAJustification,
+		OwnerEmailOptOut:   req.OwnerEmailOptOut,
+		ManagerEmailOptOut: req.ManagerEmailOptOut,
+	}
+	if req.ETA != nil {
+		as.ETA = &req.ETA.Time
+	}
+	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		return tx.CreateAssignment(r.Context(), as, actor(r), req.Reason)
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/assignments/"+itoa(as.ID))
+	writeJSON(w, http.StatusCreated, as)
+	return nil
+}
+
+type updateAssignmentRequest struct {
+	Owner                    *string         `json:"owner"`
+	RemediationTimeframeDays int             `json:"remediation_timeframe_days"`
+	DueDate                  *date           `json:"due_date"`
+	GracePeriod              *bool           `json:"grace_period"`
+	ETA                      json.RawMessage `json:"eta"` // null clears it
+	ETAJustification         *string         `json:"eta_justification"`
+	OwnerEmailOptOut         *bool           `json:"owner_email_opt_out"`
+	ManagerEmailOptOut       *bool           `json:"manager_email_opt_out"`
+	Reason                   string          `json:"reason"`
+}
+
+func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req updateAssignmentRequest
+	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	upd := store.AssignmentUpdate{
+		Owner:              req.Owner,
+		GracePeriod:        req.GracePeriod,
+		ETAJustification:   req.ETAJustification,
+		OwnerEmailOptOut:   req.OwnerEmailOptOut,
+		ManagerEmailOptOut: req.ManagerEmailOptOut,
+	}
+	if req.Owner != nil {
+		if err := steward.ValidateEmail("owner", *req.Owner); err != nil {
+			return err
+		}
+	}
+	if req.RemediationTimeframeDays != 0 || req.DueDate != nil {
+		due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
+		if err != nil {
+			return err
+		}
+		upd.DueDate = &due
+	}
+	switch {
+	case len(req.ETA) == 0:
+	case bytes.Equal(bytes.TrimSpace(req.ETA), []byte("null")):
+		upd.ClearETA = true
+	default:
+		var eta date
+		if err := json.Unmarshal(req.ETA, &eta); err != nil {
+			return err
+		}
+		upd.ETA = &eta.Time
+	}
+	if upd.ETA != nil && (upd.ETAJustification == nil || strings.TrimSpace(*upd.ETAJustification) == "") {
+		cur, err := a.db.FindAssignmentByID(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(cur.ETAJustification) == "" {
+			return invalid("eta_justification is required when an eta is set")
+		}
+	}
+	var updated *steward.Assignment
+	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		var err error
+		updated, err = tx.UpdateAssignment(r.Context(), id, upd, actor(r), req.Reason)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, updated)
+	return nil
+}
+
+// deleteAssignment ends the assignment as removed; it stays in history.
+func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	q := newQuery(r, "reason")
+	reason := q.str("reason")
+	if q.err != nil {
+		return q.err
+	}
+	if reason == "" {
+		reason = "removed by " + actor(r)
+	}
+	var ended *steward.Assignment
+	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		var err error
+		ended, err = tx.EndAssignment(r.Context(), id, steward.AssignmentRemoved, actor(r), reason)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ended)
+	return nil
+}
+
+func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource")
+	f := store.AssignmentFilter{
+		Owner:             q.str("owner"),
+		Scope:             q.scope(),
+		RecommendationKey: q.str("recommendation"),
+		ResourceID:        q.str("resource"),
+		Cursor:            q.str("cursor"),
+		Limit:             q.limit(),
+	}
+	for _, s := range splitList(q.v["state"]) {
+		switch st := steward.AssignmentState(strings.ToLower(s)); st {
+		case steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved:
+			f.States = append(f.States, st)
+		case "all":
+			f.States = append(f.States, steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved)
+		default:
+			q.fail(invalid("state %q is not one of active, completed, removed, all", s))
+		}
+	}
+	if q.boolParam("overdue") {
+		f.OverdueAt = a.now()
+	}
+	if days := q.intParam("due_within_days"); days > 0 {
+		f.DueBefore = a.now().AddDate(0, 0, days)
+	}
+	if q.err != nil {
+		return q.err
+	}
+	items, next, err := a.db.FindAssignments(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newList(items, next))
+	return nil
+}
+
+type assignmentDetail struct {
+	*steward.Assignment
+	History []*steward.AssignmentEvent `json:"history"`
+}
+
+func (a *API) getAssignment(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	as, err := a.db.FindAssignmentByID(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	events, err := a.db.FindAssignmentEvents(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, assignmentDetail{Assignment: as, History: nonNil(events)})
+	return nil
+}
+
+func (a *API) assignmentHistory(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := a.db.FindAssignmentByID(r.Context(), id); err != nil {
+		return err
+	}
+	events, err := a.db.FindAssignmentEvents(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newList(events, ""))
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,290 @@
+// Package apiclient is a Go client for Steward's /api/v1. The CLI's client
+// verbs and the end-to-end tests use it, so the API is exercised the way
+// users call it.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+)
+
+// Client talks to one Steward server.
+type Client struct {
+	base  *url.URL
+	http  *http.Client
+	actor string
+}
+
+// New returns a client for the server at baseURL (e.g. http://127.0.0.1:8080).
+// actor is sent as X-Steward-Actor and recorded in histories.
+func New(baseURL, actor string) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q must look like http://host:port", baseURL)
+	}
+	return &Client{base: u, http: &http.Client{Timeout: 5 * time.Minute}, actor: actor}, nil
+}
+
+// Error is an error answer from the server, in its one JSON error shape.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("server answered %d", e.Status)
+	}
+	return fmt.Sprintf("%s (%s)", e.Message, e.Code)
+}
+
+// Page is one page of a list.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// RecommendationSummary is a recommendation with its assessment counts.
+type RecommendationSummary struct {
+	steward.Recommendation
+	Unhealthy     int `json:"unhealthy"`
+	Healthy       int `json:"healthy"`
+	NotApplicable int `json:"not_applicable"`
+}
+
+// RecommendationDetail is a recommendation with a page of affected resources.
+type RecommendationDetail struct {
+	RecommendationSummary
+	Affected Page[steward.Assessment] `json:"affected"`
+}
+
+// ApplyResult counts what an ingest changed.
+type ApplyResult struct {
+	Observations           int      `json:"observations"`
+	AssessmentsCreated     int      `json:"assessments_created"`
+	StatusChanged          int      `json:"status_changed"`
+	Unchanged              int      `json:"unchanged"`
+	ResourcesCreated       int      `json:"resources_created"`
+	RecommendationsCreated int      `json:"recommendations_created"`
+	CompletedAssignments   []int64  `json:"completed_assignments"`
+	ChangedRecommendations []string `json:"changed_recommendations"`
+}
+
+// Import is an uploaded findings file and its processing state.
+type Import struct {
+	ID         int64       `json:"id"`
+	Format     string      `json:"format"`
+	Filename   string      `json:"filename"`
+	Size       int64       `json:"size"`
+	State      string      `json:"state"`
+	Error      string      `json:"error"`
+	Result     ApplyResult `json:"result"`
+	CreatedBy  string      `json:"created_by"`
+	CreatedAt  time.Time   `json:"created_at"`
+	StartedAt  *time.Time  `json:"started_at"`
+	FinishedAt *time.Time  `json:"finished_at"`
+	Progress   *struct {
+		Phase      string `json:"phase"`
+		Records    int    `json:"records"`
+		BytesRead  int64  `json:"bytes_read"`
+		BytesTotal int64  `json:"bytes_total"`
+	} `json:"progress"`
+}
+
+// AssignmentDetail is an assignment with its history.
+type AssignmentDetail struct {
+	steward.Assignment
+	History []steward.AssignmentEvent `json:"history"`
+}
+
+// AssignmentRequest creates or changes an assignment; see the API's
+// AssignmentCreate and AssignmentUpdate schemas. Zero fields are omitted.
+type AssignmentRequest struct {
+	AssessmentID             int64  `json:"assessment_id,omitempty"`
+	Owner                    string `json:"owner,omitempty"`
+	RemediationTimeframeDays int    `json:"remediation_timeframe_days,omitempty"`
+	DueDate                  string `json:"due_date,omitempty"`
+	GracePeriod              *bool  `json:"grace_period,omitempty"`
+	ETA                      string `json:"eta,omitempty"`
+	ETAJustification         string `json:"eta_justification,omitempty"`
+	OwnerEmailOptOut         *bool  `json:"owner_email_opt_out,omitempty"`
+	ManagerEmailOptOut       *bool  `json:"manager_email_opt_out,omitempty"`
+	Reason                   string `json:"reason,omitempty"`
+}
+
+// ListRecommendations lists recommendations; q holds the API's filters.
+func (c *Client) ListRecommendations(ctx context.Context, q url.Values) (*Page[RecommendationSummary], error) {
+	var out Page[RecommendationSummary]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/recommendations", q, nil, &out)
+}
+
+// GetRecommendation returns one recommendation and a page of affected resources.
+func (c *Client) GetRecommendation(ctx context.Context, key string, q url.Values) (*RecommendationDetail, error) {
+	var out RecommendationDetail
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/recommendations/"+url.PathEscape(key), q, nil, &out)
+}
+
+// ListAssessments lists assessments.
+func (c *Client) ListAssessments(ctx context.Context, q url.Values) (*Page[steward.Assessment], error) {
+	var out Page[steward.Assessment]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/assessments", q, nil, &out)
+}
+
+// ListResources lists resources.
+func (c *Client) ListResources(ctx context.Context, q url.Values) (*Page[steward.Resource], error) {
+	var out Page[steward.Resource]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/resources", q, nil, &out)
+}
+
+// PostAssessments sends a Steward JSON batch (the body as-is).
+func (c *Client) PostAssessments(ctx context.Context, body io.Reader) (*ApplyResult, error) {
+	var out struct {
+		Result ApplyResult `json:"result"`
+	}
+	return &out.Result, c.do(ctx, http.MethodPost, "/api/v1/assessments", nil, rawJSON{body}, &out)
+}
+
+// UploadImport streams a findings file to the server; format may be empty
+// to let the server detect it.
+func (c *Client) UploadImport(ctx context.Context, body io.Reader, size int64, filename, format string) (*Import, error) {
+	q := url.Values{}
+	if filename != "" {
+		q.Set("filename", filename)
+	}
+	if format != "" {
+		q.Set("format", format)
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/api/v1/imports", q, body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var out Import
+	return &out, c.send(req, &out)
+}
+
+// GetImport returns an import with its progress.
+func (c *Client) GetImport(ctx context.Context, id int64) (*Import, error) {
+	var out Import
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/imports/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
+// CreateAssignment assigns an unhealthy assessment.
+func (c *Client) CreateAssignment(ctx context.Context, req AssignmentRequest) (*steward.Assignment, error) {
+	var out steward.Assignment
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/assignments", nil, req, &out)
+}
+
+// UpdateAssignment changes an active assignment.
+func (c *Client) UpdateAssignment(ctx context.Context, id int64, req AssignmentRequest) (*steward.Assignment, error) {
+	var out steward.Assignment
+	return &out, c.do(ctx, http.MethodPatch, "/api/v1/assignments/"+strconv.FormatInt(id, 10), nil, req, &out)
+}
+
+// DeleteAssignment ends an assignment as removed.
+func (c *Client) DeleteAssignment(ctx context.Context, id int64, reason string) (*steward.Assignment, error) {
+	q := url.Values{}
+	if reason != "" {
+		q.Set("reason", reason)
+	}
+	var out steward.Assignment
+	return &out, c.do(ctx, http.MethodDelete, "/api/v1/assignments/"+strconv.FormatInt(id, 10), q, nil, &out)
+}
+
+// GetAssignment returns an assignment with its history.
+func (c *Client) GetAssignment(ctx context.Context, id int64) (*AssignmentDetail, error) {
+	var out AssignmentDetail
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/assignments/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
+// ListAssignments lists assignments.
+func (c *Client) ListAssignments(ctx context.Context, q url.Values) (*Page[steward.Assignment], error) {
+	var out Page[steward.Assignment]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/assignments", q, nil, &out)
+}
+
+// rawJSON marks a body that is already JSON.
+type rawJSON struct{ r io.Reader }
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case rawJSON:
+		r = b.r
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		r = bytes.NewReader(buf)
+	}
+	req, err := c.newRequest(ctx, method, path, q, r)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return c.send(req, out)
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
+	// path arrives escaped, so a key holding "/" stays one path segment.
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("bad request path %q: %w", path, err)
+	}
+	u.Path = unescaped
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.actor != "" {
+		req.Header.Set("X-Steward-Actor", c.actor)
+	}
+	return req, nil
+}
+
+func (c *Client) send(req *http.Request, out any) error {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
+		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s answer: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+// Package server is Steward's composition root: it opens the store, starts
+// the job workers and serves the API, /metrics and the health endpoints on
+// one listener, and stops them in order. `steward serve`, the demo and the
+// end-to-end tests all start Steward through it.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+
+	"github.com/stewardhq/steward/internal/api"
+	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/ingest"
+	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// Server is one running Steward.
+type Server struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	DB       *store.DB
+	Ingester *ingest.Ingester
+	Queue    *jobs.Queue
+	river    *river.Client[*sql.Tx]
+	http     *http.Server
+	listener net.Listener
+	cancel   context.CancelFunc
+}
+
+// New opens the store (running migrations) and builds every part, but
+// starts nothing.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, logger.With("component", "store"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Server{cfg: cfg, logger: logger, DB: db, Queue: jobs.NewQueue()}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.Ingester = ingest.New(db, s.Queue, logger.With("component", "ingest"), reg)
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
+	river.AddWorker(workers, ingest.NewRecomputeWorker(db))
+	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
+		Queues: map[string]river.QueueConfig{
+			jobs.QueueDefault: {MaxWorkers: 4},
+			// One import at a time: imports are write-heavy and SQLite has
+			// one writer, so parallel imports only queue on the lock.
+			jobs.QueueIngest: {MaxWorkers: 1},
+		},
+		Workers: workers,
+		Logger:  logger.With("component", "jobs"),
+		// SQLite has no LISTEN/NOTIFY: River polls. A short interval keeps
+		// job pick-up latency low; each poll is one cheap indexed query.
+		FetchPollInterval: 200 * time.Millisecond,
+		FetchCooldown:     50 * time.Millisecond,
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create job client: %w", err)
+	}
+	s.Queue.Bind(s.river)
+
+	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes},
+		db, s.Ingester, s.Queue, logger.With("component", "api"), reg)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", apiHandler)
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	jobCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	jobs.RecordMetrics(jobCtx, s.river, reg)
+	return s, nil
+}
+
+// Start begins listening and working jobs. It returns once the listener is
+// bound, so Addr is valid; the server runs until Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("start job workers: %w", err)
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	s.logger.Info("steward listening", "addr", s.Addr(), "database", s.cfg.DatabaseURL)
+	return nil
+}
+
+// Addr is the address the server listens on, e.g. 127.0.0.1:43121.
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return s.cfg.Addr
+	}
+	return s.listener.Addr().String()
+}
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Shutdown stops taking requests, lets running requests and jobs finish
+// (within the configured timeout), then closes the store. Jobs cut off by the
+// timeout are retried on the next start: their work is transactional.
+func (s *Server) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if s.listener != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http: %w", err))
+		}
+		if err := s.river.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop job workers: %w", err))
+		}
+	}
+	s.cancel()
+	if err := s.DB.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	return errors.Join(errs...)
+}
