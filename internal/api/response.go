@@ -121,5 +121,4 @@ func invalid(format string, args ...any) error {
 	return steward.Errorf(steward.CodeInvalid, format, args...)
 }
 
-
 func itoa(n int64) string { return fmt.Sprint(n) }
