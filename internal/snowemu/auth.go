@@ -203,15 +203,6 @@ func (e *Emulator) location(name string) *time.Location {
 	return l
 }
 
-// tokenResponse keeps the key order of the documented response (§1.2).
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-}
-
 // tokenDenied is the one opaque answer to every token failure (§1.2), with
 // error_description first as observed.
 const tokenDenied = `{"error_description":"access_denied","error":"server_error"}`
@@ -359,20 +350,17 @@ func (e *Emulator) writeToken(w http.ResponseWriter, r *http.Request, acc, ref *
 	if left < 0 {
 		left = 0
 	}
-	resp := tokenResponse{AccessToken: acc.value, Scope: scope, TokenType: "Bearer", ExpiresIn: left}
-	if ref != nil {
-		resp.RefreshToken = ref.value
-	}
+	// Written by hand to keep the documented key order (§1.2).
 	b := []byte(`{"access_token":`)
-	b = appendJSONString(b, resp.AccessToken)
-	if resp.RefreshToken != "" {
+	b = appendJSONString(b, acc.value)
+	if ref != nil {
 		b = append(b, `,"refresh_token":`...)
-		b = appendJSONString(b, resp.RefreshToken)
+		b = appendJSONString(b, ref.value)
 	}
 	b = append(b, `,"scope":`...)
-	b = appendJSONString(b, resp.Scope)
+	b = appendJSONString(b, scope)
 	b = append(b, `,"token_type":"Bearer","expires_in":`...)
-	b = strconv.AppendInt(b, int64(resp.ExpiresIn), 10)
+	b = strconv.AppendInt(b, int64(left), 10)
 	b = append(b, '}')
 	e.writeRaw(w, r, http.StatusOK, b)
 }

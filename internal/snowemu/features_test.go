@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -296,4 +297,30 @@ func TestConcurrency(t *testing.T) {
 	q := url.QueryEscape("correlation_id=w3-7")
 	require.Len(t, b.do(t, http.MethodGet, "/api/now/table/incident?sysparm_query="+q, "").results(t), 1)
 	require.Equal(t, workers*each, b.emu.Requests()["POST /api/now/table/incident"])
+}
+
+func TestWebhookSwitches(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(body)+"|"+r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	b := setup(t, snowemu.Options{WebhookDuplicate: 1, WebhookDelay: 20 * time.Millisecond})
+	// Registered through the admin API, with an extra header.
+	r := b.do(t, http.MethodPost, "/emulator/admin/webhooks", `{"url":"`+recv.URL+`","secret":"s","headers":{"Authorization":"Bearer hook"}}`)
+	require.Equal(t, http.StatusCreated, r.status, "body: %s", r.body)
+	start := time.Now()
+	b.create(t, "change_request", `{"short_description":"c"}`)
+	b.emu.WaitWebhooks()
+	require.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, bodies, 2, "duplicated")
+	require.Equal(t, bodies[0], bodies[1])
+	require.True(t, strings.HasSuffix(bodies[0], "|Bearer hook"))
 }

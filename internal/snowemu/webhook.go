@@ -47,6 +47,9 @@ type WebhookDelivery struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// maxDeliveryLog bounds the WebhookDeliveries history.
+const maxDeliveryLog = 10000
+
 type delivery struct {
 	hook Webhook
 	body []byte
@@ -194,6 +197,10 @@ func (d *webhookDispatcher) send(dl delivery) {
 	rec := WebhookDelivery{URL: dl.hook.URL, Body: string(dl.body)}
 	defer func() {
 		d.mu.Lock()
+		// Keep the most recent deliveries only, so long demos stay bounded.
+		if len(d.log) >= maxDeliveryLog {
+			d.log = append(d.log[:0], d.log[len(d.log)-maxDeliveryLog/2:]...)
+		}
 		d.log = append(d.log, rec)
 		d.mu.Unlock()
 	}()
