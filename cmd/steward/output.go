@@ -16,6 +16,7 @@ func (g *globals) render(v any, table func(w *tabwriter.Writer)) error {
 	case "json":
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // resource IDs hold <placeholders> and & in tags
 		return enc.Encode(v)
 	case "table", "":
 		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
