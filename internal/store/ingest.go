@@ -695,6 +695,4 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 	return nil
 }
 
-var errNoRows = sql.ErrNoRows
-
-func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -19,13 +19,17 @@ type RecommendationSummary struct {
 
 // RecommendationFilter selects recommendations. Zero fields do not filter.
 type RecommendationFilter struct {
-	// Scope and Cloud restrict the counted assessments; recommendations with
-	// no assessment in the scope/cloud are left out.
+	// Scope restricts the counted assessments to resources in the scope and
+	// leaves out recommendations with none there. Counts are then computed on
+	// the fly.
 	Scope      steward.Scope
 	Severities []steward.Severity
 	// Status keeps only recommendations having at least one assessment in
 	// this status (within Scope and Cloud).
 	Status steward.AssessmentStatus
+	// Cloud restricts the counted assessments to resources in the cloud and
+	// leaves out recommendations with none there. Without Scope the
+	// per-cloud summary rows are used.
 	Cloud  steward.Cloud
 	Source string
 	Cursor string
@@ -39,12 +43,13 @@ func scanRecommendation(sc interface{ Scan(...any) error }, s *RecommendationSum
 	return sc.Scan(append([]any{&r.Key, &r.DisplayName, &r.Description, &r.Remediation, &r.Severity, &r.Category, &r.Source, rank}, extra...)...)
 }
 
-// FindRecommendations lists recommendations, most severe first, then by key,
-// one page at a time. Without a scope the counts come from the summaries that
-// RecomputeRecommendationSummaries maintains (so they lag ingest until it
-// runs); with a scope they are counted on the fly from the assessments in
-// the scope. Errors: CodeInvalid for a bad cursor, limit, scope or
-// status.
+// FindRecommendations lists recommendations, most severe first, then by key
+// (bytewise), one page at a time. Without a scope the counts (all clouds, or
+// the filter's cloud) come from the summaries that
+// RecomputeRecommendationSummaries maintains, so they lag ingest until it
+// runs; with a scope they are counted on the fly from the assessments in the
+// scope, at a cost that grows with their number. Errors: CodeInvalid for a
+// bad cursor, limit, scope, severity or status.
 func (db *DB) FindRecommendations(ctx context.Context, f RecommendationFilter) ([]*RecommendationSummary, string, error) {
 	out, next, err := db.findRecommendations(ctx, f)
 	if err != nil {

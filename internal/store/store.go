@@ -455,7 +455,11 @@ func scopeRange(col string, scope steward.Scope) (string, []any, error) {
 	if s == "/" {
 		return "", nil, nil
 	}
-	return "(" + col + " = ? OR (" + col + " >= ? AND " + col + " < ?))", []any{s, s + "/", s + "0"}, nil
+	// Written as one range [s, s0) plus a residual test (the spec's
+	// col = s OR (col >= s/ AND col < s0)) so the planner walks the index in
+	// order instead of merging two lookups; IDs such as s-x or s.x that sort
+	// between s and s/ are read and dropped.
+	return "(" + col + " >= ? AND " + col + " < ? AND (" + col + " = ? OR " + col + " >= ?))", []any{s, s + "0", s, s + "/"}, nil
 }
 
 // Page size limits.
