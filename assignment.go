@@ -49,6 +49,8 @@ type Assignment struct {
 	UpdatedAt          time.Time  `json:"updated_at"`
 	EndedAt            *time.Time `json:"ended_at,omitempty"`
 	EndReason          string     `json:"end_reason,omitempty"`
+	// Ticket is the linked ITSM record of a ServiceNow-type assignment.
+	Ticket *Ticket `json:"ticket,omitempty"`
 }
 
 // Overdue reports whether the assignment is active and past its due date at now.
