@@ -247,24 +247,27 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // WithTx runs fn in one write transaction and commits it if fn returns nil.
 // It rolls back when fn returns an error or panics (the panic continues).
-func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", mapError(err))
 	}
 	tx := &Tx{tx: stx, db: db}
+	// Roll back on every way out but a successful commit: an error, a panic
+	// (which continues) or runtime.Goexit (t.FailNow in a test). A leaked
+	// transaction would hold the writer's only connection for good.
+	done := false
 	defer func() {
-		if p := recover(); p != nil {
-			_ = stx.Rollback()
-			panic(p)
+		if !done {
+			if rerr := stx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+				db.logger.WarnContext(ctx, "rollback failed", slog.Any("error", rerr))
+			}
 		}
 	}()
 	if err := fn(tx); err != nil {
-		if rerr := stx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			db.logger.WarnContext(ctx, "rollback failed", slog.Any("error", rerr))
-		}
 		return err
 	}
+	done = true
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit transaction: %w", mapError(err))
 	}
