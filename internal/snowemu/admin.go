@@ -55,7 +55,8 @@ func (e *Emulator) SetState(tableName, ref string, c StateChange) (Record, error
 	state, ok := t.def.field("state").choiceValue(c.State)
 	if !ok {
 		e.mu.Unlock()
-		return nil, fmt.Errorf("set state %q on %s: unknown state", c.State, tableName)
+		// A caller's mistake, not an emulator failure: 400, not 500.
+		return nil, errBody(http.StatusBadRequest, "Invalid state", fmt.Sprintf("%q is not a state of %s", c.State, tableName))
 	}
 	now := e.nowString()
 	f := copyFields(r.fields)
@@ -192,7 +193,7 @@ func (e *Emulator) AddComment(tableName, ref, text, user string) (Record, error)
 
 func (e *Emulator) addJournal(tableName, ref, element, text, user string) (Record, error) {
 	if text == "" {
-		return nil, errors.New("add journal entry: empty text")
+		return nil, errBody(http.StatusBadRequest, "Invalid journal entry", "the text is empty")
 	}
 	a, err := e.actorOrAdmin(user)
 	if err != nil {
