@@ -75,6 +75,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newAssessmentsCommand(g),
 		newAssignCommand(g),
 		newAssignmentsCommand(g),
+		newSnowEmulatorCommand(stdout, stderr),
 	)
 	return root
 }
