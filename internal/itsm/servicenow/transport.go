@@ -364,7 +364,9 @@ func (cl *Client) networkError(ctx context.Context, op, table string, err error)
 	case errors.As(err, &certErr):
 		e.Retryable = false
 		e.Message = fmt.Sprintf("the TLS certificate of %s is invalid (expired or not yet valid?)", host)
-	case errors.As(err, &recErr):
+	case errors.As(err, &recErr),
+		// net/http turns the tls.RecordHeaderError into this text only.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		e.Retryable = false
 		e.Message = fmt.Sprintf("%s does not speak TLS on this port (an http:// server?)", host)
 	case errors.As(err, &alertErr):
