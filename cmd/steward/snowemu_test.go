@@ -185,7 +185,7 @@ func TestSnowEmulatorTLSTokenCreateAndAct(t *testing.T) {
 	require.Equal(t, "admin", inc["sys_created_by"])
 
 	ca := []string{"snow-emulator", "act", "--emulator", b.URL, "--cacert", certPath}
-	act := func(args ...string) (string, error) { return runCLI(t, append(slices(ca), args...)...) }
+	act := func(args ...string) (string, error) { return runCLI(t, append(cloneArgs(ca), args...)...) }
 
 	out, err := act("state", "incident", number, "Resolved", "--close-notes", "Public access disabled", "--as", "beth.anglin")
 	require.NoError(t, err)
@@ -250,7 +250,7 @@ func TestSnowEmulatorTLSTokenCreateAndAct(t *testing.T) {
 	require.NoError(t, b.stop())
 }
 
-func slices(s []string) []string { return append([]string(nil), s...) }
+func cloneArgs(s []string) []string { return append([]string(nil), s...) }
 
 func TestSnowEmulatorDataFileRoundTrip(t *testing.T) {
 	t.Parallel()
