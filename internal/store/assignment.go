@@ -36,27 +36,33 @@ type AssignmentFilter struct {
 	Scope             steward.Scope
 	RecommendationKey string
 	ResourceID        string
-	Cursor            string
-	Limit             int
+	// IntegrationID keeps assignments whose ticket belongs to the
+	// integration.
+	IntegrationID int64
+	Cursor        string
+	Limit         int
 }
 
 const assignmentSelect = `SELECT g.id, g.assessment_id, r.key, res.resource_id, r.severity, g.type, g.state, g.owner,
 	g.due_date, g.grace_period, g.eta, g.eta_justification, g.owner_email_opt_out, g.manager_email_opt_out,
-	g.created_at, g.created_by, g.updated_at, g.ended_at, g.end_reason
+	g.created_at, g.created_by, g.updated_at, g.ended_at, g.end_reason, ` + ticketColumns + `
 	FROM assignment g
 	JOIN assessment a ON a.id = g.assessment_id
 	JOIN recommendation r ON r.id = a.recommendation_id
-	JOIN resource res ON res.id = a.resource_id`
+	JOIN resource res ON res.id = a.resource_id
+	LEFT JOIN ticket t ON t.assignment_id = g.id`
 
 func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, error) {
 	a := new(steward.Assignment)
 	var due, eta, created, updated, ended dbTime
-	if err := sc.Scan(&a.ID, &a.AssessmentID, &a.RecommendationKey, &a.ResourceID, &a.Severity, &a.Type, &a.State, &a.Owner,
+	var t ticketRow
+	if err := sc.Scan(append([]any{&a.ID, &a.AssessmentID, &a.RecommendationKey, &a.ResourceID, &a.Severity, &a.Type, &a.State, &a.Owner,
 		&due, &a.GracePeriod, &eta, &a.ETAJustification, &a.OwnerEmailOptOut, &a.ManagerEmailOptOut,
-		&created, &a.CreatedBy, &updated, &ended, &a.EndReason); err != nil {
+		&created, &a.CreatedBy, &updated, &ended, &a.EndReason}, t.dest()...)...); err != nil {
 		return nil, err
 	}
 	a.DueDate, a.ETA, a.CreatedAt, a.UpdatedAt, a.EndedAt = due.T, eta.ptr(), created.T, updated.T, ended.ptr()
+	a.Ticket = t.ticket()
 	return a, nil
 }
 
@@ -363,6 +369,10 @@ func (db *DB) findAssignments(ctx context.Context, f AssignmentFilter) ([]*stewa
 	if f.ResourceID != "" {
 		where = append(where, "res.norm_id = ?")
 		args = append(args, steward.NormalizeResourceID(f.ResourceID))
+	}
+	if f.IntegrationID != 0 {
+		where = append(where, "t.integration_id = ?")
+		args = append(args, f.IntegrationID)
 	}
 	if hasAfter {
 		where = append(where, "(g.due_date > ? OR (g.due_date = ? AND g.id > ?))")

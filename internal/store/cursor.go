@@ -51,6 +51,8 @@ const (
 	cursorResource       = "res"
 	cursorAssignment     = "asg"
 	cursorImport         = "imp"
+	cursorTicket         = "tkt"
+	cursorAudit          = "aud"
 )
 
 type recommendationKey struct {

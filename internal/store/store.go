@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/secret"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -61,6 +63,9 @@ type DB struct {
 	path    string
 
 	riverMigrations int // number of River migrations in the bundle, for Ready
+
+	box          atomic.Pointer[secret.Box] // seals integration credentials; nil until SetSecretBox
+	installation atomic.Pointer[string]     // cached InstallationID
 }
 
 // Open opens or creates the database at url and brings its schema up to
@@ -124,6 +129,10 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 	db.read.SetMaxIdleConns(readerConns)
 
 	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := db.ensureInstallationID(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
