@@ -113,15 +113,15 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the cause and a *steward.Error carrying Code and the
-// user-safe message, so steward.ErrorCode and steward.ErrorMessage work on
-// an *Error.
+// Unwrap returns a *steward.Error carrying Code and the user-safe message
+// (first, so steward.ErrorCode and steward.ErrorMessage describe this
+// error rather than a cause), then the cause.
 func (e *Error) Unwrap() []error {
 	se := &steward.Error{Code: e.Code(), Message: e.userMessage()}
 	if e.Err == nil {
 		return []error{se}
 	}
-	return []error{e.Err, se}
+	return []error{se, e.Err}
 }
 
 func (e *Error) userMessage() string {

@@ -128,3 +128,15 @@ func TestRedactError(t *testing.T) {
 	plain := errors.New("no url")
 	require.Same(t, plain, itsm.RedactError(plain))
 }
+
+// TestError_CodeWinsOverCause: a cause that is itself a steward.Error (or
+// an itsm.Error) does not change what the outer error says.
+func TestError_CodeWinsOverCause(t *testing.T) {
+	t.Parallel()
+
+	inner := &itsm.Error{Op: "validate", Kind: itsm.KindForbidden, Message: "inner"}
+	err := &itsm.Error{Op: "validate", Kind: itsm.KindNotFound, Message: "outer", Err: errors.Join(inner, steward.Errorf(steward.CodeInternal, "x"))}
+	require.Equal(t, steward.CodeNotFound, steward.ErrorCode(err))
+	require.Equal(t, "outer", steward.ErrorMessage(err))
+	require.ErrorIs(t, err, inner)
+}

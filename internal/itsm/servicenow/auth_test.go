@@ -283,3 +283,39 @@ func TestEmulator_TLS(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(tk.Link, "https://"))
 }
+
+func TestClient_ValidateReportsEveryTable(t *testing.T) {
+	t.Parallel()
+
+	c, _, _ := newFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/now/table/sys_user":
+			writeJSON(w, 200, `{"result":[{"sys_id":"u1","user_name":"svc.steward","active":"true"}]}`)
+		case "/api/now/table/u_sec_incident":
+			writeJSON(w, 400, `{"error":{"message":"Invalid table u_sec_incident","detail":null},"status":"failure"}`)
+		case "/api/now/table/change_request":
+			writeJSON(w, 403, `{"error":{"message":"User Not Authorized","detail":"Failed API level ACL Validation"},"status":"failure"}`)
+		default:
+			writeJSON(w, 200, `{"result":[]}`)
+		}
+	}, func(cfg *servicenow.Config) { cfg.Tables = []string{"u_sec_incident", "problem", "change_request"} })
+	err := c.Validate(t.Context())
+	e, ok := errors.AsType[*itsm.Error](err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, itsm.KindInvalidTable, e.Kind)
+	msg := steward.ErrorMessage(err)
+	require.Contains(t, msg, `table "u_sec_incident" does not exist`)
+	require.Contains(t, msg, `may not read table "change_request"`)
+	require.NotContains(t, msg, `"problem"`)
+}
+
+func TestEmulator_InactiveIntegrationUser(t *testing.T) {
+	t.Parallel()
+	b := setupEmu(t, snowemu.Options{}, func(c *servicenow.Config) {
+		c.AuthMode, c.Username, c.Password = servicenow.AuthBasic, "gone.user", secret.New(testPassword)
+	})
+	_, err := b.emu.AddUser(snowemu.UserSpec{UserName: "gone.user", Password: testPassword, Inactive: true})
+	require.NoError(t, err)
+	err = b.client.Validate(t.Context())
+	require.True(t, itsm.IsKind(err, itsm.KindAuth), "%v", err)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/stewardhq/steward/internal/itsm"
 )
@@ -92,10 +93,28 @@ func (c *Client) Validate(ctx context.Context) error {
 			}
 		}
 	}
-	if len(errs) == 1 {
+	return joinTableErrors(errs)
+}
+
+// joinTableErrors returns nil, the one error, or one *itsm.Error whose
+// message lists every failing table (so a user sees them all, and
+// errors.As still finds an *itsm.Error), with the errors joined as its
+// cause.
+func joinTableErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
 		return errs[0]
 	}
-	return errors.Join(errs...)
+	first, _ := errors.AsType[*itsm.Error](errs[0])
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		e, _ := errors.AsType[*itsm.Error](err)
+		msgs[i] = e.Message
+	}
+	return &itsm.Error{Op: "validate", Kind: first.Kind, Status: first.Status, Retryable: first.Retryable,
+		Message: strings.Join(msgs, "; "), Err: errors.Join(errs...)}
 }
 
 // explainOpaque401 refines the message of a password-grant 401 by trying
