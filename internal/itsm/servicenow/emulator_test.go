@@ -503,3 +503,31 @@ func TestEmulator_Validate(t *testing.T) {
 		})
 	}
 }
+
+func TestEmulator_Conformance(t *testing.T) {
+	t.Parallel()
+
+	// Each subtest gets its own emulator; correlation IDs are unique across
+	// subtests, so counting over all of them is exact.
+	var mu sync.Mutex
+	var emus []*snowemu.Emulator
+	itsmtest.RunConformance(t, itsmtest.Conformance{
+		New: func(t *testing.T) itsm.Provider {
+			b := setupEmu(t, snowemu.Options{}, nil)
+			mu.Lock()
+			emus = append(emus, b.emu)
+			mu.Unlock()
+			return b.client
+		},
+		Assignee: "beth.anglin@example.com", OtherAssignee: "don.goodliffe@example.com", UnknownEmail: "nobody@example.com",
+		CountCorrelation: func(table, id string) int {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, e := range emus {
+				n += len(e.FindByCorrelationID(table, id))
+			}
+			return n
+		},
+	})
+}
