@@ -80,8 +80,8 @@ func newSnowEmulatorCmd(stdout, stderr io.Writer, started func(snowEmulatorStart
 		Use:   "snow-emulator",
 		Short: "Run a local ServiceNow instance emulator for demos and tests",
 		Long: `Run a local stand-in for a ServiceNow instance: the Table API, /oauth_token.do,
-signed outbound webhooks, agent actions and fault injection, following
-docs/servicenow-setup.md and the ServiceNow reference the emulator is built from.
+signed outbound webhooks, agent actions and fault injection. Connect Steward
+to it as to a real instance (docs/servicenow-setup.md).
 
 Records live in memory unless --data names a file: it is loaded at start and
 saved when the emulator stops (Ctrl-C). With --tls the emulator serves HTTPS
@@ -651,7 +651,10 @@ func (c *snowAdminClient) do(ctx context.Context, method, path string, in, out a
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the emulator at %s (is 'steward snow-emulator' running? for --tls pass --cacert): %w", c.base, err)
+		if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+			return fmt.Errorf("the emulator's certificate is not trusted: pass --cacert with the file its --tls-cert-out wrote: %w", err)
+		}
+		return fmt.Errorf("cannot reach the emulator at %s (is 'steward snow-emulator' running?): %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -225,7 +225,9 @@ func TestSnowEmulatorTLSTokenCreateAndAct(t *testing.T) {
 	_, err = runCLI(t, "snow-emulator", "act", "--emulator", b.URL, "--cacert", certPath, "--admin-password", "wrong", "faults")
 	require.ErrorContains(t, err, "401")
 	_, err = runCLI(t, "snow-emulator", "act", "--emulator", b.URL, "faults")
-	require.ErrorContains(t, err, "cannot reach the emulator", "an https emulator needs --cacert")
+	require.ErrorContains(t, err, "certificate is not trusted: pass --cacert", "an https emulator needs --cacert")
+	_, err = runCLI(t, "snow-emulator", "act", "--emulator", "http://127.0.0.1:1", "faults")
+	require.ErrorContains(t, err, "cannot reach the emulator at http://127.0.0.1:1")
 
 	// Faults change at run time and only where asked.
 	out, err = act("faults", "--error-rate-503", "1", "--fault-path", "/api/now/table/problem")
