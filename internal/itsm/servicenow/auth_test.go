@@ -256,9 +256,9 @@ func TestClient_Metrics(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]float64{
-		"steward_servicenow_requests_total{code=200,integration=test,method=GET,table=incident}": 1,
-		"steward_servicenow_requests_total{code=503,integration=test,method=GET,table=incident}": 1,
-		"steward_servicenow_retries_total{integration=test,kind=unavailable,table=incident}":     1,
+		"steward_servicenow_requests_total{code=200,integration=test,method=GET,table=incident}":  1,
+		"steward_servicenow_requests_total{code=503,integration=test,method=GET,table=incident}":  1,
+		"steward_servicenow_retries_total{integration=test,kind=unavailable,table=incident}":      1,
 		"steward_servicenow_request_duration_seconds{integration=test,method=GET,table=incident}": 2,
 	}, got)
 }
