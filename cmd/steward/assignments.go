@@ -34,6 +34,21 @@ func (af *assignmentFlags) add(cmd *cobra.Command) {
 	f.StringVar(&af.reason, "reason", "", "why, recorded in the history")
 }
 
+// ticketFlags turn `steward assign` into a ServiceNow assignment.
+type ticketFlags struct {
+	ticketType, caller, short, description string
+	integration                            int64
+}
+
+func (tf *ticketFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&tf.ticketType, "ticket", "", "open a ServiceNow ticket: incident, problem or change_request (the owner becomes its assignee)")
+	f.Int64Var(&tf.integration, "integration", 0, "integration ID (default: the one whose scope holds the resource)")
+	f.StringVar(&tf.caller, "caller", "", "ticket caller/requester e-mail")
+	f.StringVar(&tf.short, "short-description", "", "ticket short description (default: from the integration's template)")
+	f.StringVar(&tf.description, "description", "", "ticket description (default: from the integration's template)")
+}
+
 func (af *assignmentFlags) request(cmd *cobra.Command) apiclient.AssignmentRequest {
 	req := apiclient.AssignmentRequest{
 		Owner: af.owner, RemediationTimeframeDays: af.days, DueDate: af.due,
@@ -54,6 +69,7 @@ func (af *assignmentFlags) request(cmd *cobra.Command) apiclient.AssignmentReque
 
 func newAssignCommand(g *globals) *cobra.Command {
 	var af assignmentFlags
+	var tf ticketFlags
 	cmd := &cobra.Command{
 		Use:   "assign ASSESSMENT_ID --owner EMAIL (--days N | --due YYYY-MM-DD)",
 		Short: "Assign an unhealthy assessment to an owner with a due date",
@@ -72,6 +88,11 @@ Find assessment IDs with 'steward recommendations show KEY'.`,
 			}
 			req := af.request(cmd)
 			req.AssessmentID = id
+			if tf.ticketType != "" {
+				req.Type, req.TicketType, req.IntegrationID = "servicenow", tf.ticketType, tf.integration
+				req.AssignedTo, req.Owner = req.Owner, ""
+				req.Caller, req.ShortDescription, req.Description = tf.caller, tf.short, tf.description
+			}
 			a, err := c.CreateAssignment(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -80,6 +101,7 @@ Find assessment IDs with 'steward recommendations show KEY'.`,
 		},
 	}
 	af.add(cmd)
+	tf.add(cmd)
 	return cmd
 }
 
@@ -130,6 +152,19 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 		return g.render(d, func(w *tabwriter.Writer) {
 			assignmentTable(w, []steward.Assignment{d.Assignment})
 			w.Flush()
+			if t := d.Ticket; t != nil {
+				fmt.Fprintf(g.stdout, "\nTicket: %s %s in %s, status %s", orDash(t.Number), orDash(t.StateLabel), t.Table, t.Status)
+				if t.AssigneeEmail != "" {
+					fmt.Fprintf(g.stdout, ", assigned to %s", t.AssigneeEmail)
+				}
+				if t.Error != "" {
+					fmt.Fprintf(g.stdout, "\n  last error: %s", t.Error)
+				}
+				if t.Link != "" {
+					fmt.Fprintf(g.stdout, "\n  %s", t.Link)
+				}
+				fmt.Fprintln(g.stdout)
+			}
 			fmt.Fprintln(g.stdout, "\nHistory:")
 			row(w, "WHEN", "WHO", "ACTION", "CHANGES", "REASON")
 			for _, e := range d.History {
@@ -180,14 +215,21 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 }
 
 func assignmentTable(w *tabwriter.Writer, items []steward.Assignment) {
-	row(w, "ID", "STATE", "OWNER", "DUE", "SEVERITY", "RECOMMENDATION", "RESOURCE")
+	row(w, "ID", "STATE", "OWNER", "DUE", "SEVERITY", "TICKET", "RECOMMENDATION", "RESOURCE")
 	now := time.Now()
 	for _, a := range items {
 		due := day(a.DueDate)
 		if a.Overdue(now) {
 			due += " (overdue)"
 		}
-		row(w, a.ID, a.State, a.Owner, due, a.Severity, clip(a.RecommendationKey, 40), a.ResourceID)
+		ticket := "-"
+		if t := a.Ticket; t != nil {
+			ticket = string(t.Status)
+			if t.Number != "" {
+				ticket = t.Number + " " + string(t.State)
+			}
+		}
+		row(w, a.ID, a.State, a.Owner, due, a.Severity, ticket, clip(a.RecommendationKey, 40), a.ResourceID)
 	}
 }
 

@@ -22,14 +22,17 @@ func addListFlags(cmd *cobra.Command, names ...string) *listFlags {
 	help := map[string]string{
 		"scope":          "resource ID prefix, e.g. /subscriptions/<id> or /aws/accounts/<id>",
 		"severity":       "comma list of Low, Medium, High, Critical",
-		"status":         "Healthy, Unhealthy or NotApplicable",
 		"cloud":          "azure, aws, gcp or other",
 		"source":         "finding source, e.g. prowler",
 		"recommendation": "recommendation key",
 		"resource":       "resource ID",
 		"owner":          "owner e-mail",
-		"state":          "active, completed, removed or all",
-		"type":           "resource type",
+		"state":          "assignments: active, completed, removed or all; tickets: New, InProgress, OnHold, Resolved, Closed, Canceled",
+		"status":         "Healthy, Unhealthy or NotApplicable (tickets: pending, created, retrying, failed)",
+		"type":           "resource type (tickets: incident, problem or change_request)",
+		"integration":    "integration ID",
+		"assignment":     "assignment ID",
+		"action":         "action prefix, e.g. ticket. or integration.created",
 	}
 	for _, n := range names {
 		lf.params[n] = cmd.Flags().String(n, "", help[n])

@@ -18,6 +18,7 @@ import (
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 // Config holds the API's limits and places. Zero values take the defaults.
@@ -40,12 +41,21 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Deps are the services the API calls.
+type Deps struct {
+	DB       *store.DB
+	Ingester *ingest.Ingester
+	Queue    *jobs.Queue
+	Tickets  *ticketsync.Service
+}
+
 // API is the HTTP API. It is safe for concurrent use.
 type API struct {
 	cfg     Config
 	db      *store.DB
 	ingest  *ingest.Ingester
 	queue   *jobs.Queue
+	tickets *ticketsync.Service
 	logger  *slog.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -62,9 +72,10 @@ type route struct {
 }
 
 // New builds the API. reg receives the HTTP metrics.
-func New(cfg Config, db *store.DB, in *ingest.Ingester, queue *jobs.Queue, logger *slog.Logger, reg prometheus.Registerer) *API {
+func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *API {
 	cfg.setDefaults()
-	a := &API{cfg: cfg, db: db, ingest: in, queue: queue, logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
+	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets,
+		logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
 	a.routes = []route{
 		{"GET", "/healthz", a.healthz},
 		{"GET", "/readyz", a.readyz},
@@ -90,6 +101,18 @@ func New(cfg Config, db *store.DB, in *ingest.Ingester, queue *jobs.Queue, logge
 		{"PATCH", "/api/v1/assignments/{id}", a.updateAssignment},
 		{"DELETE", "/api/v1/assignments/{id}", a.deleteAssignment},
 		{"GET", "/api/v1/assignments/{id}/history", a.assignmentHistory},
+		{"POST", "/api/v1/assignments/{id}/ticket/retry", a.retryTicket},
+
+		{"POST", "/api/v1/integrations", a.createIntegration},
+		{"GET", "/api/v1/integrations", a.listIntegrations},
+		{"GET", "/api/v1/integrations/{id}", a.getIntegration},
+		{"PATCH", "/api/v1/integrations/{id}", a.updateIntegration},
+		{"DELETE", "/api/v1/integrations/{id}", a.deleteIntegration},
+		{"GET", "/api/v1/integrations/{id}/delete-preview", a.integrationDeletePreview},
+		{"POST", "/api/v1/integrations/{id}/validate", a.validateIntegration},
+
+		{"GET", "/api/v1/tickets", a.listTickets},
+		{"GET", "/api/v1/audit", a.listAudit},
 	}
 	a.mux = http.NewServeMux()
 	allowed := map[string][]string{}

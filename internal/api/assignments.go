@@ -9,6 +9,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 // date accepts "2026-12-31" (end of that UTC day) or an RFC 3339 time.
@@ -44,6 +45,18 @@ type createAssignmentRequest struct {
 	OwnerEmailOptOut         bool   `json:"owner_email_opt_out"`
 	ManagerEmailOptOut       bool   `json:"manager_email_opt_out"`
 	Reason                   string `json:"reason"`
+
+	// Type servicenow opens a ticket: integration (0 = chosen by scope),
+	// ticket type, assigned to (the owner), caller, and optionally the
+	// short description and description (default: the integration's
+	// templates).
+	Type             steward.AssignmentType `json:"type"`
+	IntegrationID    int64                  `json:"integration_id"`
+	TicketType       steward.TicketType     `json:"ticket_type"`
+	AssignedTo       string                 `json:"assigned_to"`
+	Caller           string                 `json:"caller"`
+	ShortDescription string                 `json:"short_description"`
+	Description      string                 `json:"description"`
 }
 
 func (a *API) dueDate(days int, explicit *date) (time.Time, error) {
@@ -78,6 +91,16 @@ func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
 	if req.AssessmentID < 1 {
 		return invalid("assessment_id is required")
 	}
+	switch req.Type {
+	case steward.AssignmentServiceNow:
+		return a.createTicketAssignment(w, r, req)
+	case "", steward.AssignmentManual:
+	default:
+		return invalid("type %q is not manual or servicenow", req.Type)
+	}
+	if req.IntegrationID != 0 || req.TicketType != "" || req.AssignedTo != "" || req.Caller != "" || req.ShortDescription != "" || req.Description != "" {
+		return invalid("integration_id, ticket_type, assigned_to, caller, short_description and description need type servicenow")
+	}
 	if err := steward.ValidateEmail("owner", req.Owner); err != nil {
 		return err
 	}
@@ -104,6 +127,37 @@ func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
 	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
 		return tx.CreateAssignment(r.Context(), as, actor(r), req.Reason)
 	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/assignments/"+itoa(as.ID))
+	writeJSON(w, http.StatusCreated, as)
+	return nil
+}
+
+func (a *API) createTicketAssignment(w http.ResponseWriter, r *http.Request, req createAssignmentRequest) error {
+	if req.ETA != nil || req.ETAJustification != "" {
+		return invalid("eta can be set on a ServiceNow assignment once it exists (PATCH)")
+	}
+	assignedTo := req.AssignedTo
+	if assignedTo == "" {
+		assignedTo = req.Owner
+	} else if req.Owner != "" && !strings.EqualFold(req.Owner, req.AssignedTo) {
+		return invalid("owner and assigned_to differ; on a ServiceNow assignment the owner is the ticket's assignee")
+	}
+	if req.TicketType == "" {
+		return invalid("ticket_type is required: incident, problem or change_request")
+	}
+	due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
+	if err != nil {
+		return err
+	}
+	as, err := a.tickets.Assign(r.Context(), ticketsync.AssignRequest{
+		AssessmentID: req.AssessmentID, IntegrationID: req.IntegrationID, TicketType: req.TicketType,
+		AssignedTo: assignedTo, Caller: req.Caller, ShortDescription: req.ShortDescription, Description: req.Description,
+		DueDate: due, GracePeriod: req.GracePeriod, OwnerEmailOptOut: req.OwnerEmailOptOut,
+		ManagerEmailOptOut: req.ManagerEmailOptOut, Reason: req.Reason,
+	}, actor(r))
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	a := api.New(api.Config{}, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	a := api.New(api.Config{}, api.Deps{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	var served []string
 	for _, r := range a.Routes() {
 		// The mux's {name...} wildcard is one {name} parameter in OpenAPI.

@@ -121,6 +121,15 @@ type AssignmentRequest struct {
 	OwnerEmailOptOut         *bool  `json:"owner_email_opt_out,omitempty"`
 	ManagerEmailOptOut       *bool  `json:"manager_email_opt_out,omitempty"`
 	Reason                   string `json:"reason,omitempty"`
+
+	// For type servicenow.
+	Type             string `json:"type,omitempty"`
+	IntegrationID    int64  `json:"integration_id,omitempty"`
+	TicketType       string `json:"ticket_type,omitempty"`
+	AssignedTo       string `json:"assigned_to,omitempty"`
+	Caller           string `json:"caller,omitempty"`
+	ShortDescription string `json:"short_description,omitempty"`
+	Description      string `json:"description,omitempty"`
 }
 
 // ListRecommendations lists recommendations; q holds the API's filters.
@@ -287,4 +296,108 @@ func (c *Client) send(req *http.Request, out any) error {
 		return fmt.Errorf("decode %s %s answer: %w", req.Method, req.URL.Path, err)
 	}
 	return nil
+}
+
+// IntegrationRequest creates or changes an integration. Nil fields are
+// left out (PATCH leaves them unchanged).
+type IntegrationRequest struct {
+	Name              *string                                      `json:"name,omitempty"`
+	Scope             *string                                      `json:"scope,omitempty"`
+	InstanceURL       *string                                      `json:"instance_url,omitempty"`
+	Local             *bool                                        `json:"local,omitempty"`
+	AuthMode          *string                                      `json:"auth_mode,omitempty"`
+	Username          *string                                      `json:"username,omitempty"`
+	Password          *string                                      `json:"password,omitempty"`
+	ClientID          *string                                      `json:"client_id,omitempty"`
+	ClientSecret      *string                                      `json:"client_secret,omitempty"`
+	WebhookSecret     *string                                      `json:"webhook_secret,omitempty"`
+	TicketTypes       map[steward.TicketType]steward.TicketMapping `json:"ticket_types,omitempty"`
+	Priority          map[steward.Severity]steward.ImpactUrgency   `json:"priority,omitempty"`
+	RequestsPerSecond *float64                                     `json:"requests_per_second,omitempty"`
+	Sync              *steward.SyncSettings                        `json:"sync,omitempty"`
+	SkipValidation    bool                                         `json:"skip_validation,omitempty"`
+}
+
+// IntegrationDetail is an integration with what is left to remove while it
+// is being deleted.
+type IntegrationDetail struct {
+	steward.Integration
+	PendingDelete *DeletePreview `json:"pending_delete"`
+}
+
+// DeletePreview says what deleting an integration removes.
+type DeletePreview struct {
+	ActiveAssignments int `json:"active_assignments"`
+	Tickets           int `json:"tickets"`
+	OpenTickets       int `json:"open_tickets"`
+}
+
+// TicketView is a ticket with its assignment's owner, resource and recommendation.
+type TicketView struct {
+	steward.Ticket
+	Owner             string                  `json:"owner"`
+	ResourceID        string                  `json:"resource_id"`
+	RecommendationKey string                  `json:"recommendation_key"`
+	Severity          steward.Severity        `json:"severity"`
+	AssignmentState   steward.AssignmentState `json:"assignment_state"`
+}
+
+// CreateIntegration adds an integration (validated by the server first
+// unless req.SkipValidation).
+func (c *Client) CreateIntegration(ctx context.Context, req IntegrationRequest) (*steward.Integration, error) {
+	var out steward.Integration
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/integrations", nil, req, &out)
+}
+
+// UpdateIntegration changes an integration.
+func (c *Client) UpdateIntegration(ctx context.Context, id int64, req IntegrationRequest) (*steward.Integration, error) {
+	var out steward.Integration
+	return &out, c.do(ctx, http.MethodPatch, "/api/v1/integrations/"+strconv.FormatInt(id, 10), nil, req, &out)
+}
+
+// ListIntegrations lists every integration.
+func (c *Client) ListIntegrations(ctx context.Context) (*Page[steward.Integration], error) {
+	var out Page[steward.Integration]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/integrations", nil, nil, &out)
+}
+
+// GetIntegration returns one integration.
+func (c *Client) GetIntegration(ctx context.Context, id int64) (*IntegrationDetail, error) {
+	var out IntegrationDetail
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/integrations/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
+// IntegrationDeletePreview says what deleting an integration would remove.
+func (c *Client) IntegrationDeletePreview(ctx context.Context, id int64) (*DeletePreview, error) {
+	var out DeletePreview
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/integrations/"+strconv.FormatInt(id, 10)+"/delete-preview", nil, nil, &out)
+}
+
+// DeleteIntegration starts deleting an integration.
+func (c *Client) DeleteIntegration(ctx context.Context, id int64) (*steward.Integration, error) {
+	var out steward.Integration
+	return &out, c.do(ctx, http.MethodDelete, "/api/v1/integrations/"+strconv.FormatInt(id, 10), url.Values{"confirm": {"true"}}, nil, &out)
+}
+
+// ValidateIntegration checks a saved integration's connection now.
+func (c *Client) ValidateIntegration(ctx context.Context, id int64) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/integrations/"+strconv.FormatInt(id, 10)+"/validate", nil, nil, nil)
+}
+
+// ListTickets lists tickets.
+func (c *Client) ListTickets(ctx context.Context, q url.Values) (*Page[TicketView], error) {
+	var out Page[TicketView]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/tickets", q, nil, &out)
+}
+
+// RetryTicket queues a failed ticket creation again.
+func (c *Client) RetryTicket(ctx context.Context, assignmentID int64) (*steward.Ticket, error) {
+	var out steward.Ticket
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/assignments/"+strconv.FormatInt(assignmentID, 10)+"/ticket/retry", nil, nil, &out)
+}
+
+// ListAudit lists audit events, newest first.
+func (c *Client) ListAudit(ctx context.Context, q url.Values) (*Page[steward.AuditEvent], error) {
+	var out Page[steward.AuditEvent]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
 }

@@ -4,7 +4,13 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,6 +41,19 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop (STEWARD_SHUTDOWN_TIMEOUT,
 	// default 30s).
 	ShutdownTimeout time.Duration
+	// SecretKey is the base64 of the 32-byte key that encrypts integration
+	// credentials at rest (STEWARD_SECRET_KEY, or STEWARD_SECRET_KEY_FILE
+	// naming a file that holds it). Without either, a key file
+	// steward.key is created next to the database on first start (0600).
+	SecretKey     string
+	SecretKeyFile string
+	// PreviousSecretKey, when set (STEWARD_SECRET_KEY_PREVIOUS), is the key
+	// being rotated out: at start every stored secret is re-encrypted from
+	// it to SecretKey.
+	PreviousSecretKey string
+	// PublicURL is Steward's base URL as users reach it, used for links in
+	// ticket descriptions (STEWARD_PUBLIC_URL; default http://<addr>).
+	PublicURL string
 }
 
 // Default returns the built-in defaults.
@@ -63,6 +82,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STEWARD_SPOOL_DIR", &c.SpoolDir)
 	str("STEWARD_LOG_LEVEL", &c.LogLevel)
 	str("STEWARD_LOG_FORMAT", &c.LogFormat)
+	str("STEWARD_SECRET_KEY", &c.SecretKey)
+	str("STEWARD_SECRET_KEY_FILE", &c.SecretKeyFile)
+	str("STEWARD_SECRET_KEY_PREVIOUS", &c.PreviousSecretKey)
+	str("STEWARD_PUBLIC_URL", &c.PublicURL)
 	if v := getenv("STEWARD_MAX_IMPORT_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -107,7 +130,76 @@ func (c *Config) Validate() error {
 	if c.SpoolDir == "" {
 		c.SpoolDir = filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward-spool")
 	}
+	if c.SecretKey != "" && c.SecretKeyFile != "" {
+		return steward.Errorf(steward.CodeInvalid, "set STEWARD_SECRET_KEY or STEWARD_SECRET_KEY_FILE, not both")
+	}
+	if c.SecretKey == "" && c.SecretKeyFile == "" {
+		c.SecretKeyFile = filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward.key")
+	}
 	return nil
+}
+
+// LoadSecretKey returns the 32-byte key for credentials at rest: from
+// SecretKey, else from SecretKeyFile, creating that file with a random key
+// (mode 0600) when it does not exist yet. created reports a new file.
+func (c *Config) LoadSecretKey() (key []byte, created bool, err error) {
+	if c.SecretKey != "" {
+		key, err := decodeKey(c.SecretKey)
+		if err != nil {
+			return nil, false, steward.Errorf(steward.CodeInvalid, "STEWARD_SECRET_KEY: %s", err.Error())
+		}
+		return key, false, nil
+	}
+	b, err := os.ReadFile(c.SecretKeyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, false, fmt.Errorf("generate secret key: %w", err)
+		}
+		if err := os.MkdirAll(filepath.Dir(c.SecretKeyFile), 0o700); err != nil {
+			return nil, false, fmt.Errorf("create secret key directory: %w", err)
+		}
+		// O_EXCL: two processes starting at once must not both write a key.
+		f, err := os.OpenFile(c.SecretKeyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, false, fmt.Errorf("create secret key file: %w", err)
+		}
+		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, false, fmt.Errorf("write secret key file: %w", werr)
+		}
+		return key, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read secret key file: %w", err)
+	}
+	if key, err = decodeKey(string(b)); err != nil {
+		return nil, false, steward.Errorf(steward.CodeInvalid, "secret key file %s: %s", c.SecretKeyFile, err.Error())
+	}
+	return key, false, nil
+}
+
+// LoadPreviousSecretKey returns the key being rotated out, or nil.
+func (c *Config) LoadPreviousSecretKey() ([]byte, error) {
+	if c.PreviousSecretKey == "" {
+		return nil, nil
+	}
+	key, err := decodeKey(c.PreviousSecretKey)
+	if err != nil {
+		return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_SECRET_KEY_PREVIOUS: %s", err.Error())
+	}
+	return key, nil
+}
+
+func decodeKey(s string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("want the base64 of 32 random bytes (openssl rand -base64 32)")
+	}
+	return key, nil
 }
 
 // sqlitePath strips the URL forms store.Open accepts down to the file path.

@@ -79,3 +79,40 @@ func (q *Queue) Insert(ctx context.Context, args river.JobArgs) error {
 	}
 	return nil
 }
+
+// QueueITSM holds jobs that call an ITSM. Each integration's own rate
+// limiter paces them; the queue's worker count bounds concurrency overall.
+const QueueITSM = "itsm"
+
+// CreateTicketArgs asks for the ITSM record of one assignment.
+type CreateTicketArgs struct {
+	AssignmentID int64 `json:"assignment_id" river:"unique"`
+	// Retry distinguishes a user's retry from the job that gave up, whose
+	// finished row would otherwise count as a duplicate.
+	Retry int64 `json:"retry,omitempty" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (CreateTicketArgs) Kind() string { return "ticket_create" }
+
+// InsertOpts dedupes queued work per assignment. The ITSM-side
+// correlation_id lookup stays the real guarantee against duplicate tickets;
+// this only saves work. Attempts are many because a throttled instance may
+// need hours to catch up; snoozes for Retry-After don't count.
+func (CreateTicketArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueITSM, MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// DeleteIntegrationArgs asks for an integration's assignments to be removed
+// (kept in history) and then the integration itself.
+type DeleteIntegrationArgs struct {
+	IntegrationID int64 `json:"integration_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (DeleteIntegrationArgs) Kind() string { return "integration_delete" }
+
+// InsertOpts dedupes deletes of one integration.
+func (DeleteIntegrationArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDefault, MaxAttempts: 50, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}

@@ -23,8 +23,11 @@ import (
 	"github.com/stewardhq/steward/internal/api"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/ingest"
+	"github.com/stewardhq/steward/internal/itsm/servicenow"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 // Server is one running Steward.
@@ -34,6 +37,7 @@ type Server struct {
 	DB       *store.DB
 	Ingester *ingest.Ingester
 	Queue    *jobs.Queue
+	Tickets  *ticketsync.Service
 	river    *river.Client[*sql.Tx]
 	http     *http.Server
 	listener net.Listener
@@ -51,20 +55,41 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s := &Server{cfg: cfg, logger: logger, DB: db, Queue: jobs.NewQueue()}
+	if err := s.setupSecrets(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.Ingester = ingest.New(db, s.Queue, logger.With("component", "ingest"), reg)
+	snMetrics, err := servicenow.NewMetrics(reg)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("servicenow metrics: %w", err)
+	}
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + cfg.Addr
+	}
+	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: publicURL}, db, s.Queue,
+		ServiceNowFactory(logger.With("component", "servicenow"), servicenow.WithMetrics(snMetrics)),
+		logger.With("component", "tickets"), reg)
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
 	river.AddWorker(workers, ingest.NewRecomputeWorker(db))
+	river.AddWorker(workers, ticketsync.NewCreateTicketWorker(s.Tickets))
+	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
 	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			jobs.QueueDefault: {MaxWorkers: 4},
 			// One import at a time: imports are write-heavy and SQLite has
 			// one writer, so parallel imports only queue on the lock.
 			jobs.QueueIngest: {MaxWorkers: 1},
+			// Ticket work waits on the network, not on CPU or the writer:
+			// many in flight, paced by each integration's rate limiter.
+			jobs.QueueITSM: {MaxWorkers: 50},
 		},
 		Workers: workers,
 		Logger:  logger.With("component", "jobs"),
@@ -72,6 +97,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		// job pick-up latency low; each poll is one cheap indexed query.
 		FetchPollInterval: 200 * time.Millisecond,
 		FetchCooldown:     50 * time.Millisecond,
+		// A job left "running" by a crashed process is retried after this.
+		// It must exceed the longest job timeout (imports: 2h); jobs
+		// interrupted by a clean stop are retried at once instead.
+		RescueStuckJobsAfter: 3 * time.Hour,
 	})
 	if err != nil {
 		db.Close()
@@ -80,7 +109,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	s.Queue.Bind(s.river)
 
 	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes},
-		db, s.Ingester, s.Queue, logger.With("component", "api"), reg)
+		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets}, logger.With("component", "api"), reg)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", apiHandler)
@@ -140,7 +169,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
 		if err := s.river.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop job workers: %w", err))
+			// Jobs still running at the deadline are cancelled; their work
+			// is transactional or idempotent, and River retries them.
+			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.river.StopAndCancel(cctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop job workers: %w", err))
+			}
+			ccancel()
 		}
 	}
 	s.cancel()
@@ -148,4 +183,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// setupSecrets loads (or creates) the key that encrypts integration
+// credentials and, during a key rotation, re-encrypts everything stored
+// under the previous key.
+func (s *Server) setupSecrets(ctx context.Context) error {
+	key, created, err := s.cfg.LoadSecretKey()
+	if err != nil {
+		return err
+	}
+	if created {
+		s.logger.Warn("created a new secret key file; back it up with the database: without it stored integration credentials cannot be read",
+			"path", s.cfg.SecretKeyFile)
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return fmt.Errorf("secret key: %w", err)
+	}
+	prev, err := s.cfg.LoadPreviousSecretKey()
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		old, err := secret.NewBox(prev)
+		if err != nil {
+			return fmt.Errorf("previous secret key: %w", err)
+		}
+		n, err := s.DB.RotateSecrets(ctx, old, box)
+		if err != nil {
+			return fmt.Errorf("rotate secret key: %w", err)
+		}
+		s.logger.Info("secret key rotated; remove STEWARD_SECRET_KEY_PREVIOUS", "secrets_resealed", n)
+	}
+	s.DB.SetSecretBox(box)
+	return nil
 }

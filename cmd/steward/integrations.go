@@ -1,0 +1,402 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
+)
+
+// integrationFlags are the settable fields of an integration. Secrets come
+// from files or environment variables so they stay out of shell history
+// and the process list; the plain flags exist for the emulator's throwaway
+// credentials.
+type integrationFlags struct {
+	name, scope, instanceURL, authMode, username, clientID string
+	password, passwordFile                                 string
+	clientSecret, clientSecretFile                         string
+	webhookSecretFile                                      string
+	local, skipValidation                                  bool
+	rps                                                    float64
+	pollInterval, reconcileInterval                        time.Duration
+	closedNotFixed, deletedTicket                          string
+	tables                                                 []string
+	fields                                                 []string
+}
+
+func (f *integrationFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", "", "integration name")
+	fl.StringVar(&f.scope, "scope", "", "resources it serves, e.g. /subscriptions/<id>, /aws/accounts/<id>; / for all")
+	fl.StringVar(&f.instanceURL, "instance-url", "", "https://<instance>.service-now.com")
+	fl.BoolVar(&f.local, "local", false, "allow a plain-http loopback URL (the built-in emulator)")
+	fl.StringVar(&f.authMode, "auth-mode", "", "oauth_password (default with --client-id), basic, or client_credentials")
+	fl.StringVar(&f.username, "username", "", "integration user name")
+	fl.StringVar(&f.password, "password", "", "password (visible in the process list; prefer --password-file or STEWARD_SN_PASSWORD)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the password")
+	fl.StringVar(&f.clientID, "client-id", "", "OAuth client ID")
+	fl.StringVar(&f.clientSecret, "client-secret", "", "OAuth client secret (prefer --client-secret-file or STEWARD_SN_CLIENT_SECRET)")
+	fl.StringVar(&f.clientSecretFile, "client-secret-file", "", "file holding the OAuth client secret")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the secret ServiceNow signs webhooks with")
+	fl.Float64Var(&f.rps, "requests-per-second", 0, "cap on calls to the instance (default 10)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", 0, "incremental poll interval (30s-24h, default 5m)")
+	fl.DurationVar(&f.reconcileInterval, "reconcile-interval", 0, "full reconcile interval (default 24h)")
+	fl.StringVar(&f.closedNotFixed, "closed-not-fixed", "", "ticket closed but resource still unhealthy: nothing, reopen or new_ticket")
+	fl.StringVar(&f.deletedTicket, "deleted-ticket", "", "ticket deleted in ServiceNow: flag or end")
+	fl.StringSliceVar(&f.tables, "table", nil, "TYPE=TABLE: table for a ticket type, e.g. incident=u_security_incident (repeatable)")
+	fl.StringSliceVar(&f.fields, "field", nil, "TYPE.FIELD=VALUE: fixed value on new tickets, e.g. incident.category=security (repeatable)")
+	fl.BoolVar(&f.skipValidation, "skip-validation", false, "save without checking the connection first")
+}
+
+func secretValue(flagValue, file, env string) (*string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		return &s, nil
+	case flagValue != "":
+		return &flagValue, nil
+	case os.Getenv(env) != "":
+		s := os.Getenv(env)
+		return &s, nil
+	}
+	return nil, nil
+}
+
+func (f *integrationFlags) request(cmd *cobra.Command) (apiclient.IntegrationRequest, error) {
+	req := apiclient.IntegrationRequest{SkipValidation: f.skipValidation}
+	changed := cmd.Flags().Changed
+	str := func(flag string, v string) *string {
+		if changed(flag) {
+			return &v
+		}
+		return nil
+	}
+	req.Name, req.Scope, req.InstanceURL = str("name", f.name), str("scope", f.scope), str("instance-url", f.instanceURL)
+	req.AuthMode, req.Username, req.ClientID = str("auth-mode", f.authMode), str("username", f.username), str("client-id", f.clientID)
+	if changed("local") {
+		req.Local = &f.local
+	}
+	if changed("requests-per-second") {
+		req.RequestsPerSecond = &f.rps
+	}
+	var err error
+	if req.Password, err = secretValue(f.password, f.passwordFile, "STEWARD_SN_PASSWORD"); err != nil {
+		return req, err
+	}
+	if req.ClientSecret, err = secretValue(f.clientSecret, f.clientSecretFile, "STEWARD_SN_CLIENT_SECRET"); err != nil {
+		return req, err
+	}
+	if req.WebhookSecret, err = secretValue("", f.webhookSecretFile, "STEWARD_SN_WEBHOOK_SECRET"); err != nil {
+		return req, err
+	}
+	if changed("poll-interval") || changed("reconcile-interval") || changed("closed-not-fixed") || changed("deleted-ticket") {
+		req.Sync = &steward.SyncSettings{PollInterval: steward.Duration(f.pollInterval), ReconcileInterval: steward.Duration(f.reconcileInterval),
+			ClosedNotFixed: f.closedNotFixed, DeletedTicket: f.deletedTicket}
+	}
+	if len(f.tables) > 0 || len(f.fields) > 0 {
+		req.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
+		for _, t := range f.tables {
+			k, v, ok := strings.Cut(t, "=")
+			tt, err := steward.ParseTicketType(k)
+			if !ok || err != nil {
+				return req, fmt.Errorf("--table %q: want TYPE=TABLE, e.g. incident=incident", t)
+			}
+			m := req.TicketTypes[tt]
+			m.Table = v
+			req.TicketTypes[tt] = m
+		}
+		for _, fv := range f.fields {
+			k, v, ok := strings.Cut(fv, "=")
+			typ, field, ok2 := strings.Cut(k, ".")
+			tt, err := steward.ParseTicketType(typ)
+			if !ok || !ok2 || err != nil {
+				return req, fmt.Errorf("--field %q: want TYPE.FIELD=VALUE, e.g. incident.category=security", fv)
+			}
+			m := req.TicketTypes[tt]
+			if m.Fields == nil {
+				m.Fields = map[string]string{}
+			}
+			m.Fields[field] = v
+			req.TicketTypes[tt] = m
+		}
+	}
+	return req, nil
+}
+
+func newIntegrationsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "integrations", Aliases: []string{"integration"}, Short: "Connect and manage ServiceNow instances"}
+
+	var cf integrationFlags
+	create := &cobra.Command{
+		Use:   "create --name N --scope S --instance-url URL --username U (--password-file F) [--client-id ID --client-secret-file F]",
+		Short: "Add a ServiceNow integration (its connection is checked first)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			req, err := cf.request(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := c.CreateIntegration(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.render(in, func(w *tabwriter.Writer) { integrationTable(w, []steward.Integration{*in}) })
+		},
+	}
+	cf.add(create)
+
+	var uf integrationFlags
+	update := &cobra.Command{
+		Use:   "update ID [flags]",
+		Short: "Change an integration (changed connection settings are checked again)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			req, err := uf.request(cmd)
+			if err != nil {
+				return err
+			}
+			in, err := c.UpdateIntegration(cmd.Context(), id, req)
+			if err != nil {
+				return err
+			}
+			return g.render(in, func(w *tabwriter.Writer) { integrationTable(w, []steward.Integration{*in}) })
+		},
+	}
+	uf.add(update)
+
+	list := &cobra.Command{Use: "list", Short: "List integrations", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			page, err := c.ListIntegrations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.render(page, func(w *tabwriter.Writer) { integrationTable(w, page.Items) })
+		}}
+
+	show := &cobra.Command{Use: "show ID", Short: "Show an integration", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			in, err := c.GetIntegration(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			return g.render(in, func(w *tabwriter.Writer) {
+				row(w, "ID:", in.ID)
+				row(w, "Name:", in.Name)
+				row(w, "State:", in.State)
+				row(w, "Scope:", in.Scope)
+				row(w, "Instance:", in.InstanceURL)
+				row(w, "Auth:", fmt.Sprintf("%s (user %s, client %s; password set: %t, client secret set: %t)",
+					in.AuthMode, orDash(in.Username), orDash(in.ClientID), in.HasPassword, in.HasClientSecret))
+				row(w, "Rate limit:", fmt.Sprintf("%g requests/s", in.RequestsPerSecond))
+				row(w, "Sync:", fmt.Sprintf("poll every %s, reconcile every %s, closed-not-fixed: %s, deleted ticket: %s",
+					time.Duration(in.Sync.PollInterval), time.Duration(in.Sync.ReconcileInterval), in.Sync.ClosedNotFixed, in.Sync.DeletedTicket))
+				for _, tt := range steward.TicketTypes {
+					m := in.TicketTypes[tt]
+					row(w, string(tt)+":", fmt.Sprintf("table %s, fixed fields %v", orDash(m.Table), m.Fields))
+				}
+				if p := in.PendingDelete; p != nil {
+					row(w, "Deleting:", fmt.Sprintf("%d active assignments left", p.ActiveAssignments))
+				}
+			})
+		}}
+
+	validate := &cobra.Command{Use: "validate ID", Short: "Check an integration's connection now", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.ValidateIntegration(cmd.Context(), id); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "integration %d: connection OK\n", id)
+			return nil
+		}}
+
+	var yes bool
+	del := &cobra.Command{Use: "delete ID", Short: "Delete an integration and remove its assignments (kept in history)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.IntegrationDeletePreview(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "Deleting integration %d removes %d active assignments (%d tickets, %d still open; the tickets stay in ServiceNow).\n",
+				id, p.ActiveAssignments, p.Tickets, p.OpenTickets)
+			if !yes {
+				return fmt.Errorf("nothing deleted; repeat with --yes to confirm")
+			}
+			if _, err := c.DeleteIntegration(cmd.Context(), id); err != nil {
+				return err
+			}
+			for {
+				in, err := c.GetIntegration(cmd.Context(), id)
+				if apiErr, ok := err.(*apiclient.Error); ok && apiErr.Status == 404 {
+					fmt.Fprintf(g.stdout, "integration %d deleted\n", id)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if in.PendingDelete != nil {
+					fmt.Fprintf(g.stderr, "  %d assignments left to remove\n", in.PendingDelete.ActiveAssignments)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return fmt.Errorf("stopped following; the delete goes on on the server")
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		}}
+	del.Flags().BoolVar(&yes, "yes", false, "confirm the delete")
+
+	cmd.AddCommand(create, list, show, update, validate, del)
+	return cmd
+}
+
+func integrationTable(w *tabwriter.Writer, items []steward.Integration) {
+	row(w, "ID", "NAME", "STATE", "SCOPE", "INSTANCE", "AUTH")
+	for _, in := range items {
+		row(w, in.ID, in.Name, in.State, in.Scope, in.InstanceURL, in.AuthMode)
+	}
+}
+
+func newTicketsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "tickets", Short: "List tickets and retry failed ones"}
+	list := &cobra.Command{Use: "list", Short: "List tickets with number, link, state and assignee", Args: cobra.NoArgs}
+	lf := addListFlags(list, "integration", "type", "state", "status", "recommendation", "owner")
+	list.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		page, err := c.ListTickets(cmd.Context(), lf.values())
+		if err != nil {
+			return err
+		}
+		return g.render(page, func(w *tabwriter.Writer) {
+			row(w, "ASSIGNMENT", "NUMBER", "STATUS", "STATE", "ASSIGNEE", "RESOURCE", "RECOMMENDATION", "LINK")
+			for _, t := range page.Items {
+				state := string(t.State)
+				if t.StateLabel != "" {
+					state = t.StateLabel
+				}
+				status := string(t.Status)
+				if t.Error != "" {
+					status += ": " + clip(t.Error, 50)
+				}
+				row(w, t.AssignmentID, orDash(t.Number), status, orDash(state), orDash(t.AssigneeEmail), t.ResourceID, clip(t.RecommendationKey, 40), orDash(t.Link))
+			}
+			w.Flush()
+			nextHint(g.stdout, page.NextCursor)
+		})
+	}
+	retry := &cobra.Command{Use: "retry ASSIGNMENT_ID", Short: "Queue a failed ticket creation again", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			t, err := c.RetryTicket(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "ticket of assignment %d queued again (%s)\n", id, t.Status)
+			return nil
+		}}
+	cmd.AddCommand(list, retry)
+	return cmd
+}
+
+func newAuditCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "List audit events of integrations and tickets, newest first", Args: cobra.NoArgs}
+	lf := addListFlags(cmd, "integration", "assignment", "action")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		page, err := c.ListAudit(cmd.Context(), lf.values())
+		if err != nil {
+			return err
+		}
+		return g.render(page, func(w *tabwriter.Writer) {
+			row(w, "WHEN", "WHO", "ACTION", "INTEGRATION", "ASSIGNMENT", "DETAILS")
+			for _, e := range page.Items {
+				row(w, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, idOrDash(e.IntegrationID), idOrDash(e.AssignmentID), details(e.Details))
+			}
+			w.Flush()
+			nextHint(g.stdout, page.NextCursor)
+		})
+	}
+	return cmd
+}
+
+func idOrDash(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(id, 10)
+}
+
+func details(d map[string]any) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	q := url.Values{}
+	for k, v := range d {
+		q.Set(k, fmt.Sprint(v))
+	}
+	return clip(strings.ReplaceAll(q.Encode(), "&", " "), 80)
+}

@@ -1,0 +1,146 @@
+package ticketsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/itsm"
+	"github.com/stewardhq/steward/internal/jobs"
+)
+
+// CreateTicket creates the ITSM record of one assignment, exactly once.
+//
+// Each try first records an attempt in the store. The first try of a ticket
+// therefore knows no earlier request can have reached the ITSM and lets the
+// provider create directly (one HTTP request); any later try - after a
+// timeout, a 5xx, a dropped connection or a crash between send and commit -
+// makes the provider look the correlation ID up first, so a record that was
+// created but never recorded is found instead of duplicated.
+func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
+	t, err := s.db.FindTicketByAssignment(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	if t.Status == steward.TicketCreated {
+		return nil // a duplicate job, or a retry after the commit
+	}
+	a, err := s.db.FindAssignmentByID(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	if a.State != steward.AssignmentActive {
+		return s.fail(ctx, t, steward.TicketFailed, fmt.Sprintf("assignment %s before its ticket was created", a.State))
+	}
+	provider, in, err := s.Provider(ctx, t.IntegrationID)
+	if err != nil {
+		return err
+	}
+	attempts, err := s.db.MarkTicketAttempt(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	iu, ok := in.Priority[a.Severity]
+	if !ok {
+		iu = steward.DefaultPriority()[a.Severity]
+	}
+	start := time.Now()
+	remote, err := provider.CreateTicket(ctx, itsm.CreateRequest{
+		Type:               t.Type,
+		Table:              t.Table,
+		CorrelationID:      t.CorrelationID,
+		CorrelationDisplay: "steward",
+		ShortDescription:   t.ShortDescription,
+		Description:        t.Description,
+		AssignedToEmail:    a.Owner,
+		CallerEmail:        t.CallerEmail,
+		Impact:             iu.Impact,
+		Urgency:            iu.Urgency,
+		Fields:             in.TicketTypes[t.Type].Fields,
+		FirstAttempt:       attempts == 1,
+	})
+	s.metrics.createDuration.WithLabelValues(string(t.Type)).Observe(time.Since(start).Seconds())
+	if err != nil {
+		status := steward.TicketRetrying
+		if !itsm.IsRetryable(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			status = steward.TicketFailed
+		}
+		if ferr := s.fail(ctx, t, status, steward.ErrorMessage(err)); ferr != nil && status == steward.TicketRetrying {
+			return errors.Join(err, ferr)
+		}
+		return err
+	}
+	if _, err := s.db.RecordTicketCreated(ctx, assignmentID, fromITSM(remote)); err != nil {
+		// The record exists in the ITSM; the retry finds it by correlation ID.
+		return fmt.Errorf("record created ticket %s: %w", remote.Number, err)
+	}
+	s.metrics.tickets.WithLabelValues(string(t.Type), "created").Inc()
+	s.logger.InfoContext(ctx, "ticket created", "assignment_id", assignmentID, "number", remote.Number, "table", remote.Table)
+	return nil
+}
+
+func (s *Service) fail(ctx context.Context, t *steward.Ticket, status steward.TicketStatus, reason string) error {
+	s.metrics.tickets.WithLabelValues(string(t.Type), string(status)).Inc()
+	if status == steward.TicketFailed {
+		s.logger.WarnContext(ctx, "ticket creation failed", "assignment_id", t.AssignmentID, "reason", reason)
+	}
+	return s.db.RecordTicketFailure(ctx, t.AssignmentID, status, reason)
+}
+
+func fromITSM(r *itsm.Ticket) *steward.Ticket {
+	t := &steward.Ticket{
+		Table:         r.Table,
+		SysID:         r.SysID,
+		Number:        r.Number,
+		Link:          r.Link,
+		RawState:      r.RawState,
+		StateLabel:    r.StateLabel,
+		State:         r.State,
+		AssigneeEmail: r.AssignedToEmail,
+		ModCount:      r.ModCount,
+	}
+	if !r.UpdatedAt.IsZero() {
+		u := r.UpdatedAt
+		t.RemoteUpdatedAt = &u
+	}
+	return t
+}
+
+// CreateTicketWorker runs ticket_create jobs.
+type CreateTicketWorker struct {
+	river.WorkerDefaults[jobs.CreateTicketArgs]
+	svc *Service
+}
+
+// NewCreateTicketWorker returns the worker.
+func NewCreateTicketWorker(svc *Service) *CreateTicketWorker { return &CreateTicketWorker{svc: svc} }
+
+// Timeout bounds one try; the client's own retries happen inside it.
+func (w *CreateTicketWorker) Timeout(*river.Job[jobs.CreateTicketArgs]) time.Duration {
+	return 5 * time.Minute
+}
+
+// Work maps the outcome onto River: throttled tries are snoozed (they do
+// not use up attempts), refused ones cancelled (a retry cannot help; the
+// user can retry after fixing the cause), others retried with backoff.
+func (w *CreateTicketWorker) Work(ctx context.Context, job *river.Job[jobs.CreateTicketArgs]) error {
+	err := w.svc.CreateTicket(ctx, job.Args.AssignmentID)
+	if err == nil {
+		return nil
+	}
+	if steward.ErrorCode(err) == steward.CodeNotFound && !itsm.IsKind(err, itsm.KindNotFound) {
+		return river.JobCancel(err) // the assignment or ticket row is gone
+	}
+	ierr, isITSM := errors.AsType[*itsm.Error](err)
+	switch {
+	case isITSM && ierr.Retryable && ierr.RetryAfter > 0:
+		return river.JobSnooze(ierr.RetryAfter)
+	case isITSM && !ierr.Retryable:
+		return river.JobCancel(err)
+	}
+	return err
+}

@@ -1,0 +1,289 @@
+package ticketsync
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// CheckIntegration validates an integration's settings before it is
+// saved, filling defaults; each error names the field to fix. It does not
+// contact the instance (Validate does).
+func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets) error {
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > 100 {
+		return steward.Errorf(steward.CodeInvalid, "name is required (at most 100 characters)")
+	}
+	if in.Type == "" {
+		in.Type = steward.IntegrationServiceNow
+	}
+	if in.Type != steward.IntegrationServiceNow {
+		return steward.Errorf(steward.CodeInvalid, "type %q is not supported (want servicenow)", in.Type)
+	}
+	if err := in.Scope.Validate(); err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(in.Scope)) == "" {
+		return steward.Errorf(steward.CodeInvalid, "scope is required, e.g. /subscriptions/<id> or /aws/accounts/<id>; use / for everything")
+	}
+	if err := checkInstanceURL(in.InstanceURL, in.Local); err != nil {
+		return err
+	}
+	if in.AuthMode == "" {
+		in.AuthMode = steward.AuthBasic
+		if in.ClientID != "" {
+			in.AuthMode = steward.AuthOAuthPassword
+		}
+	}
+	switch in.AuthMode {
+	case steward.AuthBasic, steward.AuthOAuthPassword:
+		if in.Username == "" || secrets.Password.IsZero() && !in.HasPassword {
+			return steward.Errorf(steward.CodeInvalid, "auth_mode %s needs username and password", in.AuthMode)
+		}
+		if in.AuthMode == steward.AuthOAuthPassword && (in.ClientID == "" || secrets.ClientSecret.IsZero() && !in.HasClientSecret) {
+			return steward.Errorf(steward.CodeInvalid, "auth_mode oauth_password needs client_id and client_secret")
+		}
+	case steward.AuthClientCredentials:
+		if in.ClientID == "" || secrets.ClientSecret.IsZero() && !in.HasClientSecret {
+			return steward.Errorf(steward.CodeInvalid, "auth_mode client_credentials needs client_id and client_secret")
+		}
+	default:
+		return steward.Errorf(steward.CodeInvalid, "auth_mode %q is not one of oauth_password, basic, client_credentials", in.AuthMode)
+	}
+	if in.TicketTypes == nil {
+		in.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
+	}
+	for tt, m := range in.TicketTypes {
+		if _, err := steward.ParseTicketType(string(tt)); err != nil {
+			return err
+		}
+		if m.Table != "" && !validName(m.Table) {
+			return steward.Errorf(steward.CodeInvalid, "ticket_types.%s.table %q is not a table name", tt, m.Table)
+		}
+		for f := range m.Fields {
+			if !validName(f) {
+				return steward.Errorf(steward.CodeInvalid, "ticket_types.%s.fields: %q is not a field name", tt, f)
+			}
+		}
+		if _, _, err := Render(m, SampleData()); err != nil {
+			return steward.Errorf(steward.CodeInvalid, "ticket_types.%s: %s", tt, steward.ErrorMessage(err))
+		}
+	}
+	if in.Priority == nil {
+		in.Priority = steward.DefaultPriority()
+	}
+	for sev, iu := range in.Priority {
+		if sev.Rank() == 0 {
+			return steward.Errorf(steward.CodeInvalid, "priority: %q is not a severity", sev)
+		}
+		if !oneToThree(iu.Impact) || !oneToThree(iu.Urgency) {
+			return steward.Errorf(steward.CodeInvalid, "priority.%s: impact and urgency must be \"1\", \"2\" or \"3\"", sev)
+		}
+	}
+	if in.RequestsPerSecond == 0 {
+		in.RequestsPerSecond = 10
+	}
+	if in.RequestsPerSecond < 0 || in.RequestsPerSecond > 1000 {
+		return steward.Errorf(steward.CodeInvalid, "requests_per_second must be between 0 and 1000")
+	}
+	return checkSync(&in.Sync)
+}
+
+func checkSync(s *steward.SyncSettings) error {
+	def := steward.DefaultSyncSettings()
+	if s.PollInterval == 0 {
+		s.PollInterval = def.PollInterval
+	}
+	if s.ReconcileInterval == 0 {
+		s.ReconcileInterval = def.ReconcileInterval
+	}
+	if s.ClosedNotFixed == "" {
+		s.ClosedNotFixed = def.ClosedNotFixed
+	}
+	if s.DeletedTicket == "" {
+		s.DeletedTicket = def.DeletedTicket
+	}
+	if d := time.Duration(s.PollInterval); d < 30*time.Second || d > 24*time.Hour {
+		return steward.Errorf(steward.CodeInvalid, "sync.poll_interval %s must be between 30s and 24h", d)
+	}
+	if d := time.Duration(s.ReconcileInterval); d < time.Minute || d > 7*24*time.Hour {
+		return steward.Errorf(steward.CodeInvalid, "sync.reconcile_interval %s must be between 1m and 168h", d)
+	}
+	switch s.ClosedNotFixed {
+	case "nothing", "reopen", "new_ticket":
+	default:
+		return steward.Errorf(steward.CodeInvalid, "sync.closed_not_fixed %q is not one of nothing, reopen, new_ticket", s.ClosedNotFixed)
+	}
+	switch s.DeletedTicket {
+	case "flag", "end":
+	default:
+		return steward.Errorf(steward.CodeInvalid, "sync.deleted_ticket %q is not flag or end", s.DeletedTicket)
+	}
+	return nil
+}
+
+// checkInstanceURL requires https, except for a loopback host on an
+// integration explicitly marked local (the emulator).
+func checkInstanceURL(raw string, local bool) error {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return steward.Errorf(steward.CodeInvalid, "instance_url %q is not a URL like https://<instance>.service-now.com", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return steward.Errorf(steward.CodeInvalid, "instance_url must not carry credentials, a query or a fragment")
+	}
+	loopback := isLoopback(u.Hostname())
+	switch {
+	case u.Scheme == "https":
+	case !loopback:
+		return steward.Errorf(steward.CodeInvalid, "instance_url must use https (plain http is allowed only for a loopback address with local: true)")
+	case !local:
+		return steward.Errorf(steward.CodeInvalid, "instance_url uses http on a loopback address; set local: true if this is the emulator")
+	}
+	if local && !loopback {
+		return steward.Errorf(steward.CodeInvalid, "local: true is only for loopback addresses (127.0.0.1, ::1, localhost)")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 80 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func oneToThree(s string) bool { return s == "1" || s == "2" || s == "3" }
+
+// CreateIntegration checks, validates against the instance (unless skip)
+// and stores a new integration.
+func (s *Service) CreateIntegration(ctx context.Context, in *steward.Integration, secrets store.IntegrationSecrets, skipValidation bool, actor string) error {
+	if err := CheckIntegration(in, secrets); err != nil {
+		return err
+	}
+	if !skipValidation {
+		if err := s.Validate(ctx, in, secrets); err != nil {
+			return err
+		}
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.CreateIntegration(ctx, in, secrets, actor) })
+}
+
+// ValidateStored checks a saved integration's connection on demand and
+// records the outcome in the audit log.
+func (s *Service) ValidateStored(ctx context.Context, id int64, actor string) error {
+	in, err := s.db.FindIntegrationByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	secrets, err := s.db.FindIntegrationSecrets(ctx, id)
+	if err != nil {
+		return err
+	}
+	verr := s.Validate(ctx, in, secrets)
+	details := map[string]any{"ok": verr == nil}
+	if verr != nil {
+		details["error"] = steward.ErrorMessage(verr)
+	}
+	if err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: actor, Action: "integration.validated", IntegrationID: id, Details: details})
+	}); err != nil {
+		return err
+	}
+	return verr
+}
+
+// UpdateIntegration applies upd after checking the result as a whole, and
+// validates the connection again when a connection setting changed (unless
+// skip).
+func (s *Service) UpdateIntegration(ctx context.Context, id int64, upd store.IntegrationUpdate, skipValidation bool, actor string) (*steward.Integration, error) {
+	cur, err := s.db.FindIntegrationByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := s.db.FindIntegrationSecrets(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	next := *cur
+	connection := false
+	set := func(dst *string, v *string) {
+		if v != nil && *v != *dst {
+			*dst, connection = *v, true
+		}
+	}
+	if upd.Name != nil {
+		next.Name = *upd.Name
+	}
+	if upd.Scope != nil {
+		next.Scope = *upd.Scope
+	}
+	set(&next.InstanceURL, upd.InstanceURL)
+	set(&next.Username, upd.Username)
+	set(&next.ClientID, upd.ClientID)
+	if upd.Local != nil && *upd.Local != next.Local {
+		next.Local, connection = *upd.Local, true
+	}
+	if upd.AuthMode != nil && *upd.AuthMode != next.AuthMode {
+		next.AuthMode, connection = *upd.AuthMode, true
+	}
+	if upd.Password != nil {
+		secrets.Password, connection = *upd.Password, true
+	}
+	if upd.ClientSecret != nil {
+		secrets.ClientSecret, connection = *upd.ClientSecret, true
+	}
+	if upd.WebhookSecret != nil {
+		secrets.WebhookSecret = *upd.WebhookSecret
+	}
+	if upd.TicketTypes != nil {
+		next.TicketTypes = *upd.TicketTypes
+	}
+	if upd.Priority != nil {
+		next.Priority = *upd.Priority
+	}
+	if upd.RequestsPerSecond != nil {
+		next.RequestsPerSecond = *upd.RequestsPerSecond
+	}
+	if upd.Sync != nil {
+		next.Sync = *upd.Sync
+	}
+	next.HasPassword, next.HasClientSecret = !secrets.Password.IsZero(), !secrets.ClientSecret.IsZero()
+	if err := CheckIntegration(&next, secrets); err != nil {
+		return nil, err
+	}
+	if connection && !skipValidation {
+		if err := s.Validate(ctx, &next, secrets); err != nil {
+			return nil, err
+		}
+	}
+	// CheckIntegration fills defaults; pass them on so what is stored is
+	// what was checked.
+	upd.TicketTypes, upd.Priority, upd.Sync = &next.TicketTypes, &next.Priority, &next.Sync
+	upd.RequestsPerSecond, upd.AuthMode = &next.RequestsPerSecond, &next.AuthMode
+	var out *steward.Integration
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = tx.UpdateIntegration(ctx, id, upd, actor)
+		return err
+	})
+	return out, err
+}

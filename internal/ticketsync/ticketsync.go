@@ -1,0 +1,300 @@
+// Package ticketsync opens and keeps ITSM tickets for assignments: it turns
+// a user's request into an assignment plus a queued ticket_create job in one
+// transaction, creates the record exactly once (correlation_id), and removes
+// an integration's assignments in the background when it is deleted. It
+// talks to ITSMs only through itsm.Provider, built by a factory the
+// composition root supplies, so it never imports a concrete client.
+package ticketsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/itsm"
+	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// ProviderFactory builds the provider of one integration from its settings
+// and decrypted credentials.
+type ProviderFactory func(in *steward.Integration, secrets store.IntegrationSecrets) (itsm.Provider, error)
+
+// Config holds the service's settings.
+type Config struct {
+	// PublicURL is Steward's base URL as users reach it, for links in
+	// ticket descriptions; empty leaves links out.
+	PublicURL string
+}
+
+// Service is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	db      *store.DB
+	queue   *jobs.Queue
+	factory ProviderFactory
+	logger  *slog.Logger
+	metrics *metrics
+
+	mu        sync.Mutex
+	providers map[int64]cachedProvider
+}
+
+// cachedProvider keeps one provider per integration so its rate limiter and
+// token are shared by every worker; a changed integration gets a new one.
+type cachedProvider struct {
+	updatedAt time.Time
+	provider  itsm.Provider
+}
+
+// New returns a Service. reg receives its metrics; nil registers none.
+func New(cfg Config, db *store.DB, queue *jobs.Queue, factory ProviderFactory, logger *slog.Logger, reg prometheus.Registerer) *Service {
+	return &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
+		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}}
+}
+
+// Provider returns the provider of an active integration.
+func (s *Service) Provider(ctx context.Context, integrationID int64) (itsm.Provider, *steward.Integration, error) {
+	in, err := s.db.FindIntegrationByID(ctx, integrationID)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	cached, ok := s.providers[in.ID]
+	s.mu.Unlock()
+	if ok && cached.updatedAt.Equal(in.UpdatedAt) {
+		return cached.provider, in, nil
+	}
+	secrets, err := s.db.FindIntegrationSecrets(ctx, in.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := s.factory(in, secrets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build provider for integration %d: %w", in.ID, err)
+	}
+	s.mu.Lock()
+	s.providers[in.ID] = cachedProvider{updatedAt: in.UpdatedAt, provider: p}
+	s.mu.Unlock()
+	return p, in, nil
+}
+
+// Validate checks an integration's connection with candidate settings,
+// before they are saved.
+func (s *Service) Validate(ctx context.Context, in *steward.Integration, secrets store.IntegrationSecrets) error {
+	p, err := s.factory(in, secrets)
+	if err != nil {
+		return err
+	}
+	if err := p.Validate(ctx); err != nil {
+		return steward.WrapError(steward.CodeInvalid, err, "validation failed: %s", validationMessage(err))
+	}
+	return nil
+}
+
+func validationMessage(err error) string {
+	if ierr, ok := errors.AsType[*itsm.Error](err); ok {
+		return steward.ErrorMessage(ierr)
+	}
+	return steward.ErrorMessage(err)
+}
+
+// AssignRequest asks for a ServiceNow-type assignment on an unhealthy
+// assessment.
+type AssignRequest struct {
+	AssessmentID int64
+	// IntegrationID picks the integration; 0 picks the one whose scope
+	// holds the resource most specifically.
+	IntegrationID int64
+	TicketType    steward.TicketType
+	// AssignedTo is the owner's e-mail; it becomes the ticket's assigned_to.
+	AssignedTo string
+	// Caller is the ticket's caller (incident) or requester (change).
+	Caller string
+	// ShortDescription and Description override the integration's templates.
+	ShortDescription   string
+	Description        string
+	DueDate            time.Time
+	GracePeriod        bool
+	OwnerEmailOptOut   bool
+	ManagerEmailOptOut bool
+	Reason             string
+}
+
+// Assign creates the assignment and its pending ticket, and queues the
+// ticket's creation, in one transaction: a crash either leaves nothing or
+// leaves work that will run.
+func (s *Service) Assign(ctx context.Context, req AssignRequest, actor string) (*steward.Assignment, error) {
+	if _, err := steward.ParseTicketType(string(req.TicketType)); err != nil {
+		return nil, err
+	}
+	if err := steward.ValidateEmail("assigned_to", req.AssignedTo); err != nil {
+		return nil, err
+	}
+	if req.Caller != "" {
+		if err := steward.ValidateEmail("caller", req.Caller); err != nil {
+			return nil, err
+		}
+	}
+	as, err := s.db.FindAssessmentByID(ctx, req.AssessmentID)
+	if err != nil {
+		return nil, err
+	}
+	in, err := s.chooseIntegration(ctx, as.ResourceID, req.IntegrationID)
+	if err != nil {
+		return nil, err
+	}
+	mapping := in.TicketTypes[req.TicketType]
+	table := mapping.Table
+	if table == "" {
+		table = itsm.DefaultTable(req.TicketType)
+	}
+
+	a := &steward.Assignment{
+		AssessmentID:       as.ID,
+		Type:               steward.AssignmentServiceNow,
+		Owner:              req.AssignedTo,
+		DueDate:            req.DueDate,
+		GracePeriod:        req.GracePeriod,
+		OwnerEmailOptOut:   req.OwnerEmailOptOut,
+		ManagerEmailOptOut: req.ManagerEmailOptOut,
+	}
+	installation, err := s.db.InstallationID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateAssignment(ctx, a, actor, req.Reason); err != nil {
+			return err
+		}
+		short, desc := req.ShortDescription, req.Description
+		if short == "" || desc == "" {
+			data, err := s.templateData(ctx, as, a)
+			if err != nil {
+				return err
+			}
+			rs, rd, err := Render(mapping, data)
+			if err != nil {
+				return err
+			}
+			if short == "" {
+				short = rs
+			}
+			if desc == "" {
+				desc = rd
+			}
+		}
+		t := &steward.Ticket{
+			AssignmentID:     a.ID,
+			IntegrationID:    in.ID,
+			Type:             req.TicketType,
+			Table:            table,
+			CorrelationID:    CorrelationID(installation, a.ID),
+			Status:           steward.TicketPending,
+			ShortDescription: short,
+			Description:      desc,
+			CallerEmail:      req.Caller,
+		}
+		if err := tx.CreateTicket(ctx, t); err != nil {
+			return err
+		}
+		a.Ticket = t
+		if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: actor, Action: "ticket.requested", IntegrationID: in.ID, AssignmentID: a.ID,
+			Details: map[string]any{"type": req.TicketType, "table": table, "correlation_id": t.CorrelationID}}); err != nil {
+			return err
+		}
+		return s.queue.InsertTx(ctx, tx.SQL(), jobs.CreateTicketArgs{AssignmentID: a.ID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// CorrelationID is the stable ID written to a ticket's correlation_id. The
+// installation part keeps two Steward installations sharing one instance
+// from ever matching each other's records.
+func CorrelationID(installation string, assignmentID int64) string {
+	return "steward-" + installation + "-" + strconv.FormatInt(assignmentID, 10)
+}
+
+// CorrelationPrefix is the prefix every correlation ID of this installation
+// starts with.
+func CorrelationPrefix(installation string) string { return "steward-" + installation + "-" }
+
+func (s *Service) templateData(ctx context.Context, as *steward.Assessment, a *steward.Assignment) (TemplateData, error) {
+	rec, err := s.db.FindRecommendationByKey(ctx, as.RecommendationKey)
+	if err != nil {
+		return TemplateData{}, err
+	}
+	res, err := s.db.FindResourceByID(ctx, as.ResourceID)
+	if err != nil {
+		return TemplateData{}, err
+	}
+	data := TemplateData{Recommendation: rec.Recommendation, Resource: *res, Assessment: *as, Assignment: *a}
+	if s.cfg.PublicURL != "" {
+		data.Link = strings.TrimRight(s.cfg.PublicURL, "/") + "/api/v1/assignments/" + strconv.FormatInt(a.ID, 10)
+	}
+	return data, nil
+}
+
+// chooseIntegration returns the integration that serves resourceID: the
+// requested one if its scope holds the resource, else the active one with
+// the most specific scope holding it.
+func (s *Service) chooseIntegration(ctx context.Context, resourceID string, id int64) (*steward.Integration, error) {
+	all, err := s.db.FindIntegrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var scopes []string
+	var best *steward.Integration
+	for _, in := range all {
+		if in.State != steward.IntegrationActive {
+			continue
+		}
+		scopes = append(scopes, fmt.Sprintf("%s (%s)", in.Scope, in.Name))
+		if id != 0 {
+			if in.ID != id {
+				continue
+			}
+			if !in.Scope.Contains(resourceID) {
+				return nil, steward.Errorf(steward.CodeInvalid, "resource %s is outside the scope %s of integration %q", resourceID, in.Scope, in.Name)
+			}
+			return in, nil
+		}
+		if in.Scope.Contains(resourceID) && (best == nil || len(in.Scope.Normalize()) > len(best.Scope.Normalize())) {
+			best = in
+		}
+	}
+	if id != 0 {
+		return nil, steward.Errorf(steward.CodeNotFound, "integration %d not found or being deleted", id)
+	}
+	if best == nil {
+		if len(scopes) == 0 {
+			return nil, steward.Errorf(steward.CodeInvalid, "no integration exists; create one with POST /api/v1/integrations")
+		}
+		return nil, steward.Errorf(steward.CodeInvalid, "resource %s is outside the scope of every integration (scopes: %s)", resourceID, strings.Join(scopes, ", "))
+	}
+	return best, nil
+}
+
+// RetryTicket puts a failed ticket back in the queue.
+func (s *Service) RetryTicket(ctx context.Context, assignmentID int64, actor string) (*steward.Ticket, error) {
+	var t *steward.Ticket
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if t, err = tx.ResetTicketForRetry(ctx, assignmentID, actor); err != nil {
+			return err
+		}
+		return s.queue.InsertTx(ctx, tx.SQL(), jobs.CreateTicketArgs{AssignmentID: assignmentID, Retry: time.Now().UnixNano()})
+	})
+	return t, err
+}
