@@ -117,4 +117,3 @@ func SampleData() TemplateData {
 		Link:           "http://steward.example/api/v1/assignments/1",
 	}
 }
-

@@ -305,7 +305,9 @@ func TestIntegrationValidationMessages(t *testing.T) {
 		{"HTTPRemote", func(r *apiclient.IntegrationRequest) {
 			r.InstanceURL, r.Local = ptr("http://example.service-now.com"), ptr(false)
 		}, "https"},
-		{"DNS", func(r *apiclient.IntegrationRequest) { r.InstanceURL, r.Local = ptr("https://no-such-instance.invalid"), ptr(false) }, "no-such-instance.invalid"},
+		{"DNS", func(r *apiclient.IntegrationRequest) {
+			r.InstanceURL, r.Local = ptr("https://no-such-instance.invalid"), ptr(false)
+		}, "no-such-instance.invalid"},
 		{"ConnectionRefused", func(r *apiclient.IntegrationRequest) { r.InstanceURL = ptr(refusedURL) }, "refused"},
 		{"TLS", func(r *apiclient.IntegrationRequest) { r.InstanceURL, r.Local = ptr(tlsSrv.URL), ptr(false) }, "certificate"},
 		{"BadPassword", func(r *apiclient.IntegrationRequest) { r.Password = ptr("wrong-password") }, "password"},
