@@ -18,6 +18,9 @@ type IntegrationSecrets struct {
 	WebhookSecret secret.String
 }
 
+// AuditSecretsRotated is the audit action of RotateSecrets.
+const AuditSecretsRotated = "secrets.rotated"
+
 // secretField is one sealed column of integration.
 type secretField struct {
 	column string // also the name in audit "fields" and in the seal context
@@ -34,6 +37,9 @@ var secretFields = []secretField{
 // at rest. Without one, writing or reading a credential fails with
 // CodeUnavailable. Safe to call at any time.
 func (db *DB) SetSecretBox(box *secret.Box) { db.box.Store(box) }
+
+// HasSecretBox reports whether a secret box is set.
+func (db *DB) HasSecretBox() bool { return db.box.Load() != nil }
 
 func errNoSecretKey() error {
 	return steward.Errorf(steward.CodeUnavailable, "no secret key configured")
@@ -159,7 +165,7 @@ func (db *DB) RotateSecrets(ctx context.Context, old, new *secret.Box) (int, err
 				return err
 			}
 		}
-		return nil
+		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorSystem, Action: AuditSecretsRotated, Details: map[string]any{"values": n}})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rotate secret key: %w", err)

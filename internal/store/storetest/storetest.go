@@ -4,6 +4,8 @@
 package storetest
 
 import (
+	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stretchr/testify/require"
 )
@@ -137,4 +140,51 @@ func RequireCode(t testing.TB, err error, code steward.Code) {
 	t.Helper()
 	require.Error(t, err)
 	require.Equal(t, code, steward.ErrorCode(err), "error: %v", err)
+}
+
+// Box returns a secret.Box with a fresh random key.
+func Box(t testing.TB) *secret.Box {
+	t.Helper()
+	key := make([]byte, secret.KeySize)
+	_, _ = rand.Read(key)
+	box, err := secret.NewBox(key)
+	require.NoError(t, err)
+	return box
+}
+
+// Integration creates an active ServiceNow integration named name over
+// scope, with basic-auth credentials. It gives db a secret box first if it
+// has none.
+func Integration(t testing.TB, db *store.DB, name string, scope steward.Scope) *steward.Integration {
+	t.Helper()
+	if !db.HasSecretBox() {
+		db.SetSecretBox(Box(t))
+	}
+	in := &steward.Integration{Name: name, Scope: scope, InstanceURL: "https://example.service-now.com",
+		AuthMode: steward.AuthBasic, Username: "steward"}
+	require.NoError(t, db.WithTx(t.Context(), func(tx *store.Tx) error {
+		return tx.CreateIntegration(t.Context(), in, store.IntegrationSecrets{Password: secret.New("pw-" + name)}, "admin@example.com")
+	}))
+	return in
+}
+
+// ServiceNowAssignment creates a ServiceNow-type assignment on an
+// assessment together with its pending incident ticket on integrationID
+// (correlation ID "test-<assignment id>"), as ticket creation does.
+func ServiceNowAssignment(t testing.TB, db *store.DB, assessmentID, integrationID int64, owner string, due time.Time) *steward.Assignment {
+	t.Helper()
+	a := &steward.Assignment{AssessmentID: assessmentID, Type: steward.AssignmentServiceNow, Owner: owner, DueDate: due}
+	require.NoError(t, db.WithTx(t.Context(), func(tx *store.Tx) error {
+		if err := tx.CreateAssignment(t.Context(), a, "tester@example.com", "test"); err != nil {
+			return err
+		}
+		tk := &steward.Ticket{AssignmentID: a.ID, IntegrationID: integrationID, Type: steward.TicketTypeIncident, Table: "incident",
+			CorrelationID: fmt.Sprintf("test-%d", a.ID), ShortDescription: "Fix it", Description: "Please fix it", CallerEmail: owner}
+		if err := tx.CreateTicket(t.Context(), tk); err != nil {
+			return err
+		}
+		a.Ticket = tk
+		return nil
+	}))
+	return a
 }

@@ -28,6 +28,9 @@ func Run(t *testing.T) {
 	t.Run("Recommendations", testRecommendations)
 	t.Run("Assignments", testAssignments)
 	t.Run("Imports", testImports)
+	t.Run("Integrations", testIntegrations)
+	t.Run("Tickets", testTickets)
+	t.Run("Audit", testAudit)
 }
 
 func testOpen(t *testing.T) {
