@@ -66,7 +66,8 @@ func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, er
 	return a, nil
 }
 
-// FindAssignmentByID returns one assignment, or CodeNotFound.
+// FindAssignmentByID returns one assignment, with its Ticket when it has
+// one (servicenow type), or CodeNotFound.
 func (db *DB) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assignment, error) {
 	return findAssignmentByID(ctx, db, db.read, id)
 }
@@ -89,7 +90,8 @@ func findAssignmentByID(ctx context.Context, db *DB, q querier, id int64) (*stew
 // CreateAssignment creates an active assignment on a.AssessmentID and records
 // a "created" event with reason. It fills in a.ID, State, RecommendationKey,
 // ResourceID, Severity, CreatedAt, UpdatedAt and CreatedBy (actor); Type
-// defaults to manual. Errors: CodeNotFound if the assessment does not exist;
+// defaults to manual. A servicenow assignment gets its ticket from
+// Tx.CreateTicket in the same transaction. Errors: CodeNotFound if the assessment does not exist;
 // CodeInvalid if it is not Unhealthy or a field is bad; CodeConflict if it
 // already has an active assignment.
 func (tx *Tx) CreateAssignment(ctx context.Context, a *steward.Assignment, actor, reason string) error {
@@ -309,7 +311,8 @@ func (tx *Tx) endAssignment(ctx context.Context, id int64, state steward.Assignm
 	return a, nil
 }
 
-// FindAssignments lists assignments by due date, then ID, one page at a time.
+// FindAssignments lists assignments by due date, then ID, one page at a time,
+// each with its Ticket when it has one (servicenow type).
 // Errors: CodeInvalid for a bad cursor, limit, scope or state.
 func (db *DB) FindAssignments(ctx context.Context, f AssignmentFilter) ([]*steward.Assignment, string, error) {
 	out, next, err := db.findAssignments(ctx, f)
