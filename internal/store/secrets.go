@@ -82,13 +82,12 @@ func openSealed(box *secret.Box, integrationID int64, field string, sealed []byt
 }
 
 // FindIntegrationSecrets returns an integration's decrypted credentials.
-// Errors: CodeNotFound; CodeUnavailable when no secret key is configured or
-// a stored value does not open with it (wrong key).
+// Errors: CodeNotFound; CodeUnavailable when a credential is stored but no
+// secret key is configured, or it does not open with the key (wrong key).
+// An integration without credentials reads as zero secrets even without a
+// key.
 func (db *DB) FindIntegrationSecrets(ctx context.Context, id int64) (IntegrationSecrets, error) {
 	box := db.box.Load()
-	if box == nil {
-		return IntegrationSecrets{}, fmt.Errorf("find secrets of integration %d: %w", id, errNoSecretKey())
-	}
 	var sealed [3][]byte
 	err := db.read.QueryRowContext(ctx, db.bind(`SELECT password, client_secret, webhook_secret FROM integration WHERE id = ?`), id).
 		Scan(&sealed[0], &sealed[1], &sealed[2])

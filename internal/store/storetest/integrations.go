@@ -149,16 +149,27 @@ func testIntegrations(t *testing.T) {
 			RequireCode(t, err, steward.CodeUnavailable)
 			require.Contains(t, steward.ErrorMessage(err), "no secret key configured")
 			require.NoError(t, create(t, db, in, store.IntegrationSecrets{}), "no credentials need no key")
+			got, err := db.FindIntegrationSecrets(ctx, in.ID)
+			require.NoError(t, err, "nothing stored, nothing to open")
+			require.Equal(t, store.IntegrationSecrets{}, got)
+			pw := secret.New(password)
+			updatePW := func() error {
+				return db.WithTx(ctx, func(tx *store.Tx) error {
+					_, err := tx.UpdateIntegration(ctx, in.ID, store.IntegrationUpdate{Password: &pw}, "admin@example.com")
+					return err
+				})
+			}
+			RequireCode(t, updatePW(), steward.CodeUnavailable)
+
+			box := Box(t)
+			db.SetSecretBox(box)
+			require.NoError(t, updatePW())
+			db.SetSecretBox(nil)
 			_, err = db.FindIntegrationSecrets(ctx, in.ID)
 			RequireCode(t, err, steward.CodeUnavailable)
 			require.Contains(t, steward.ErrorMessage(err), "no secret key configured")
+			require.False(t, db.HasSecretBox())
 
-			db.SetSecretBox(Box(t))
-			pw := secret.New(password)
-			require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
-				_, err := tx.UpdateIntegration(ctx, in.ID, store.IntegrationUpdate{Password: &pw}, "admin@example.com")
-				return err
-			}))
 			db.SetSecretBox(Box(t)) // another key
 			_, err = db.FindIntegrationSecrets(ctx, in.ID)
 			RequireCode(t, err, steward.CodeUnavailable)
