@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -614,6 +616,38 @@ func testTickets(t *testing.T) {
 			asg, err := db.FindAssignmentByID(ctx, a.ID)
 			require.NoError(t, err)
 			require.Equal(t, created, asg.Ticket)
+		})
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		ForEachBackend(t, func(t *testing.T, db *store.DB) {
+			ctx := t.Context()
+			in := Integration(t, db, "Prod", "")
+			a := ServiceNowAssignment(t, db, Assessment(t, db, "r1", "/subscriptions/s1/vm1", steward.StatusUnhealthy).ID, in.ID, "o@example.com", t0)
+			const n = 8
+			counts := make(chan int, n)
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					c, err := db.MarkTicketAttempt(ctx, a.ID)
+					assert.NoError(t, err)
+					counts <- c
+					_, err = db.RecordTicketCreated(ctx, a.ID, &steward.Ticket{SysID: "abc", Number: "INC1"})
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+			close(counts)
+			var got []int
+			for c := range counts {
+				got = append(got, c)
+			}
+			slices.Sort(got)
+			require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, got, "every attempt counted once")
+			events, _, err := db.FindAuditEvents(ctx, store.AuditFilter{AssignmentID: a.ID, ActionPrefix: store.AuditTicketCreated})
+			require.NoError(t, err)
+			require.Len(t, events, 1, "recorded once")
 		})
 	})
 
