@@ -116,3 +116,28 @@ func (DeleteIntegrationArgs) Kind() string { return "integration_delete" }
 func (DeleteIntegrationArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueDefault, MaxAttempts: 50, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
+
+// QueueSync holds ticket synchronization work (webhook refreshes, polls,
+// reconciles, Steward → ITSM updates).
+const QueueSync = "sync"
+
+// RefreshTicketArgs asks for one linked ticket to be re-read from the ITSM
+// and its state applied (a webhook said it changed). Duplicates are cheap
+// and harmless, so they are not deduped: a second webhook for the same
+// record while the first job runs must not be lost.
+type RefreshTicketArgs struct {
+	IntegrationID int64  `json:"integration_id"`
+	Table         string `json:"table"`
+	SysID         string `json:"sys_id"`
+	// ModCount is the sys_mod_count the webhook announced; a stored ticket
+	// already at or past it needs no re-read.
+	ModCount int `json:"mod_count,omitempty"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (RefreshTicketArgs) Kind() string { return "ticket_refresh" }
+
+// InsertOpts puts refreshes on the sync queue.
+func (RefreshTicketArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 10}
+}
