@@ -1,0 +1,106 @@
+// Command benchtool supports scripts/bench-import.sh: it generates a large
+// Steward JSON Lines findings file and measures API read latency. It is a
+// development tool, not part of Steward.
+//
+//	go run ./scripts/benchtool gen -n 1000000 -recs 100 > findings.jsonl
+//	go run ./scripts/benchtool get -url http://127.0.0.1:8080/api/v1/recommendations?limit=100 -n 1000
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchtool gen|get [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "gen":
+		err = gen(os.Args[2:])
+	case "get":
+		err = get(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtool:", err)
+		os.Exit(1)
+	}
+}
+
+// gen writes n assessments: recs recommendations × n/recs resources, a
+// realistic mix of severities and statuses, one JSON object per line.
+func gen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	n := fs.Int("n", 1_000_000, "assessments")
+	recs := fs.Int("recs", 100, "recommendations")
+	_ = fs.Parse(args)
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	defer w.Flush()
+	sev := []string{"Low", "Medium", "High", "Critical"}
+	status := []string{"Unhealthy", "Unhealthy", "Healthy", "NotApplicable"}
+	enc := json.NewEncoder(w)
+	for i := range *n {
+		rec, res := i%*recs, i / *recs
+		sub := res % 20
+		row := map[string]any{
+			"resource": map[string]any{
+				"id":     fmt.Sprintf("/subscriptions/sub-%02d/resourceGroups/rg-%d/providers/Microsoft.Compute/virtualMachines/vm-%d", sub, res%200, res),
+				"name":   fmt.Sprintf("vm-%d", res),
+				"type":   "Microsoft.Compute/virtualMachines",
+				"cloud":  "azure",
+				"region": "westeurope",
+			},
+			"recommendation": map[string]any{
+				"key":          fmt.Sprintf("rec-%03d", rec),
+				"display_name": fmt.Sprintf("Recommendation %d should be followed", rec),
+				"severity":     sev[rec%len(sev)],
+				"description":  "Generated for the import benchmark.",
+				"source":       "bench",
+			},
+			"status":      status[(i/7)%len(status)],
+			"observed_at": "2026-11-25T10:00:00Z",
+		}
+		if err := enc.Encode(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// get sends n GETs one after another and prints the latency percentiles.
+func get(args []string) error {
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	url := fs.String("url", "", "URL to GET")
+	n := fs.Int("n", 1000, "requests")
+	_ = fs.Parse(args)
+	client := &http.Client{Timeout: 30 * time.Second}
+	var d []time.Duration
+	for range *n {
+		start := time.Now()
+		resp, err := client.Get(*url)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET %s: %s", *url, resp.Status)
+		}
+		d = append(d, time.Since(start))
+	}
+	slices.Sort(d)
+	pct := func(p float64) time.Duration { return d[int(p*float64(len(d)-1))] }
+	fmt.Printf("requests=%d p50=%s p90=%s p99=%s max=%s\n", len(d), pct(0.5), pct(0.9), pct(0.99), d[len(d)-1])
+	return nil
+}
