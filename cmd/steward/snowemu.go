@@ -53,6 +53,7 @@ type snowEmulatorConfig struct {
 
 	webhooks         []string
 	webhookSecret    string
+	webhookScheme    string
 	webhookDelay     time.Duration
 	webhookDuplicate float64
 	webhookReorder   bool
@@ -93,7 +94,7 @@ Use 'steward snow-emulator act' to act as an agent (resolve, reassign,
 comment, delete) or to change the injected faults while it runs.`,
 		Example: `  steward snow-emulator --addr 127.0.0.1:8089
   steward snow-emulator --tls --tls-cert-out snow.pem --data snow.json
-  steward snow-emulator --webhook http://127.0.0.1:8080/api/v1/webhooks/servicenow --webhook-secret s3cret
+  steward snow-emulator --webhook http://127.0.0.1:8080/api/v1/integrations/1/events --webhook-secret s3cret --webhook-scheme steward
   steward snow-emulator --error-rate-503 0.1 --latency 200ms --jitter 300ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -128,6 +129,7 @@ comment, delete) or to change the injected faults while it runs.`,
 	cfg.faults.add(f)
 	f.StringArrayVar(&cfg.webhooks, "webhook", nil, "URL to POST signed change notifications to (repeatable)")
 	f.StringVar(&cfg.webhookSecret, "webhook-secret", envOr("STEWARD_SNOW_WEBHOOK_SECRET", ""), "shared secret of the X-Signature-SHA256 HMAC (env STEWARD_SNOW_WEBHOOK_SECRET)")
+	f.StringVar(&cfg.webhookScheme, "webhook-scheme", snowemu.SchemeBody, "what X-Signature-SHA256 signs: body (the reference's example rule) or steward (X-Steward-Timestamp + \"<timestamp>.<body>\", Steward's rule)")
 	f.DurationVar(&cfg.webhookDelay, "webhook-delay", 0, "delay every webhook delivery")
 	f.Float64Var(&cfg.webhookDuplicate, "webhook-duplicate-rate", 0, "fraction of webhook deliveries sent twice (0-1)")
 	f.BoolVar(&cfg.webhookReorder, "webhook-reorder", false, "deliver webhooks after random delays so they may arrive out of order")
@@ -153,6 +155,9 @@ func (cfg *snowEmulatorConfig) validate() error {
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return fmt.Errorf("--webhook %q is not an http(s) URL", u)
 		}
+	}
+	if cfg.webhookScheme != snowemu.SchemeBody && cfg.webhookScheme != snowemu.SchemeSteward {
+		return fmt.Errorf("--webhook-scheme %q is not body or steward", cfg.webhookScheme)
 	}
 	if len(cfg.webhooks) > 0 && cfg.webhookSecret == "" {
 		return errors.New("--webhook needs --webhook-secret: receivers verify X-Signature-SHA256")
@@ -198,7 +203,7 @@ func runSnowEmulator(ctx context.Context, cfg snowEmulatorConfig, ln net.Listene
 	}
 	emu.SetFaults(cfg.faults.faults)
 	for _, u := range cfg.webhooks {
-		if err := emu.AddWebhook(snowemu.Webhook{URL: u, Secret: cfg.webhookSecret}); err != nil {
+		if err := emu.AddWebhook(snowemu.Webhook{URL: u, Secret: cfg.webhookSecret, Scheme: cfg.webhookScheme}); err != nil {
 			_ = ln.Close()
 			_ = emu.Close()
 			return fmt.Errorf("add webhook %s: %w", u, err)
@@ -395,7 +400,7 @@ func printBanner(w io.Writer, cfg snowEmulatorConfig, base string, emu *snowemu.
 		p("  Data           %s  (new file, written on stop)", cfg.dataFile)
 	}
 	for _, u := range cfg.webhooks {
-		p("  Webhook        %s  (signed X-Signature-SHA256)", u)
+		p("  Webhook        %s  (signed X-Signature-SHA256, %s scheme)", u, cfg.webhookScheme)
 	}
 	p("  Faults         %s", describeFaults(cfg.faults.faults))
 	p("")

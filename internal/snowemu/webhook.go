@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -26,9 +27,25 @@ type Webhook struct {
 	SecretBase64 string `json:"secret_base64,omitempty"`
 	// Headers are added to every delivery (e.g. an Authorization header).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Scheme picks what X-Signature-SHA256 covers. "" (or "body") is the
+	// reference's example rule (§8.1): base64(HMAC-SHA256(key, body)).
+	// "steward" is the rule in Steward's docs/servicenow-setup.md: it adds
+	// X-Steward-Timestamp (Unix seconds at sending) and signs
+	// "<timestamp>.<body>", so a receiver can refuse replays of old
+	// deliveries.
+	Scheme string `json:"scheme,omitempty"`
 }
 
+// Webhook signing schemes.
+const (
+	SchemeBody    = "body"
+	SchemeSteward = "steward"
+)
+
 func (h Webhook) key() ([]byte, error) {
+	if h.Scheme != "" && h.Scheme != SchemeBody && h.Scheme != SchemeSteward {
+		return nil, fmt.Errorf("webhook scheme %q is not %q or %q", h.Scheme, SchemeBody, SchemeSteward)
+	}
 	if h.SecretBase64 != "" {
 		k, err := base64.StdEncoding.DecodeString(h.SecretBase64)
 		if err != nil {
@@ -191,7 +208,8 @@ func (d *webhookDispatcher) run() {
 	}
 }
 
-// send posts one notification, signed with base64(HMAC-SHA256(key, body)).
+// send posts one notification, signed with base64(HMAC-SHA256(key, body)),
+// or of "<timestamp>.<body>" in the steward scheme.
 func (d *webhookDispatcher) send(dl delivery) {
 	defer d.inFlight.Done()
 	rec := WebhookDelivery{URL: dl.hook.URL, Body: string(dl.body)}
@@ -210,6 +228,12 @@ func (d *webhookDispatcher) send(dl delivery) {
 		return
 	}
 	mac := hmac.New(sha256.New, key)
+	var ts string
+	if dl.hook.Scheme == SchemeSteward {
+		// Taken when sending, as the async rule computes it when it runs.
+		ts = strconv.FormatInt(d.e.now().Unix(), 10)
+		mac.Write([]byte(ts + "."))
+	}
 	mac.Write(dl.body)
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, dl.hook.URL, bytes.NewReader(dl.body))
 	if err != nil {
@@ -220,6 +244,9 @@ func (d *webhookDispatcher) send(dl delivery) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "ServiceNow/1.0") // glide.http.user.agent default
 	req.Header.Set("X-Signature-SHA256", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	if ts != "" {
+		req.Header.Set("X-Steward-Timestamp", ts)
+	}
 	for k, v := range dl.hook.Headers {
 		req.Header.Set(k, v)
 	}
