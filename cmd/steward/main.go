@@ -67,6 +67,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 	pf.StringVar(&g.actor, "as", envOr("STEWARD_ACTOR", defaultActor()), "who you are, recorded in assignment history (env STEWARD_ACTOR)")
 
 	root.AddCommand(
+		newDemoCommand(stdout, stderr),
 		newServeCommand(stderr),
 		newMigrateCommand(stderr),
 		newVersionCommand(stdout),

@@ -1,0 +1,190 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/snowemu"
+)
+
+// demoTicket is one ticket the demo opens.
+type demoTicket struct {
+	assignment *apiclient.AssignmentDetail
+	ticketType steward.TicketType
+}
+
+func (t demoTicket) number() string { return t.assignment.Ticket.Number }
+
+// openTickets opens one ticket of each type, plus a second incident that
+// stays open, on unhealthy resources of different clouds.
+func (d *Demo) openTickets(ctx context.Context) ([]demoTicket, error) {
+	page, err := d.client.ListAssessments(ctx, url.Values{"status": {"Unhealthy"}, "limit": {"500"}})
+	if err != nil {
+		return nil, err
+	}
+	// Prefer a spread over clouds, most severe first within each.
+	byCloud := map[steward.Cloud][]steward.Assessment{}
+	for _, a := range page.Items {
+		byCloud[a.Cloud] = append(byCloud[a.Cloud], a)
+	}
+	for _, list := range byCloud {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Severity.Rank() > list[j].Severity.Rank() })
+	}
+	plan := []struct {
+		cloud steward.Cloud
+		typ   steward.TicketType
+	}{
+		{steward.CloudAzure, steward.TicketTypeIncident},
+		{steward.CloudAWS, steward.TicketTypeProblem},
+		{steward.CloudGCP, steward.TicketTypeChangeRequest},
+		{steward.CloudAzure, steward.TicketTypeIncident},
+	}
+	var out []demoTicket
+	for _, p := range plan {
+		if len(byCloud[p.cloud]) == 0 {
+			return nil, fmt.Errorf("no unhealthy %s finding left to open a ticket for", p.cloud)
+		}
+		as := byCloud[p.cloud][0]
+		byCloud[p.cloud] = byCloud[p.cloud][1:]
+		a, err := d.client.CreateAssignment(ctx, apiclient.AssignmentRequest{
+			AssessmentID: as.ID, Type: "servicenow", TicketType: string(p.typ), AssignedTo: owner,
+			Caller: "abel.tuter@example.com", RemediationTimeframeDays: 14, Reason: "demo: security team routes the finding to its owner",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open a %s for %s: %w", p.typ, as.ResourceID, err)
+		}
+		out = append(out, demoTicket{assignment: &apiclient.AssignmentDetail{Assignment: *a}, ticketType: p.typ})
+	}
+
+	d.step(5, "Opened ServiceNow tickets for unhealthy resources (one background job each; exactly one record per assignment):")
+	for i := range out {
+		t := &out[i]
+		detail, err := d.waitAssignment(ctx, t.assignment.ID, "ticket created", func(a *apiclient.AssignmentDetail) bool {
+			return a.Ticket != nil && a.Ticket.Status == steward.TicketCreated
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.assignment = detail
+		tk := detail.Ticket
+		recs := d.emu.FindByCorrelationID(tk.Table, tk.CorrelationID)
+		observed := fmt.Sprintf("%d record(s) in %s", len(recs), tk.Table)
+		if err := d.check(fmt.Sprintf("%s %s: one record, right table", tk.Number, t.ticketType), "1 record(s) in "+string(t.ticketType), observed,
+			len(recs) == 1 && tk.Table == string(t.ticketType) && recs[0]["sys_id"] == tk.SysID); err != nil {
+			return nil, err
+		}
+		d.say("      %-11s %-15s %-8s %s", tk.Number, t.ticketType, detail.Severity, shorten(tk.ShortDescription, 90))
+		d.say("                  %s", shorten(detail.ResourceID, 100))
+		d.say("                  assigned to %s, due %s, %s", detail.Owner, detail.DueDate.Format("2006-01-02"), tk.Link)
+	}
+	return out, nil
+}
+
+// agentWorks has a ServiceNow agent resolve, cancel and reassign tickets,
+// and waits for Steward to follow each change.
+func (d *Demo) agentWorks(ctx context.Context, tickets []demoTicket) error {
+	d.step(6, "A ServiceNow agent (%s) works the tickets; Steward follows each change:", agent)
+	inc, prb, chg := tickets[0], tickets[1], tickets[2]
+
+	start := time.Now()
+	if _, err := d.emu.SetState("incident", inc.number(), snowemu.StateChange{State: "Resolved", CloseCode: "Solution provided",
+		CloseNotes: "Enabled Microsoft Defender for the subscription.", User: agent}); err != nil {
+		return fmt.Errorf("agent resolves %s: %w", inc.number(), err)
+	}
+	a, err := d.waitAssignment(ctx, inc.assignment.ID, "assignment ended after resolve", func(a *apiclient.AssignmentDetail) bool {
+		return a.State != steward.AssignmentActive
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.checkEnded(a, steward.TicketResolved); err != nil {
+		return err
+	}
+	d.say("      %s resolved %s  → Steward ended the assignment (kept in history) after %s", agent, inc.number(), since(start))
+
+	start = time.Now()
+	if _, err := d.emu.SetState("change_request", chg.number(), snowemu.StateChange{State: "Canceled", User: agent}); err != nil {
+		return fmt.Errorf("agent cancels %s: %w", chg.number(), err)
+	}
+	a, err = d.waitAssignment(ctx, chg.assignment.ID, "assignment ended after cancel", func(a *apiclient.AssignmentDetail) bool {
+		return a.State != steward.AssignmentActive
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.checkEnded(a, steward.TicketCanceled); err != nil {
+		return err
+	}
+	d.say("      %s canceled %s  → Steward ended the assignment after %s", agent, chg.number(), since(start))
+
+	start = time.Now()
+	if _, err := d.emu.Reassign("problem", prb.number(), newAssignee, agent); err != nil {
+		return fmt.Errorf("agent reassigns %s: %w", prb.number(), err)
+	}
+	a, err = d.waitAssignment(ctx, prb.assignment.ID, "owner followed the reassignment", func(a *apiclient.AssignmentDetail) bool {
+		return a.Owner == newOwnerEmail
+	})
+	if err != nil {
+		return err
+	}
+	last := a.History[len(a.History)-1]
+	if err := d.check(prb.number()+": reassignment in history", "owner "+owner+" → "+newOwnerEmail,
+		fmt.Sprintf("owner %v → %v", last.Changes["owner"].From, last.Changes["owner"].To),
+		a.State == steward.AssignmentActive && last.Changes["owner"].To == newOwnerEmail); err != nil {
+		return err
+	}
+	d.say("      %s reassigned %s to %s  → the owner in Steward is now %s after %s", agent, prb.number(), newAssignee, newOwnerEmail, since(start))
+
+	d.step(7, "Steward and ServiceNow agree: %d assignments ended with their tickets, 1 changed owner, 1 still open.", 2)
+	return nil
+}
+
+func (d *Demo) checkEnded(a *apiclient.AssignmentDetail, want steward.TicketState) error {
+	last := a.History[len(a.History)-1]
+	observed := fmt.Sprintf("assignment %s, ticket %s, last history %q, link kept: %t", a.State, a.Ticket.State, last.Reason, a.Ticket.Link != "")
+	return d.check(fmt.Sprintf("%s %s → assignment ended", a.Ticket.Number, want),
+		fmt.Sprintf("assignment completed, ticket %s, link kept", want), observed,
+		a.State == steward.AssignmentCompleted && a.Ticket.State == want && a.Ticket.Link != "" &&
+			last.Action == steward.ActionCompleted && strings.Contains(last.Reason, a.Ticket.Number))
+}
+
+// waitAssignment polls Steward until cond holds or the timeout passes.
+func (d *Demo) waitAssignment(ctx context.Context, id int64, what string, cond func(*apiclient.AssignmentDetail) bool) (*apiclient.AssignmentDetail, error) {
+	deadline := time.Now().Add(d.opts.Timeout)
+	for {
+		a, err := d.client.GetAssignment(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if cond(a) {
+			return a, nil
+		}
+		if time.Now().After(deadline) {
+			observed := fmt.Sprintf("assignment %d %s, owner %s", id, a.State, a.Owner)
+			if a.Ticket != nil {
+				observed += fmt.Sprintf(", ticket %s %s %s", a.Ticket.Number, a.Ticket.Status, a.Ticket.Error)
+			}
+			return nil, d.check(what, fmt.Sprintf("within %s", d.opts.Timeout), observed, false)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
