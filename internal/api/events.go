@@ -1,0 +1,264 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/jobs"
+)
+
+// Webhook (ServiceNow business rule → Steward), docs/servicenow-setup.md §3.
+//
+// A delivery is authenticated by its signature, not by Steward's API auth:
+//
+//	X-Steward-Timestamp: <Unix seconds when the rule ran>
+//	X-Signature-SHA256:  base64(HMAC-SHA256(webhook_secret, "<timestamp>.<raw body>"))
+//
+// where the key is the integration's webhook secret as UTF-8 bytes. The
+// signature is checked before the body is parsed, in constant time.
+//
+// Replays: a delivery is accepted only within webhookSkew of Steward's
+// clock, and it is only a signal: the ticket_refresh job re-reads the
+// record through the Table API and skips a sys_mod_count it has already
+// applied. So a replayed, duplicated or out-of-order delivery costs at most
+// one Table API read and changes nothing.
+const (
+	headerTimestamp = "X-Steward-Timestamp"
+	headerSignature = "X-Signature-SHA256"
+	// maxWebhookBytes bounds a delivery; the rule's JSON is ~400 bytes.
+	maxWebhookBytes = 64 << 10
+	// webhookSkew is how far a delivery's timestamp may be from Steward's
+	// clock, either way: async rules run seconds after the change, and
+	// clocks drift.
+	webhookSkew = 5 * time.Minute
+)
+
+// webhookEvent is the business rule's JSON (servicenow-api.md §8.1): every
+// value a string, as JSON.stringify of getValue/getDisplayValue produces.
+type webhookEvent struct {
+	Event         *string `json:"event"`
+	Table         *string `json:"table"`
+	SysID         *string `json:"sys_id"`
+	Number        *string `json:"number"`
+	State         *string `json:"state"`
+	StateLabel    *string `json:"state_label"`
+	AssignedTo    *string `json:"assigned_to"`
+	CorrelationID *string `json:"correlation_id"`
+	SysUpdatedOn  *string `json:"sys_updated_on"`
+	SysModCount   *string `json:"sys_mod_count"`
+}
+
+const webhookFields = "event, table, sys_id, number, state, state_label, assigned_to, correlation_id, sys_updated_on, sys_mod_count"
+
+// webhookAnswer is the body of a 202.
+type webhookAnswer struct {
+	// Status is queued (a ticket_refresh job will re-read the record) or
+	// up_to_date (Steward already applied this sys_mod_count).
+	Status string `json:"status"`
+}
+
+// postEvent receives one business-rule delivery for integration {id}.
+// Refusals are logged (without the body or any secret) so an operator can
+// see a misconfigured rule; the sender gets the reason in the answer.
+func (a *API) postEvent(w http.ResponseWriter, r *http.Request) error {
+	err := a.receiveEvent(w, r)
+	if err != nil && steward.ErrorCode(err) != steward.CodeInternal {
+		a.logger.WarnContext(r.Context(), "webhook refused", "integration", r.PathValue("id"),
+			"code", steward.ErrorCode(err), "reason", steward.ErrorMessage(err))
+	}
+	return err
+}
+
+func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	in, err := a.db.FindIntegrationByID(r.Context(), id)
+	if err != nil {
+		return err // 404 for an unknown integration
+	}
+	accepted := false
+	defer func() { a.recordWebhook(r.Context(), in.ID, accepted) }()
+
+	secrets, err := a.db.FindIntegrationSecrets(r.Context(), in.ID)
+	if err != nil {
+		return err
+	}
+	key := secrets.WebhookSecret.Reveal()
+	if key == "" {
+		return steward.Errorf(steward.CodeConflict,
+			"integration %d has no webhook secret, so deliveries cannot be verified; set one with 'steward integrations update %d --webhook-secret-file FILE' (or PATCH /api/v1/integrations/%d {\"webhook_secret\":\"...\"}) and put the same text in the instance's steward.webhook.secret property",
+			in.ID, in.ID, in.ID)
+	}
+	ts, err := a.webhookTimestamp(r.Header.Get(headerTimestamp))
+	if err != nil {
+		return err
+	}
+	sig := r.Header.Get(headerSignature)
+	if sig == "" {
+		return unauthorized("%s header is missing; see docs/servicenow-setup.md §3", headerSignature)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return steward.Errorf(steward.CodeTooLarge, "webhook body is larger than %d bytes", maxWebhookBytes)
+		}
+		return invalid("read webhook body: %s", err.Error())
+	}
+	if !validSignature([]byte(key), ts, body, sig) {
+		return unauthorized("%s does not match: it must be base64(HMAC-SHA256(webhook secret, %s + \".\" + body)) over the body exactly as sent; check that the instance and Steward hold the same webhook secret", headerSignature, headerTimestamp)
+	}
+
+	ev, err := parseWebhookEvent(body)
+	if err != nil {
+		return err
+	}
+	t, err := a.db.FindTicketBySysID(r.Context(), in.ID, *ev.SysID)
+	if steward.ErrorCode(err) == steward.CodeNotFound && *ev.CorrelationID != "" {
+		// An insert can arrive before Steward recorded the new record's
+		// sys_id; the correlation ID is Steward's own.
+		t, err = a.db.FindTicketByCorrelationID(r.Context(), *ev.CorrelationID)
+	}
+	switch {
+	case steward.ErrorCode(err) == steward.CodeNotFound,
+		err == nil && (t.IntegrationID != in.ID || t.Table != *ev.Table):
+		// Say nothing about what Steward does link: the sender proved it
+		// knows the secret, but not that it should learn more.
+		return notFound("not a Steward ticket")
+	case err != nil:
+		return err
+	}
+	modCount, _ := strconv.Atoi(*ev.SysModCount) // checked by parseWebhookEvent
+	if *ev.Event != "delete" && t.SysID == *ev.SysID && t.ModCount >= modCount {
+		// A duplicate, a replay or an out-of-order delivery: Steward already
+		// holds this version or a later one. (A delete carries the last
+		// sys_mod_count, so it is never skipped.)
+		accepted = true
+		writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "up_to_date"})
+		return nil
+	}
+	// Queued outside any transaction: River then wakes its local producer
+	// at once instead of at its next poll.
+	if err := a.queue.Insert(r.Context(), jobs.RefreshTicketArgs{
+		IntegrationID: in.ID, Table: *ev.Table, SysID: *ev.SysID, ModCount: modCount,
+	}); err != nil {
+		return err
+	}
+	accepted = true
+	writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "queued"})
+	return nil
+}
+
+// webhookTimestamp parses X-Steward-Timestamp and checks it is within
+// webhookSkew of now.
+func (a *API) webhookTimestamp(v string) (string, error) {
+	if v == "" {
+		return "", unauthorized("%s header is missing: the business rule must send the Unix time in seconds and sign \"<timestamp>.<body>\"; see docs/servicenow-setup.md §3", headerTimestamp)
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || sec <= 0 {
+		return "", unauthorized("%s %q is not a Unix time in seconds", headerTimestamp, clipHeader(v))
+	}
+	skew := a.now().Sub(time.Unix(sec, 0))
+	switch {
+	case skew > webhookSkew:
+		return "", unauthorized("%s is %s old, older than the %s allowed (replay protection); if deliveries are not replays, check the instance's clock", headerTimestamp, skew.Round(time.Second), webhookSkew)
+	case skew < -webhookSkew:
+		return "", unauthorized("%s is %s in the future, more than the %s allowed; check the instance's clock", headerTimestamp, (-skew).Round(time.Second), webhookSkew)
+	}
+	return v, nil
+}
+
+// validSignature reports in constant time whether sig is
+// base64(HMAC-SHA256(key, ts + "." + body)).
+func validSignature(key []byte, ts string, body []byte, sig string) bool {
+	got, err := base64.StdEncoding.DecodeString(strings.TrimSpace(sig))
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return hmac.Equal(mac.Sum(nil), got)
+}
+
+// parseWebhookEvent reads the rule's JSON strictly: one object, exactly the
+// rule's keys, string values, a known event and a numeric sys_mod_count.
+func parseWebhookEvent(body []byte) (*webhookEvent, error) {
+	malformed := func(format string, args ...any) error {
+		return invalid("webhook body must be the business rule's JSON object of strings ("+webhookFields+"): "+format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var ev webhookEvent
+	if err := dec.Decode(&ev); err != nil {
+		return nil, malformed("%s", steward.ErrorMessage(bodyError(err)))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, malformed("data after the JSON object")
+	}
+	fields := []struct {
+		name string
+		v    *string
+	}{
+		{"event", ev.Event}, {"table", ev.Table}, {"sys_id", ev.SysID}, {"number", ev.Number}, {"state", ev.State},
+		{"state_label", ev.StateLabel}, {"assigned_to", ev.AssignedTo}, {"correlation_id", ev.CorrelationID},
+		{"sys_updated_on", ev.SysUpdatedOn}, {"sys_mod_count", ev.SysModCount},
+	}
+	var missing []string
+	for _, f := range fields {
+		if f.v == nil {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, malformed("%s missing", strings.Join(missing, ", "))
+	}
+	switch *ev.Event {
+	case "insert", "update", "delete":
+	default:
+		return nil, malformed("event %q is not insert, update or delete", clipHeader(*ev.Event))
+	}
+	if *ev.Table == "" || *ev.SysID == "" {
+		return nil, malformed("table and sys_id must not be empty")
+	}
+	if n, err := strconv.Atoi(*ev.SysModCount); err != nil || n < 0 {
+		return nil, malformed("sys_mod_count %q is not a whole number", clipHeader(*ev.SysModCount))
+	}
+	return &ev, nil
+}
+
+func unauthorized(format string, args ...any) error {
+	return steward.Errorf(steward.CodeUnauthorized, format, args...)
+}
+
+// clipHeader keeps echoed input short.
+func clipHeader(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// recordWebhook tells the sync engine about a delivery, once it has
+// RecordWebhook. TODO: call a.tickets.RecordWebhook directly once it lands.
+func (a *API) recordWebhook(ctx context.Context, integrationID int64, accepted bool) {
+	if rec, ok := any(a.tickets).(interface {
+		RecordWebhook(context.Context, int64, bool)
+	}); ok {
+		rec.RecordWebhook(ctx, integrationID, accepted)
+	}
+}
