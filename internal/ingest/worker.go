@@ -18,7 +18,7 @@ import (
 
 // importTimeout bounds one attempt of an import. River's default (one
 // minute) is far too short for a million-record file.
-const importTimeout = 2 * time.Hour
+const importTimeout = 12 * time.Minute
 
 // ImportWorker processes jobs.ImportArgs: it marks the import running,
 // applies its spool file with ApplyFile, and marks it succeeded (with the

@@ -97,10 +97,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		// job pick-up latency low; each poll is one cheap indexed query.
 		FetchPollInterval: 200 * time.Millisecond,
 		FetchCooldown:     50 * time.Millisecond,
-		// A job left "running" by a crashed process is retried after this.
-		// It must exceed the longest job timeout (imports: 2h); jobs
-		// interrupted by a clean stop are retried at once instead.
-		RescueStuckJobsAfter: 3 * time.Hour,
+		// A job left "running" by a crashed process is retried after this,
+		// so a crash delays work by at most 15 minutes and loses none. It
+		// must exceed the longest job timeout (imports and integration
+		// deletes: 12 minutes); jobs interrupted by a clean stop are
+		// retried at once instead.
+		RescueStuckJobsAfter: 15 * time.Minute,
 	})
 	if err != nil {
 		db.Close()

@@ -81,9 +81,10 @@ func NewDeleteIntegrationWorker(svc *Service) *DeleteIntegrationWorker {
 	return &DeleteIntegrationWorker{svc: svc}
 }
 
-// Timeout allows for integrations with very many assignments.
+// Timeout allows for integrations with very many assignments (batches of
+// 200 take milliseconds), and stays under the server's stuck-job rescue.
 func (w *DeleteIntegrationWorker) Timeout(*river.Job[jobs.DeleteIntegrationArgs]) time.Duration {
-	return time.Hour
+	return 12 * time.Minute
 }
 
 // Work deletes the integration; a vanished integration means an earlier
