@@ -171,6 +171,9 @@ func (a *API) webhookTimestamp(v string) (string, error) {
 	if err != nil || sec <= 0 {
 		return "", unauthorized("%s %q is not a Unix time in seconds", headerTimestamp, clipHeader(v))
 	}
+	if sec > 100_000_000_000 { // year 5138: milliseconds, as getNumericValue() returns
+		return "", unauthorized("%s %q looks like milliseconds; send Unix seconds (getNumericValue() / 1000)", headerTimestamp, clipHeader(v))
+	}
 	skew := a.now().Sub(time.Unix(sec, 0))
 	switch {
 	case skew > webhookSkew:
