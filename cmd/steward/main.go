@@ -76,6 +76,9 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newAssessmentsCommand(g),
 		newAssignCommand(g),
 		newAssignmentsCommand(g),
+		withSyncCommands(newIntegrationsCommand(g), g),
+		newTicketsCommand(g),
+		newAuditCommand(g),
 		newSnowEmulatorCommand(stdout, stderr),
 	)
 	return root

@@ -401,3 +401,50 @@ func (c *Client) ListAudit(ctx context.Context, q url.Values) (*Page[steward.Aud
 	var out Page[steward.AuditEvent]
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
 }
+
+// SyncStatus is where an integration's synchronization with its ITSM
+// stands: the last poll, reconcile and webhook, what runs now, the lag.
+type SyncStatus struct {
+	IntegrationID          int64      `json:"integration_id"`
+	LastPollAt             *time.Time `json:"last_poll_at"`
+	LastPollSuccessAt      *time.Time `json:"last_poll_success_at"`
+	LastReconcileAt        *time.Time `json:"last_reconcile_at"`
+	LastReconcileSuccessAt *time.Time `json:"last_reconcile_success_at"`
+	LastWebhookAt          *time.Time `json:"last_webhook_at"`
+	// Watermark is the sys_updated_on up to which polls have read.
+	Watermark *time.Time `json:"watermark"`
+	LastError string     `json:"last_error"`
+	// Running names the sync running now ("poll", "reconcile"), or "".
+	Running  string `json:"running"`
+	Progress struct {
+		Done  int `json:"done"`
+		Total int `json:"total"`
+	} `json:"progress"`
+	LastReconcile ReconcileReport `json:"last_reconcile"`
+	// LagSeconds is how far Steward's view may be behind the ITSM.
+	LagSeconds float64 `json:"lag_seconds"`
+	// WebhookURL is where the instance's business rule posts (docs/servicenow-setup.md §3).
+	WebhookURL       string `json:"webhook_url"`
+	HasWebhookSecret bool   `json:"has_webhook_secret"`
+}
+
+// ReconcileReport is what a full reconcile found and repaired.
+type ReconcileReport struct {
+	Checked  int      `json:"checked"`
+	Repaired int      `json:"repaired"`
+	Missing  int      `json:"missing"`
+	Repairs  []string `json:"repairs"`
+}
+
+// SyncNow asks for an integration to be synchronized now (poll and full
+// reconcile); it returns at once with the status as it was queued.
+func (c *Client) SyncNow(ctx context.Context, id int64) (*SyncStatus, error) {
+	var out SyncStatus
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/integrations/"+strconv.FormatInt(id, 10)+"/sync", nil, nil, &out)
+}
+
+// SyncStatus returns an integration's synchronization status.
+func (c *Client) SyncStatus(ctx context.Context, id int64) (*SyncStatus, error) {
+	var out SyncStatus
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/integrations/"+strconv.FormatInt(id, 10)+"/sync", nil, nil, &out)
+}
