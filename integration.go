@@ -147,6 +147,18 @@ const (
 	TicketFailed   TicketStatus = "failed"   // the ITSM refused it; a user may retry
 )
 
+// TicketFlag marks a ticket whose two sides cannot simply be kept in sync.
+type TicketFlag string
+
+// Ticket flags, visible to users (docs/sync.md).
+const (
+	// TicketFlagDeleted: the record was deleted in the ITSM.
+	TicketFlagDeleted TicketFlag = "deleted_in_itsm"
+	// TicketFlagClosedNotFixed: the record ended in the ITSM but a later
+	// scan still found the resource unhealthy.
+	TicketFlagClosedNotFixed TicketFlag = "closed_not_fixed"
+)
+
 // Ticket is the ITSM record linked to an assignment.
 type Ticket struct {
 	AssignmentID  int64      `json:"assignment_id"`
@@ -172,6 +184,15 @@ type Ticket struct {
 	RemoteUpdatedAt *time.Time `json:"remote_updated_at,omitempty"`
 	ModCount        int        `json:"mod_count,omitempty"`
 	LastSyncedAt    *time.Time `json:"last_synced_at,omitempty"`
+	// Flag marks a ticket that needs a person's attention: TicketFlagDeleted
+	// or TicketFlagClosedNotFixed; "" otherwise.
+	Flag TicketFlag `json:"flag,omitempty"`
+	// EndedState is the state label ("Resolved", "Canceled") of the version
+	// that ended the assignment from the ITSM side; it stays for history.
+	EndedState string `json:"ended_state,omitempty"`
+	// SyncError is the last Steward → ITSM write the ITSM refused, e.g.
+	// "resolution refused by ServiceNow (state New)".
+	SyncError string `json:"sync_error,omitempty"`
 
 	// The request as the user made it, kept so a retry sends the same.
 	ShortDescription string `json:"short_description"`

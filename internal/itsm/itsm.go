@@ -163,6 +163,11 @@ type TicketUpdate struct {
 	CloseNotes *string
 	// WorkNote appends a work note (visible to the ITSM's agents).
 	WorkNote *string
+	// CauseNotes and FixNotes are a problem's cause and fix notes, which
+	// its state model demands for a resolution with fix_applied
+	// (ServiceNow reference §5.2); other tables ignore them.
+	CauseNotes *string
+	FixNotes   *string
 }
 
 // User is an ITSM user record.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Queues.
@@ -140,4 +141,97 @@ func (RefreshTicketArgs) Kind() string { return "ticket_refresh" }
 // InsertOpts puts refreshes on the sync queue.
 func (RefreshTicketArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 10}
+}
+
+// syncUnique dedupes a sync job while one with the same args is waiting,
+// running or retrying, but not after it completed: the next periodic run
+// must be insertable at once.
+var syncUnique = river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+}}
+
+// SyncScheduleArgs is the periodic job (every few seconds) that queues the
+// polls and reconciles whose interval has elapsed, per integration.
+type SyncScheduleArgs struct{}
+
+// Kind is stored with every queued job. Never rename it.
+func (SyncScheduleArgs) Kind() string { return "sync_schedule" }
+
+// InsertOpts: one at a time; a missed tick is harmless.
+func (SyncScheduleArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 1, UniqueOpts: syncUnique}
+}
+
+// PollArgs asks for one incremental poll of an integration: the records
+// changed since its watermark, applied. Reconcile asks for a full
+// reconcile to follow (sync now).
+type PollArgs struct {
+	IntegrationID int64 `json:"integration_id" river:"unique"`
+	Reconcile     bool  `json:"reconcile,omitempty" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (PollArgs) Kind() string { return "sync_poll" }
+
+// InsertOpts dedupes queued polls of one integration.
+func (PollArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 5, UniqueOpts: syncUnique}
+}
+
+// ReconcileArgs asks for a full reconcile of an integration: every linked
+// ticket read back and repaired.
+type ReconcileArgs struct {
+	IntegrationID int64 `json:"integration_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (ReconcileArgs) Kind() string { return "sync_reconcile" }
+
+// InsertOpts dedupes queued reconciles of one integration.
+func (ReconcileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 5, UniqueOpts: syncUnique}
+}
+
+// UpdateOwnerArgs asks for an assignment's owner to be written to its
+// ticket's assigned_to. The worker reads the current owner, so a queued
+// job always pushes the latest value.
+type UpdateOwnerArgs struct {
+	AssignmentID int64 `json:"assignment_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (UpdateOwnerArgs) Kind() string { return "ticket_update_owner" }
+
+// InsertOpts dedupes waiting pushes of one assignment.
+func (UpdateOwnerArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
+}
+
+// ResolveTicketArgs asks for the ticket of an assignment completed because
+// its assessment turned Healthy to be resolved in the ITSM.
+type ResolveTicketArgs struct {
+	AssignmentID int64 `json:"assignment_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (ResolveTicketArgs) Kind() string { return "ticket_resolve" }
+
+// InsertOpts dedupes resolves of one assignment.
+func (ResolveTicketArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
+}
+
+// ClosedNotFixedArgs asks for the integration's closed-not-fixed policy
+// (nothing, reopen, new_ticket) to be applied to a flagged ticket.
+type ClosedNotFixedArgs struct {
+	AssignmentID int64 `json:"assignment_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (ClosedNotFixedArgs) Kind() string { return "ticket_closed_not_fixed" }
+
+// InsertOpts dedupes by assignment.
+func (ClosedNotFixedArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
 }

@@ -81,6 +81,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	river.AddWorker(workers, ingest.NewRecomputeWorker(db))
 	river.AddWorker(workers, ticketsync.NewCreateTicketWorker(s.Tickets))
 	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
+	ticketsync.AddWorkers(workers, s.Tickets)
 	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
 		Queues: map[string]river.QueueConfig{
 			jobs.QueueDefault: {MaxWorkers: 4},
@@ -90,9 +91,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 			// Ticket work waits on the network, not on CPU or the writer:
 			// many in flight, paced by each integration's rate limiter.
 			jobs.QueueITSM: {MaxWorkers: 50},
+			// Sync: webhook refreshes, polls, reconciles, owner pushes and
+			// resolves. Each waits on the ITSM, paced by its rate limiter;
+			// polls and reconciles of one integration are serialized.
+			jobs.QueueSync: {MaxWorkers: 10},
 		},
-		Workers: workers,
-		Logger:  logger.With("component", "jobs"),
+		PeriodicJobs: ticketsync.PeriodicJobs(),
+		Workers:      workers,
+		Logger:       logger.With("component", "jobs"),
 		// SQLite has no LISTEN/NOTIFY: River polls. A short interval keeps
 		// job pick-up latency low; each poll is one cheap indexed query.
 		FetchPollInterval: 200 * time.Millisecond,

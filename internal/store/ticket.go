@@ -55,7 +55,8 @@ const ticketColumns = `t.assignment_id, COALESCE(t.integration_id, 0), COALESCE(
 	COALESCE(t.correlation_id, ''), COALESCE(t.status, ''), COALESCE(t.error, ''), COALESCE(t.attempts, 0),
 	COALESCE(t.sys_id, ''), COALESCE(t.number, ''), COALESCE(t.link, ''), COALESCE(t.raw_state, ''), COALESCE(t.state_label, ''),
 	COALESCE(t.state, ''), COALESCE(t.assignee_email, ''), t.remote_updated_at, COALESCE(t.mod_count, 0), t.last_synced_at,
-	COALESCE(t.short_description, ''), COALESCE(t.description, ''), COALESCE(t.caller_email, ''), t.created_at, t.updated_at`
+	COALESCE(t.short_description, ''), COALESCE(t.description, ''), COALESCE(t.caller_email, ''), t.created_at, t.updated_at,
+	COALESCE(t.flag, ''), COALESCE(t.ended_state, ''), COALESCE(t.sync_error, '')`
 
 // ticketRow receives ticketColumns.
 type ticketRow struct {
@@ -68,7 +69,7 @@ func (r *ticketRow) dest() []any {
 	t := &r.t
 	return []any{&r.id, &t.IntegrationID, &t.Type, &t.Table, &t.CorrelationID, &t.Status, &t.Error, &t.Attempts,
 		&t.SysID, &t.Number, &t.Link, &t.RawState, &t.StateLabel, &t.State, &t.AssigneeEmail, &r.remoteUpdated, &t.ModCount, &r.lastSynced,
-		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd}
+		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd, &t.Flag, &t.EndedState, &t.SyncError}
 }
 
 // ticket returns the scanned ticket, or nil when the LEFT JOIN found none.

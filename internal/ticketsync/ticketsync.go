@@ -46,6 +46,8 @@ type Service struct {
 
 	mu        sync.Mutex
 	providers map[int64]cachedProvider
+
+	sync *syncRuntime // sync.go
 }
 
 // cachedProvider keeps one provider per integration so its rate limiter and
@@ -58,7 +60,7 @@ type cachedProvider struct {
 // New returns a Service. reg receives its metrics; nil registers none.
 func New(cfg Config, db *store.DB, queue *jobs.Queue, factory ProviderFactory, logger *slog.Logger, reg prometheus.Registerer) *Service {
 	return &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
-		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}}
+		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}, sync: newSyncRuntime(reg)}
 }
 
 // Provider returns the provider of an active integration.

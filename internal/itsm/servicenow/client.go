@@ -373,6 +373,12 @@ func (c *Client) UpdateTicket(ctx context.Context, ref itsm.Ref, upd itsm.Ticket
 	if upd.WorkNote != nil && *upd.WorkNote != "" {
 		body["work_notes"] = *upd.WorkNote
 	}
+	if base == "problem" && upd.CauseNotes != nil {
+		body["cause_notes"] = *upd.CauseNotes
+	}
+	if base == "problem" && upd.FixNotes != nil {
+		body["fix_notes"] = *upd.FixNotes
+	}
 	wantRaw := ""
 	if upd.State != nil {
 		raw, err := itsm.RawState(base, *upd.State)
