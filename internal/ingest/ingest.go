@@ -111,6 +111,9 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 		if err != nil {
 			return err
 		}
+		if err := in.queueTicketSync(ctx, tx, res.CompletedAssignments); err != nil {
+			return err
+		}
 		return in.queueRecompute(ctx, tx, res.ChangedRecommendations)
 	})
 	if err != nil {
@@ -118,6 +121,37 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 	}
 	in.recomputeInline(ctx, res.ChangedRecommendations)
 	return res, nil
+}
+
+// queueTicketSync queues, in the transaction that changed the data, the
+// ticket work the change implies (docs/sync.md): a ticket_resolve for each
+// completed assignment whose ServiceNow ticket is still open, and a
+// ticket_closed_not_fixed for each ticket that ended in ServiceNow while a
+// scan after it still finds the resource unhealthy (flagged here). Without
+// a queue (no job client) nothing is queued.
+func (in *Ingester) queueTicketSync(ctx context.Context, tx *store.Tx, completed []int64) error {
+	if in.queue == nil {
+		return nil
+	}
+	resolve, err := tx.TicketsToResolve(ctx, completed)
+	if err != nil {
+		return err
+	}
+	for _, id := range resolve {
+		if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.ResolveTicketArgs{AssignmentID: id}); err != nil {
+			return fmt.Errorf("queue resolve of assignment %d: %w", id, err)
+		}
+	}
+	flagged, err := tx.CheckClosedNotFixed(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range flagged {
+		if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.ClosedNotFixedArgs{AssignmentID: c.AssignmentID}); err != nil {
+			return fmt.Errorf("queue closed-not-fixed of assignment %d: %w", c.AssignmentID, err)
+		}
+	}
+	return nil
 }
 
 // queueRecompute queues the summaries job in tx. Nothing to queue without
@@ -239,6 +273,9 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 		err := in.db.WithTx(ctx, func(tx *store.Tx) error {
 			r, err := tx.ApplyObservations(ctx, chunk, at)
 			if err != nil {
+				return err
+			}
+			if err := in.queueTicketSync(ctx, tx, r.CompletedAssignments); err != nil {
 				return err
 			}
 			if last {
