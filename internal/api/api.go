@@ -111,6 +111,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"GET", "/api/v1/integrations/{id}/delete-preview", a.integrationDeletePreview},
 		{"POST", "/api/v1/integrations/{id}/validate", a.validateIntegration},
 		{"POST", "/api/v1/integrations/{id}/events", a.postEvent},
+		{"GET", "/api/v1/integrations/{id}/sync", a.getSync},
+		{"POST", "/api/v1/integrations/{id}/sync", a.postSync},
 
 		{"GET", "/api/v1/tickets", a.listTickets},
 		{"GET", "/api/v1/audit", a.listAudit},

@@ -226,12 +226,10 @@ func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
 			return invalid("eta_justification is required when an eta is set")
 		}
 	}
-	var updated *steward.Assignment
-	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
-		var err error
-		updated, err = tx.UpdateAssignment(r.Context(), id, upd, actor(r), req.Reason)
-		return err
-	})
+	// One transaction for the change and, on a ServiceNow assignment whose
+	// owner changed, the job that writes the ticket's assigned_to; a manual
+	// assignment is just updated. The type is read inside that transaction.
+	updated, err := a.tickets.UpdateAssignment(r.Context(), id, upd, actor(r), req.Reason)
 	if err != nil {
 		return err
 	}

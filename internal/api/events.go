@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -90,7 +89,7 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) error {
 		return err // 404 for an unknown integration
 	}
 	accepted := false
-	defer func() { a.recordWebhook(r.Context(), in.ID, accepted) }()
+	defer func() { a.tickets.RecordWebhook(r.Context(), in.ID, accepted) }()
 
 	secrets, err := a.db.FindIntegrationSecrets(r.Context(), in.ID)
 	if err != nil {
@@ -254,14 +253,4 @@ func clipHeader(s string) string {
 		return s[:40] + "..."
 	}
 	return s
-}
-
-// recordWebhook tells the sync engine about a delivery, once it has
-// RecordWebhook. TODO: call a.tickets.RecordWebhook directly once it lands.
-func (a *API) recordWebhook(ctx context.Context, integrationID int64, accepted bool) {
-	if rec, ok := any(a.tickets).(interface {
-		RecordWebhook(context.Context, int64, bool)
-	}); ok {
-		rec.RecordWebhook(ctx, integrationID, accepted)
-	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 const webhookSecret = "webhook-secret-must-not-leak"
@@ -214,8 +216,195 @@ func TestWebhookRefusals(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, auditAfter.Items, len(auditBefore.Items), "nothing audited")
 
+	// The same delivery, well formed and fresh, is accepted and queued once;
+	// one already applied (this sys_mod_count or older) queues nothing.
+	got := b.deliverSigned(t, in.ID, webhookSecret, time.Now(), good)
+	require.Equal(t, http.StatusAccepted, got.status, got.raw)
+	require.JSONEq(t, `{"status":"queued"}`, got.raw)
+	require.Equal(t, jobsBefore+1, b.refreshJobs(t))
+	stale := ruleBody("update", "incident", tk.SysID, tk.Number, "1", tk.CorrelationID, tk.ModCount)
+	got = b.deliverSigned(t, in.ID, webhookSecret, time.Now(), stale)
+	require.Equal(t, http.StatusAccepted, got.status, got.raw)
+	require.JSONEq(t, `{"status":"up_to_date"}`, got.raw)
+	require.Equal(t, jobsBefore+1, b.refreshJobs(t))
+
 	// Nothing secret reached the logs either.
 	require.NotContains(t, b.logs.String(), webhookSecret)
 	require.NotContains(t, b.logs.String(), "other-secret")
 	require.Contains(t, b.logs.String(), "webhook refused", "refusals are logged for the operator")
+}
+
+// wireWebhook points the emulator's business rule at Steward's webhook for
+// integration id, signing as docs/servicenow-setup.md §3 does, and makes
+// the poll and reconcile too slow to be what applies a change.
+func (b *testBundle) wireWebhook(t *testing.T, id int64) {
+	t.Helper()
+	_, err := b.client.UpdateIntegration(t.Context(), id, apiclient.IntegrationRequest{Sync: &steward.SyncSettings{
+		PollInterval: steward.Duration(24 * time.Hour), ReconcileInterval: steward.Duration(24 * time.Hour)}})
+	require.NoError(t, err)
+	require.NoError(t, b.emu.AddWebhook(snowemu.Webhook{URL: b.webhookURL(id), Secret: webhookSecret, Scheme: snowemu.SchemeSteward}))
+}
+
+// waitAssignment polls until ok holds for the assignment, and returns it
+// with how long that took.
+func (b *testBundle) waitAssignment(t *testing.T, id int64, within time.Duration, ok func(d *apiclient.AssignmentDetail) bool) (*apiclient.AssignmentDetail, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		d, err := b.client.GetAssignment(t.Context(), id)
+		require.NoError(t, err)
+		if ok(d) {
+			return d, time.Since(start)
+		}
+		if time.Since(start) > within {
+			require.FailNow(t, "assignment not updated in time", "assignment %d: %+v, ticket %+v", id, d.Assignment, d.Ticket)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWebhookAppliesAgentChanges: an agent reassigns, then resolves, a
+// ticket in the emulator; its business rule posts to Steward, which applies
+// each change within seconds (the poll and reconcile are a day away).
+func TestWebhookAppliesAgentChanges(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	in, d := b.webhookIntegration(t)
+	b.wireWebhook(t, in.ID)
+
+	_, err := b.emu.Reassign("incident", d.Ticket.Number, "david.loo", "beth.anglin")
+	require.NoError(t, err)
+	got, took := b.waitAssignment(t, d.ID, 5*time.Second, func(d *apiclient.AssignmentDetail) bool { return d.Owner == "david.loo@example.com" })
+	t.Logf("reassignment applied after %s", took)
+	require.Equal(t, "david.loo@example.com", got.Ticket.AssigneeEmail)
+	require.Equal(t, steward.AssignmentActive, got.State)
+
+	_, err = b.emu.SetState("incident", d.Ticket.Number, snowemu.StateChange{State: "Resolved", User: "david.loo"})
+	require.NoError(t, err)
+	got, took = b.waitAssignment(t, d.ID, 5*time.Second, func(d *apiclient.AssignmentDetail) bool { return d.State != steward.AssignmentActive })
+	t.Logf("resolution applied after %s", took)
+	require.Equal(t, steward.AssignmentCompleted, got.State)
+	require.Equal(t, steward.TicketResolved, got.Ticket.State)
+	require.Contains(t, got.History[len(got.History)-1].Reason, "Resolved", "the history says why")
+
+	b.emu.WaitWebhooks()
+	for _, dl := range b.emu.WebhookDeliveries() {
+		require.Equal(t, http.StatusAccepted, dl.Status, "every delivery accepted: %s", dl.Body)
+	}
+	st, err := b.client.SyncStatus(t.Context(), in.ID)
+	require.NoError(t, err)
+	require.NotNil(t, st.LastWebhookAt)
+	require.True(t, st.HasWebhookSecret)
+	require.Equal(t, b.webhookURL(in.ID), st.WebhookURL)
+	require.NotContains(t, b.logs.String(), webhookSecret)
+}
+
+// TestWebhookDuplicatesAndReordering: the emulator sends every delivery
+// twice and out of order while an agent changes a ticket quickly; Steward
+// ends where ServiceNow ends, and no change is applied twice or undone.
+func TestWebhookDuplicatesAndReordering(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{emu: snowemu.Options{WebhookDuplicate: 1, WebhookReorder: true, WebhookReorderWindow: 300 * time.Millisecond, Seed: 7}})
+	in, d := b.webhookIntegration(t)
+	b.wireWebhook(t, in.ID)
+
+	agents := []string{"david.loo", "fred.luddy", "abel.tuter", "don.goodliffe", "david.loo"}
+	for _, who := range agents {
+		_, err := b.emu.Reassign("incident", d.Ticket.Number, who, "beth.anglin")
+		require.NoError(t, err)
+	}
+	rec, err := b.emu.Record("incident", d.Ticket.SysID)
+	require.NoError(t, err)
+	final := rec["sys_mod_count"]
+	b.emu.WaitWebhooks()
+	got, _ := b.waitAssignment(t, d.ID, 10*time.Second, func(d *apiclient.AssignmentDetail) bool {
+		return strconv.Itoa(d.Ticket.ModCount) == final
+	})
+	require.Equal(t, "david.loo@example.com", got.Owner, "the last assignee wins, whatever order the deliveries came in")
+	require.Equal(t, "david.loo@example.com", got.Ticket.AssigneeEmail)
+
+	deliveries := b.emu.WebhookDeliveries()
+	require.Len(t, deliveries, 2*len(agents), "each change was delivered twice")
+	for _, dl := range deliveries {
+		require.Equal(t, http.StatusAccepted, dl.Status, dl.Body)
+	}
+	// Let any late duplicate's job finish, then check the history: owner
+	// changes only ever move forward, and at most once per agent change.
+	time.Sleep(500 * time.Millisecond)
+	got, err = b.client.GetAssignment(t.Context(), d.ID)
+	require.NoError(t, err)
+	require.Equal(t, "david.loo@example.com", got.Owner)
+	var owners []string
+	for _, e := range got.History {
+		if e.Actor == ticketsync.ActorServiceNow {
+			owners = append(owners, e.Reason)
+		}
+	}
+	require.LessOrEqual(t, len(owners), len(agents), "no change applied twice: %v", owners)
+	require.NotContains(t, b.logs.String(), webhookSecret)
+}
+
+// TestSyncNowAndStatus: POST sync answers 202 at once; GET shows the
+// reconcile's outcome once it ran.
+func TestSyncNowAndStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	in, d := b.webhookIntegration(t)
+	before, err := b.client.SyncStatus(t.Context(), in.ID)
+	require.NoError(t, err)
+	require.True(t, before.HasWebhookSecret)
+	require.Equal(t, b.webhookURL(in.ID), before.WebhookURL)
+
+	// A change no webhook announces: only the sync finds it.
+	_, err = b.emu.Reassign("incident", d.Ticket.Number, "david.loo", "beth.anglin")
+	require.NoError(t, err)
+	_, err = b.client.SyncNow(t.Context(), in.ID)
+	require.NoError(t, err)
+	var st *apiclient.SyncStatus
+	require.Eventually(t, func() bool {
+		st, err = b.client.SyncStatus(t.Context(), in.ID)
+		require.NoError(t, err)
+		return st.Running == "" && st.LastReconcileSuccessAt != nil
+	}, 20*time.Second, 50*time.Millisecond)
+	require.GreaterOrEqual(t, st.LastReconcile.Checked, 1)
+	require.NotNil(t, st.LastPollSuccessAt)
+	got, err := b.client.GetAssignment(t.Context(), d.ID)
+	require.NoError(t, err)
+	require.Equal(t, "david.loo@example.com", got.Owner)
+
+	_, err = b.client.SyncStatus(t.Context(), 999)
+	apiErr, ok := err.(*apiclient.Error)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, http.StatusNotFound, apiErr.Status)
+}
+
+// TestOwnerChangeReachesServiceNow: PATCHing the owner of a ServiceNow
+// assignment updates the ticket's assigned_to; the instance's webhook for
+// that write comes back to Steward and changes nothing (no ping-pong).
+func TestOwnerChangeReachesServiceNow(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	in, d := b.webhookIntegration(t)
+	b.wireWebhook(t, in.ID)
+	davidID, err := b.emu.UserID("david.loo")
+	require.NoError(t, err)
+
+	_, err = b.client.UpdateAssignment(t.Context(), d.ID, apiclient.AssignmentRequest{Owner: "david.loo@example.com", Reason: "team change"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		rec, err := b.emu.Record("incident", d.Ticket.SysID)
+		require.NoError(t, err)
+		return rec["assigned_to"] == davidID
+	}, 10*time.Second, 20*time.Millisecond)
+	b.emu.WaitWebhooks()
+	got, _ := b.waitAssignment(t, d.ID, 5*time.Second, func(d *apiclient.AssignmentDetail) bool {
+		return d.Ticket.AssigneeEmail == "david.loo@example.com"
+	})
+	require.Equal(t, "david.loo@example.com", got.Owner)
+	rec, err := b.emu.Record("incident", d.Ticket.SysID)
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // a ping-pong would write again by now
+	again, err := b.emu.Record("incident", d.Ticket.SysID)
+	require.NoError(t, err)
+	require.Equal(t, rec["sys_mod_count"], again["sys_mod_count"], "Steward did not write the record again")
 }
