@@ -344,9 +344,9 @@ func TestWebhookDuplicatesAndReordering(t *testing.T) {
 	require.NotContains(t, b.logs.String(), webhookSecret)
 }
 
-// TestSyncNowAndStatus: POST sync answers 202 at once; GET shows the
+// TestSyncEndpointsOverHTTP: POST sync answers 202 at once; GET shows the
 // reconcile's outcome once it ran.
-func TestSyncNowAndStatus(t *testing.T) {
+func TestSyncEndpointsOverHTTP(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 	in, d := b.webhookIntegration(t)
