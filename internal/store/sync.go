@@ -457,10 +457,13 @@ func (tx *Tx) CheckClosedNotFixed(ctx context.Context) ([]ClosedNotFixed, error)
 	var out []ClosedNotFixed
 	now := tx.db.now()
 	for _, w := range all {
+		// ITSM update times have one-second resolution: the ticket ended
+		// somewhere in [ended, ended+1s). Only what is surely later counts.
+		endedBy := w.ended.T.Add(time.Second)
 		var flag bool
 		switch {
-		case !w.ended.Valid, w.status != steward.StatusUnhealthy, w.changed.T.After(w.ended.T), w.active:
-		case w.seen.T.After(w.ended.T):
+		case !w.ended.Valid, w.status != steward.StatusUnhealthy, !w.changed.T.Before(endedBy), w.active:
+		case !w.seen.T.Before(endedBy):
 			flag = true
 		default:
 			continue // no scan since the ticket ended: keep watching

@@ -20,9 +20,12 @@ const (
 	ViaWebhook   = "webhook"
 	ViaPoll      = "poll"
 	ViaReconcile = "reconcile"
-	// ViaPush is the read-back around Steward's own writes (owner
-	// updates, resolves, reopens).
+	// ViaPush is the read-back before Steward's own writes (owner
+	// updates, resolves): it may find a real ServiceNow change.
 	ViaPush = "push"
+	// viaOwnWrite stores what Steward's own write returned: the caller
+	// audits the write itself, so no sync audit entry is added.
+	viaOwnWrite = "own_write"
 )
 
 // ActorServiceNow is the actor of assignment changes that came from the
@@ -288,7 +291,7 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 			}
 		}
 	}
-	if !out.Changed {
+	if !out.Changed || via == viaOwnWrite {
 		return nil
 	}
 	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorServiceNow, Action: store.AuditTicketSynced,

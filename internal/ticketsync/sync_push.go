@@ -73,7 +73,7 @@ func (s *Service) readBack(ctx context.Context, p itsm.Provider, in *steward.Int
 // poll is recognised as Steward's own echo and changes nothing.
 func (s *Service) storeOwn(ctx context.Context, in *steward.Integration, rec *itsm.Ticket, syncErr string, audit *steward.AuditEvent) error {
 	if rec != nil {
-		if _, err := s.ApplyRemote(ctx, in.ID, rec, ViaPush); err != nil {
+		if _, err := s.ApplyRemote(ctx, in.ID, rec, viaOwnWrite); err != nil {
 			return err
 		}
 	}
@@ -227,7 +227,22 @@ func (s *Service) ResolveTicket(ctx context.Context, assignmentID int64) error {
 	ref := itsm.Ref{Table: t.Table, SysID: t.SysID}
 	audit := &steward.AuditEvent{Actor: store.ActorSystem, IntegrationID: in.ID, AssignmentID: a.ID,
 		Details: map[string]any{"number": t.Number, "state": string(want), "close_notes": note}}
-	done, err := p.UpdateTicket(ctx, ref, upd)
+	var done *itsm.Ticket
+	if base == "change_request" && itsm.CanonicalNumber(rec.RawState) == "-1" {
+		// Implement → Review → Closed is the model's path (reference §5.3);
+		// Review needs no approval, so take the step first.
+		review := steward.TicketResolved
+		done, err = p.UpdateTicket(ctx, ref, itsm.TicketUpdate{State: &review})
+		if err == nil {
+			rec = done
+			if _, err := s.ApplyRemote(ctx, in.ID, done, viaOwnWrite); err != nil {
+				return err
+			}
+		}
+	}
+	if err == nil {
+		done, err = p.UpdateTicket(ctx, ref, upd)
+	}
 	switch {
 	case err == nil:
 		audit.Action = store.AuditTicketResolved
@@ -307,7 +322,7 @@ func (s *Service) ApplyClosedNotFixed(ctx context.Context, assignmentID int64) e
 		case err != nil:
 			return err
 		}
-		if _, err := s.ApplyRemote(ctx, in.ID, rec, ViaPush); err != nil {
+		if _, err := s.ApplyRemote(ctx, in.ID, rec, viaOwnWrite); err != nil {
 			return err
 		}
 		return s.db.WithTx(ctx, func(tx *store.Tx) error {
