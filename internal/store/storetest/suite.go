@@ -31,6 +31,7 @@ func Run(t *testing.T) {
 	t.Run("Integrations", testIntegrations)
 	t.Run("Tickets", testTickets)
 	t.Run("Audit", testAudit)
+	t.Run("Sync", testSync)
 }
 
 func testOpen(t *testing.T) {
