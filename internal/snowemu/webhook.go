@@ -78,19 +78,24 @@ type webhookDispatcher struct {
 	e      *Emulator
 	client *http.Client
 
-	mu       sync.Mutex
-	hooks    []Webhook
-	closed   bool
-	queue    chan delivery
-	wg       sync.WaitGroup
-	log      []WebhookDelivery
-	inFlight sync.WaitGroup
+	mu     sync.Mutex
+	hooks  []Webhook
+	closed bool
+	queue  chan delivery
+	wg     sync.WaitGroup
+	log    []WebhookDelivery
+	// pending counts queued deliveries not yet attempted; idle is
+	// signalled when it drops to zero. (A WaitGroup would race: writes keep
+	// adding while a caller waits.)
+	pending int
+	idle    sync.Cond
 }
 
 func (d *webhookDispatcher) init(e *Emulator) {
 	d.e = e
 	d.client = &http.Client{Timeout: e.opts.WebhookTimeout}
 	d.queue = make(chan delivery, 4096)
+	d.idle.L = &d.mu
 	d.wg.Add(1)
 	go d.run()
 }
@@ -130,7 +135,11 @@ func (e *Emulator) WebhookDeliveries() []WebhookDelivery {
 
 // WaitWebhooks blocks until every queued delivery has been attempted.
 func (e *Emulator) WaitWebhooks() {
-	e.hooks.inFlight.Wait()
+	e.hooks.mu.Lock()
+	defer e.hooks.mu.Unlock()
+	for e.hooks.pending > 0 {
+		e.hooks.idle.Wait()
+	}
 }
 
 // payload composes the body exactly as the reference's example rule does:
@@ -176,11 +185,11 @@ func (d *webhookDispatcher) enqueue(events []event) {
 				n = 2
 			}
 			for range n {
-				d.inFlight.Add(1)
+				d.pending++
 				select {
 				case d.queue <- delivery{hook: h, body: body}:
 				default:
-					d.inFlight.Done()
+					d.pending--
 					d.e.log.Warn("webhook queue full, notification dropped", slog.String("url", h.URL))
 				}
 			}
@@ -211,10 +220,12 @@ func (d *webhookDispatcher) run() {
 // send posts one notification, signed with base64(HMAC-SHA256(key, body)),
 // or of "<timestamp>.<body>" in the steward scheme.
 func (d *webhookDispatcher) send(dl delivery) {
-	defer d.inFlight.Done()
 	rec := WebhookDelivery{URL: dl.hook.URL, Body: string(dl.body)}
 	defer func() {
 		d.mu.Lock()
+		if d.pending--; d.pending == 0 {
+			d.idle.Broadcast()
+		}
 		// Keep the most recent deliveries only, so long demos stay bounded.
 		if len(d.log) >= maxDeliveryLog {
 			d.log = append(d.log[:0], d.log[len(d.log)-maxDeliveryLog/2:]...)

@@ -144,7 +144,11 @@ func TestWebhookRefusals(t *testing.T) {
 		{"UnknownIntegration", 99999, func() (*string, *string, []byte) { return signed(good) }, 404, "integration 99999 not found"},
 		{"NoWebhookSecret", noSecret.ID, func() (*string, *string, []byte) { return signed(good) }, 409, "--webhook-secret-file"},
 		{"MissingTimestamp", in.ID, func() (*string, *string, []byte) { _, s, body := signed(good); return nil, s, body }, 401, "X-Steward-Timestamp header is missing"},
-		{"TimestampNotANumber", in.ID, func() (*string, *string, []byte) { x := "yesterday"; s := sign(webhookSecret, x, good); return &x, &s, good }, 401, "not a Unix time"},
+		{"TimestampNotANumber", in.ID, func() (*string, *string, []byte) {
+			x := "yesterday"
+			s := sign(webhookSecret, x, good)
+			return &x, &s, good
+		}, 401, "not a Unix time"},
 		{"StaleTimestamp", in.ID, func() (*string, *string, []byte) {
 			x := strconv.FormatInt(now.Add(-6*time.Minute).Unix(), 10)
 			s := sign(webhookSecret, x, good)
