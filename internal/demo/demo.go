@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/stewardhq/steward"
@@ -44,6 +45,9 @@ type Options struct {
 	Check bool
 	// Timeout bounds each wait for Steward to follow a change.
 	Timeout time.Duration
+	// Pace is the pause before each agent action, so a person can watch
+	// the change arrive (default 3s; none with Check).
+	Pace time.Duration
 	// Logger receives the servers' own logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -87,6 +91,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (err error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 15 * time.Second
 	}
+	if opts.Pace == 0 && !opts.Check {
+		opts.Pace = 3 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -110,13 +117,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (err error) {
 		return nil
 	}
 	d.say("")
-	d.say("Ready. Have a look while it runs:")
-	d.say("  Steward API        %s/api/v1/assignments?state=all", d.srv.URL())
-	d.say("  Steward tickets    %s/api/v1/tickets", d.srv.URL())
-	d.say("  ServiceNow list    %s/", d.emuURL)
-	d.say("  CLI                steward --server %s tickets list", d.srv.URL())
-	d.say("                     steward --server %s assignments list --state all", d.srv.URL())
-	d.say("  Act as an agent    steward snow-emulator act --emulator %s state incident <NUMBER> Resolved", d.emuURL)
+	d.say("The demo keeps running; try your own changes, e.g.:")
+	d.say("  steward snow-emulator act --emulator %s state incident <NUMBER> Resolved", d.emuURL)
+	d.say("  steward --server %s assignments list --state all", d.srv.URL())
 	d.say("Press Ctrl-C to stop.")
 	<-ctx.Done()
 	d.say("\nStopping.")
@@ -138,6 +141,7 @@ func (d *Demo) step(n int, format string, args ...any) {
 }
 
 func (d *Demo) check(step, expected, observed string, ok bool) error {
+	observed = strings.TrimSpace(observed)
 	d.checks = append(d.checks, Check{Step: step, Expected: expected, Observed: observed, OK: ok})
 	if !ok {
 		return fmt.Errorf("%w: %s: expected %s, observed %s", ErrCheckFailed, step, expected, observed)
@@ -147,17 +151,19 @@ func (d *Demo) check(step, expected, observed string, ok bool) error {
 
 // summary prints the verified steps as a table.
 func (d *Demo) summary() {
-	fmt.Fprintln(d.out, "RESULT  STEP                                        EXPECTED / OBSERVED")
+	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESULT\tSTEP\tEXPECTED\tOBSERVED")
 	for _, c := range d.checks {
-		mark := "ok    "
+		mark, observed := "ok", c.Observed
 		if !c.OK {
 			mark = "FAILED"
 		}
-		fmt.Fprintf(d.out, "%s  %-42s  %s\n", mark, c.Step, c.Expected)
-		if !c.OK || c.Observed != c.Expected {
-			fmt.Fprintf(d.out, "        %-42s  observed: %s\n", "", c.Observed)
+		if observed == c.Expected {
+			observed = "same"
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mark, c.Step, c.Expected, observed)
 	}
+	tw.Flush()
 	passed := 0
 	for _, c := range d.checks {
 		if c.OK {
@@ -275,6 +281,12 @@ func (d *Demo) story(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.say("")
+	d.say("Have a look while the demo runs:")
+	d.say("  ServiceNow list view  %s/   (the tickets as an agent sees them)", d.emuURL)
+	d.say("  Steward tickets       %s/api/v1/tickets", d.srv.URL())
+	d.say("  Steward assignments   %s/api/v1/assignments?state=all", d.srv.URL())
+	d.say("  CLI                   steward --server %s tickets list", d.srv.URL())
 	return d.agentWorks(ctx, tickets)
 }
 

@@ -92,6 +92,9 @@ func (d *Demo) agentWorks(ctx context.Context, tickets []demoTicket) error {
 	d.step(6, "A ServiceNow agent (%s) works the tickets; Steward follows each change:", agent)
 	inc, prb, chg := tickets[0], tickets[1], tickets[2]
 
+	if err := d.pause(ctx, fmt.Sprintf("%s resolves %s", agent, inc.number())); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := d.emu.SetState("incident", inc.number(), snowemu.StateChange{State: "Resolved", CloseCode: "Solution provided",
 		CloseNotes: "Enabled Microsoft Defender for the subscription.", User: agent}); err != nil {
@@ -106,8 +109,11 @@ func (d *Demo) agentWorks(ctx context.Context, tickets []demoTicket) error {
 	if err := d.checkEnded(a, steward.TicketResolved); err != nil {
 		return err
 	}
-	d.say("      %s resolved %s  → Steward ended the assignment (kept in history) after %s", agent, inc.number(), since(start))
+	d.say("      → Steward ended the assignment (kept in history, ticket link kept) %s later", since(start))
 
+	if err := d.pause(ctx, fmt.Sprintf("%s cancels %s", agent, chg.number())); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := d.emu.SetState("change_request", chg.number(), snowemu.StateChange{State: "Canceled", User: agent}); err != nil {
 		return fmt.Errorf("agent cancels %s: %w", chg.number(), err)
@@ -121,8 +127,11 @@ func (d *Demo) agentWorks(ctx context.Context, tickets []demoTicket) error {
 	if err := d.checkEnded(a, steward.TicketCanceled); err != nil {
 		return err
 	}
-	d.say("      %s canceled %s  → Steward ended the assignment after %s", agent, chg.number(), since(start))
+	d.say("      → Steward ended the assignment %s later", since(start))
 
+	if err := d.pause(ctx, fmt.Sprintf("%s reassigns %s to %s", agent, prb.number(), newAssignee)); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := d.emu.Reassign("problem", prb.number(), newAssignee, agent); err != nil {
 		return fmt.Errorf("agent reassigns %s: %w", prb.number(), err)
@@ -139,7 +148,7 @@ func (d *Demo) agentWorks(ctx context.Context, tickets []demoTicket) error {
 		a.State == steward.AssignmentActive && last.Changes["owner"].To == newOwnerEmail); err != nil {
 		return err
 	}
-	d.say("      %s reassigned %s to %s  → the owner in Steward is now %s after %s", agent, prb.number(), newAssignee, newOwnerEmail, since(start))
+	d.say("      → the owner in Steward is now %s, %s later", newOwnerEmail, since(start))
 
 	d.step(7, "Steward and ServiceNow agree: %d assignments ended with their tickets, 1 changed owner, 1 still open.", 2)
 	return nil
@@ -175,9 +184,24 @@ func (d *Demo) waitAssignment(ctx context.Context, id int64, what string, cond f
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// pause announces the next agent action and waits Pace, so a person
+// watching the list view sees it happen.
+func (d *Demo) pause(ctx context.Context, what string) error {
+	if d.opts.Pace <= 0 {
+		return nil
+	}
+	d.say("      In %s: %s ...", d.opts.Pace, what)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d.opts.Pace):
+	}
+	return nil
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

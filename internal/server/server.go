@@ -102,7 +102,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		// SQLite has no LISTEN/NOTIFY: River polls. A short interval keeps
 		// job pick-up latency low; each poll is one cheap indexed query.
 		FetchPollInterval: 200 * time.Millisecond,
-		FetchCooldown:     50 * time.Millisecond,
+		// The cooldown bounds how soon a job inserted outside a transaction
+		// (a webhook's refresh) is picked up; 20 ms halves webhook-to-applied
+		// latency against River's 50 ms default at negligible cost.
+		FetchCooldown: 20 * time.Millisecond,
 		// A job left "running" by a crashed process is retried after this,
 		// so a crash delays work by at most 15 minutes and loses none. It
 		// must exceed the longest job timeout (imports and integration
