@@ -136,15 +136,7 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 	}
 
 	show := &cobra.Command{Use: "show ID", Short: "Show an assignment and its history", Args: cobra.ExactArgs(1)}
-	show.RunE = func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := g.client()
-		if err != nil {
-			return err
-		}
+	show.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		d, err := c.GetAssignment(cmd.Context(), id)
 		if err != nil {
 			return err
@@ -171,45 +163,29 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 				row(w, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, changes(e.Changes), orDash(e.Reason))
 			}
 		})
-	}
+	})
 
 	var af assignmentFlags
 	update := &cobra.Command{Use: "update ID", Short: "Change an active assignment (owner, due date, ETA, ...)", Args: cobra.ExactArgs(1)}
 	af.add(update)
-	update.RunE = func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := g.client()
-		if err != nil {
-			return err
-		}
+	update.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		a, err := c.UpdateAssignment(cmd.Context(), id, af.request(cmd))
 		if err != nil {
 			return err
 		}
 		return g.render(a, func(w *tabwriter.Writer) { assignmentTable(w, []steward.Assignment{*a}) })
-	}
+	})
 
 	var reason string
 	remove := &cobra.Command{Use: "remove ID", Aliases: []string{"delete"}, Short: "End an assignment; it stays in history", Args: cobra.ExactArgs(1)}
 	remove.Flags().StringVar(&reason, "reason", "", "why, recorded in the history")
-	remove.RunE = func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := g.client()
-		if err != nil {
-			return err
-		}
+	remove.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		a, err := c.DeleteAssignment(cmd.Context(), id, reason)
 		if err != nil {
 			return err
 		}
 		return g.render(a, func(w *tabwriter.Writer) { assignmentTable(w, []steward.Assignment{*a}) })
-	}
+	})
 	cmd.AddCommand(list, show, update, remove)
 	return cmd
 }

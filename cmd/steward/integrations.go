@@ -166,15 +166,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 		Use:   "update ID [flags]",
 		Short: "Change an integration (changed connection settings are checked again)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			req, err := uf.request(cmd)
 			if err != nil {
 				return err
@@ -184,7 +176,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.render(in, func(w *tabwriter.Writer) { integrationTable(w, []steward.Integration{*in}) })
-		},
+		}),
 	}
 	uf.add(update)
 
@@ -202,15 +194,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 		}}
 
 	show := &cobra.Command{Use: "show ID", Short: "Show an integration", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			in, err := c.GetIntegration(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -234,36 +218,20 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 					row(w, "Deleting:", fmt.Sprintf("%d active assignments left", p.ActiveAssignments))
 				}
 			})
-		}}
+		})}
 
 	validate := &cobra.Command{Use: "validate ID", Short: "Check an integration's connection now", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			if err := c.ValidateIntegration(cmd.Context(), id); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "integration %d: connection OK\n", id)
 			return nil
-		}}
+		})}
 
 	var yes bool
 	del := &cobra.Command{Use: "delete ID", Short: "Delete an integration and remove its assignments (kept in history)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			p, err := c.IntegrationDeletePreview(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -294,7 +262,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 				case <-time.After(500 * time.Millisecond):
 				}
 			}
-		}}
+		})}
 	del.Flags().BoolVar(&yes, "yes", false, "confirm the delete")
 
 	cmd.AddCommand(create, list, show, update, validate, del)
@@ -339,22 +307,14 @@ func newTicketsCommand(g *globals) *cobra.Command {
 		})
 	}
 	retry := &cobra.Command{Use: "retry ASSIGNMENT_ID", Short: "Queue a failed ticket creation again", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			t, err := c.RetryTicket(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "ticket of assignment %d queued again (%s)\n", id, t.Status)
 			return nil
-		}}
+		})}
 	cmd.AddCommand(list, retry)
 	return cmd
 }

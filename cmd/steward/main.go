@@ -137,3 +137,19 @@ func userMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// withID adapts a verb that takes one numeric ID: it parses the ID and
+// builds the API client, so each verb holds only its own logic.
+func (g *globals) withID(run func(cmd *cobra.Command, c *apiclient.Client, id int64) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		id, err := parseID(args[0])
+		if err != nil {
+			return err
+		}
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, id)
+	}
+}

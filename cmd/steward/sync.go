@@ -32,15 +32,7 @@ With --wait, follow it: progress while it runs, then what the reconcile
 checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
 		Example: `  steward integrations sync 1 --wait`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			before, err := c.SyncStatus(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -67,7 +59,7 @@ checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
 				return fmt.Errorf("sync of integration %d failed: %s", id, st.LastError)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the sync until it finishes and print the reconcile report")
 	return cmd
