@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/itsm"
@@ -31,6 +32,10 @@ const (
 	// reconcilePage is how many linked tickets are read from the store at
 	// a time.
 	reconcilePage = 1000
+	// reconcileParallel bounds the batch reads in flight: against a real
+	// instance each is a network round trip, so a few in parallel cut a
+	// reconcile of 100,000 tickets from 1,000 sequential round trips.
+	reconcileParallel = 4
 )
 
 // PollReport says what one incremental poll did.
@@ -209,52 +214,66 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 				}
 				byTable[t.Table] = append(byTable[t.Table], t)
 			}
-			var same []int64
+			// Read the page's batches concurrently (bounded: each
+			// integration's rate limiter paces them anyway), then apply
+			// them in order on this goroutine.
+			var batches [][]*steward.Ticket
 			for _, table := range tables {
-				for chunk := range slices.Chunk(byTable[table], reconcileBatch) {
+				batches = slices.AppendSeq(batches, slices.Chunk(byTable[table], reconcileBatch))
+			}
+			results := make([][]*itsm.Ticket, len(batches))
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(reconcileParallel)
+			for i, chunk := range batches {
+				g.Go(func() error {
 					ids := make([]string, len(chunk))
-					for i, t := range chunk {
-						ids[i] = t.SysID
+					for j, t := range chunk {
+						ids[j] = t.SysID
 					}
-					recs, err := p.Tickets(ctx, table, ids)
-					if err != nil {
-						return err
-					}
-					found := make(map[string]*itsm.Ticket, len(recs))
-					for _, r := range recs {
-						found[r.SysID] = r
-					}
-					for _, t := range chunk {
-						rep.Checked++
-						r, ok := found[t.SysID]
-						if !ok {
-							// Confirm with a single read: a batch can miss a
-							// record for reasons other than deletion.
-							out, err := s.refresh(ctx, t, ViaReconcile)
-							if err != nil {
-								return err
-							}
-							if out.Changed {
-								rep.Missing++
-								what := "flagged"
-								if out.Ended {
-									what = "assignment ended"
-								}
-								repair(fmt.Sprintf("%s deleted in ServiceNow (%s)", t.Number, what))
-							}
-							continue
-						}
-						if compareVersion(r, t) == store.RemoteSame {
-							same = append(same, t.AssignmentID)
-							continue
-						}
-						out, err := s.ApplyRemote(ctx, in.ID, r, ViaReconcile)
-						if err != nil && steward.ErrorCode(err) != steward.CodeNotFound {
+					recs, err := p.Tickets(gctx, chunk[0].Table, ids)
+					results[i] = recs
+					return err
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			var same []int64
+			for i, chunk := range batches {
+				found := make(map[string]*itsm.Ticket, len(results[i]))
+				for _, r := range results[i] {
+					found[r.SysID] = r
+				}
+				for _, t := range chunk {
+					rep.Checked++
+					r, ok := found[t.SysID]
+					if !ok {
+						// Confirm with a single read: a batch can miss a
+						// record for reasons other than deletion.
+						out, err := s.refresh(ctx, t, ViaReconcile)
+						if err != nil {
 							return err
 						}
 						if out.Changed {
-							repair(repairLine(t, r, out))
+							rep.Missing++
+							what := "flagged"
+							if out.Ended {
+								what = "assignment ended"
+							}
+							repair(fmt.Sprintf("%s deleted in ServiceNow (%s)", t.Number, what))
 						}
+						continue
+					}
+					if compareVersion(r, t) == store.RemoteSame {
+						same = append(same, t.AssignmentID)
+						continue
+					}
+					out, err := s.ApplyRemote(ctx, in.ID, r, ViaReconcile)
+					if err != nil && steward.ErrorCode(err) != steward.CodeNotFound {
+						return err
+					}
+					if out.Changed {
+						repair(repairLine(t, r, out))
 					}
 				}
 			}
