@@ -443,6 +443,8 @@ func TestSyncHealthyResolves(t *testing.T) {
 			require.Contains(t, rec["fix_notes"], "Resolved by Steward")
 		}
 	}
+	// The audit event is written after the ticket's new state is stored.
+	waitFor(t, "three ticket.resolved audit events", func() bool { return len(b.audit(t, store.AuditTicketResolved)) == 3 })
 	require.Len(t, b.audit(t, store.AuditTicketResolved), 3)
 	// Steward's own writes come back as nothing new.
 	rep := b.poll(t)
