@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/stewardhq/steward"
@@ -275,6 +277,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 
 func (c *Client) send(req *http.Request, out any) error {
 	resp, err := c.http.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("cannot reach Steward at %s (connection refused): is 'steward serve' running there? Set --server or STEWARD_SERVER: %w", c.base, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
