@@ -62,6 +62,10 @@
 // the javascript: date helpers of §3.3), name=value filters, sysparm_fields
 // with dot-walk keys, display values (§2.4), paging headers exactly as
 // observed (§2.5) and sysparm_input_display_value.
+// Lists are planned (plan.go) without changing any result: "field=v" and
+// "fieldINv1,..." terms on sys_id and the indexed lookup fields are answered
+// from case-folded indexes, and ORDERBY on plain fields reads a sorted view
+// kept across requests, bounded by range terms on its first key.
 //
 // Inserts and updates of incident, problem and change_request (and agent
 // deletes) are posted to every registered Webhook after the write commits,

@@ -552,57 +552,61 @@ func (c *queryCtx) matchGroup(g [][]*term, fields map[string]string) bool {
 	return true
 }
 
-// candidates narrows the scan with a secondary index when the query is a
-// single group holding an indexed equality; otherwise it returns every row.
-func (c *queryCtx) candidates(t *table, q *query) []*row {
-	if len(q.groups) == 1 {
-		for _, clause := range q.groups[0] {
-			if len(clause) != 1 || len(clause[0].path) != 1 || clause[0].op != "=" {
-				continue
-			}
-			if rs, ok := t.lookup(clause[0].path[0].name, clause[0].value); ok {
-				return rs
-			}
-		}
-	}
-	return t.rows()
-}
-
-// run returns the matching rows, ordered.
+// run returns the matching rows, ordered. It plans the query (plan.go):
+// the result is always exactly what scan returns.
 func (c *queryCtx) run(t *table, q *query) []*row {
 	if q.invalid && c.e.opts.InvalidQueryReturnsNoRows {
 		return nil // §3.5 glide.invalid_query.returns_no_rows=true
 	}
+	if rs, ok := c.planned(t, q); ok {
+		return rs
+	}
+	return c.scan(t, q)
+}
+
+// scan is the reference evaluation: every live row in insertion order is
+// tested against the whole query, then the matches are stably sorted by
+// the ORDERBY keys.
+func (c *queryCtx) scan(t *table, q *query) []*row {
+	return c.filterSort(t.rows(), q)
+}
+
+// filterSort keeps the rows of rs (in insertion order) that match q and
+// sorts them stably by q's ORDERBY keys.
+func (c *queryCtx) filterSort(rs []*row, q *query) []*row {
 	var out []*row
-	for _, r := range c.candidates(t, q) {
+	for _, r := range rs {
 		if c.matches(q, r.fields) {
 			out = append(out, r)
 		}
 	}
 	if len(q.orders) > 0 {
-		slices.SortStableFunc(out, func(a, b *row) int {
-			for _, o := range q.orders {
-				f := o.path[len(o.path)-1]
-				va, vb := c.value(a.fields, o.path), c.value(b.fields, o.path)
-				if f.kind == kindReference {
-					// References sort by display value, as list columns do.
-					va, vb = c.e.displayLocked(f, va), c.e.displayLocked(f, vb)
-				}
-				r := compareValues(f, va, vb, c.fold)
-				if o.desc {
-					r = -r
-				}
-				if r != 0 {
-					return r
-				}
-			}
-			return 0
-		})
+		slices.SortStableFunc(out, c.orderCmp(q.orders))
 	}
 	return out
 }
 
-func sortRows(rs []*row, f func(a, b *row) int) { slices.SortStableFunc(rs, f) }
+// orderCmp compares two rows by ORDERBY keys.
+func (c *queryCtx) orderCmp(orders []orderBy) func(a, b *row) int {
+	return func(a, b *row) int {
+		for _, o := range orders {
+			f := o.path[len(o.path)-1]
+			va, vb := c.value(a.fields, o.path), c.value(b.fields, o.path)
+			if f.kind == kindReference {
+				// References sort by display value, as list columns do.
+				va, vb = c.e.displayLocked(f, va), c.e.displayLocked(f, vb)
+			}
+			r := compareValues(f, va, vb, c.fold)
+			if o.desc {
+				r = -r
+			}
+			if r != 0 {
+				return r
+			}
+		}
+		return 0
+	}
+}
 
 // refRowLocked finds the referenced row in the reference's table(s).
 func (e *Emulator) refRowLocked(refTable, id string) *row {
