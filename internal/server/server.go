@@ -12,6 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,9 +42,12 @@ type Server struct {
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
 	river    *river.Client[*sql.Tx]
+	clientID string
 	http     *http.Server
 	listener net.Listener
 	cancel   context.CancelFunc
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // New opens the store (running migrations) and builds every part, but
@@ -54,7 +60,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Server{cfg: cfg, logger: logger, DB: db, Queue: jobs.NewQueue()}
+	s := &Server{cfg: cfg, logger: logger, DB: db, Queue: jobs.NewQueue(), stopped: make(chan struct{})}
 	if err := s.setupSecrets(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -82,7 +88,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	river.AddWorker(workers, ticketsync.NewCreateTicketWorker(s.Tickets))
 	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
 	ticketsync.AddWorkers(workers, s.Tickets)
+	s.clientID = jobClientID()
 	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
+		ID: s.clientID,
 		Queues: map[string]river.QueueConfig{
 			jobs.QueueDefault: {MaxWorkers: 4},
 			// One import at a time: imports are write-heavy and SQLite has
@@ -153,6 +161,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.logger.Error("http server stopped", "err", err)
 		}
 	}()
+	go s.rescueOrphanedJobs()
 	s.logger.Info("steward listening", "addr", s.Addr(), "database", s.cfg.DatabaseURL)
 	return nil
 }
@@ -174,6 +183,7 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.stopOnce.Do(func() { close(s.stopped) })
 	var errs []error
 	if s.listener != nil {
 		if err := s.http.Shutdown(ctx); err != nil {
@@ -229,4 +239,55 @@ func (s *Server) setupSecrets(ctx context.Context) error {
 	}
 	s.DB.SetSecretBox(box)
 	return nil
+}
+
+// jobClientID names this process's River client, so the jobs it runs can
+// be told apart from those a crashed predecessor left running.
+func jobClientID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, host)
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	return fmt.Sprintf("steward_%s_%d_%d", host, os.Getpid(), time.Now().UnixNano())
+}
+
+// rescueOrphanedJobs waits until this process's job client leads (a
+// crashed process's lease expires within River's leader TTL, ~15 s), then
+// makes the jobs that process left running available again, so a crash
+// delays work by seconds rather than by River's stuck-job timeout.
+func (s *Server) rescueOrphanedJobs() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() { // stop waiting when the server stops
+		select {
+		case <-s.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		leader, err := s.DB.IsJobLeader(ctx, s.clientID)
+		if err == nil && leader {
+			n, err := s.DB.RescueOrphanedJobs(ctx, s.clientID)
+			if err != nil {
+				s.logger.Warn("rescue of jobs left running by a stopped process failed", "err", err)
+			} else if n > 0 {
+				s.logger.Info("jobs left running by a stopped process are retried", "jobs", n)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

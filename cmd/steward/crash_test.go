@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/snowemu"
+)
+
+// TestHelperServe is not a test: TestKilledBetweenSendAndCommit runs this
+// test binary again with STEWARD_HELPER_SERVE set, to get a real `steward
+// serve` process it can kill -9.
+func TestHelperServe(t *testing.T) {
+	if os.Getenv("STEWARD_HELPER_SERVE") == "" {
+		t.Skip("helper process for TestKilledBetweenSendAndCommit")
+	}
+	root := newRootCommand(os.Stdout, os.Stderr)
+	root.SetArgs(strings.Fields(os.Getenv("STEWARD_HELPER_SERVE")))
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "helper serve:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestKilledBetweenSendAndCommit kills a real steward serve process with
+// SIGKILL after ServiceNow committed a ticket but before Steward recorded
+// it, starts it again on the same database, and requires the ticket to be
+// found (not created twice) within seconds.
+func TestKilledBetweenSendAndCommit(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts and kills real server processes")
+	}
+	emu := snowemu.New(snowemu.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { _ = emu.Close() })
+	hs := httptest.NewServer(emu)
+	t.Cleanup(hs.Close)
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	logs := &syncBuffer{}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$")
+		cmd.Env = append(os.Environ(), "STEWARD_HELPER_SERVE=serve --addr "+addr+" --db "+filepath.Join(dir, "steward.db")+" --log-level info")
+		cmd.Stdout, cmd.Stderr = logs, logs
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		require.Eventually(t, func() bool {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		}, 30*time.Second, 50*time.Millisecond, "server did not start: %s", logs)
+		return cmd
+	}
+	server := start()
+	c, err := apiclient.New("http://"+addr, "crash-test")
+	require.NoError(t, err)
+	ctx := t.Context()
+
+	_, err = c.PostAssessments(ctx, strings.NewReader(`{"assessments":[{"resource":{"id":"/subscriptions/s1/vm1","cloud":"azure"},"recommendation":{"key":"k","display_name":"Disks should be encrypted","severity":"High"},"status":"Unhealthy"}]}`))
+	require.NoError(t, err)
+	page, err := c.ListAssessments(ctx, nil)
+	require.NoError(t, err)
+	str := func(s string) *string { return &s }
+	_, err = c.CreateIntegration(ctx, apiclient.IntegrationRequest{Name: str("emu"), Scope: str("/"), InstanceURL: str(hs.URL),
+		Local: ptrTo(true), AuthMode: str("basic"), Username: str("admin"), Password: str("admin")})
+	require.NoError(t, err)
+
+	// ServiceNow commits the record, then sends its answer very slowly.
+	emu.SetFaults(snowemu.Faults{SlowBodyChunk: 4, SlowBodyDelay: time.Second, Methods: []string{"POST"}, PathPrefix: "/api/now/table/incident"})
+	a, err := c.CreateAssignment(ctx, apiclient.AssignmentRequest{AssessmentID: page.Items[0].ID, Type: "servicenow",
+		TicketType: "incident", AssignedTo: "beth.anglin@example.com", RemediationTimeframeDays: 7})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return emu.Count("incident") == 1 }, 30*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, server.Process.Kill()) // SIGKILL: no shutdown, the job stays "running"
+	_, _ = server.Process.Wait()
+	emu.SetFaults(snowemu.Faults{})
+
+	start()
+	var d *apiclient.AssignmentDetail
+	require.Eventually(t, func() bool {
+		d, err = c.GetAssignment(ctx, a.ID)
+		return err == nil && d.Ticket.Status == steward.TicketCreated
+	}, 60*time.Second, 100*time.Millisecond, "ticket not recovered after the crash: %s", logs)
+	recs := emu.FindByCorrelationID("incident", d.Ticket.CorrelationID)
+	require.Len(t, recs, 1, "exactly one record for the assignment")
+	require.Equal(t, 1, emu.Count("incident"))
+	require.Equal(t, recs[0]["number"], d.Ticket.Number)
+	require.GreaterOrEqual(t, d.Ticket.Attempts, 2)
+	require.Contains(t, logs.String(), "jobs left running by a stopped process are retried")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func ptrTo[T any](v T) *T { return &v }
