@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
 	"github.com/stewardhq/steward"
@@ -34,8 +35,9 @@ type Client struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 
-	usersMu sync.Mutex
-	users   map[string]userEntry
+	usersMu    sync.Mutex
+	userFlight singleflight.Group
+	users      map[string]userEntry
 }
 
 type userEntry struct {
@@ -593,6 +595,25 @@ func (c *Client) LookupUser(ctx context.Context, emailOrSysID string) (*itsm.Use
 	if u := c.cachedUser(cacheKey); u != nil {
 		return u, nil
 	}
+	// Concurrent workers assigning tickets to the same owner share one
+	// request instead of each missing the cache at once.
+	v, err, _ := c.userFlight.Do(cacheKey, func() (any, error) {
+		u, err := c.fetchUser(ctx, key, byEmail)
+		if err != nil {
+			return nil, err
+		}
+		c.cacheUser(u)
+		return u, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	u := *v.(*itsm.User) // each caller gets its own copy, as from the cache
+	return &u, nil
+}
+
+// fetchUser reads one user from the instance.
+func (c *Client) fetchUser(ctx context.Context, key string, byEmail bool) (*itsm.User, error) {
 	var u *itsm.User
 	if byEmail {
 		cl := call{op: "lookup user", table: "sys_user", method: http.MethodGet, path: tablePath("sys_user"), idempotent: true,
@@ -641,7 +662,6 @@ func (c *Client) LookupUser(ctx context.Context, emailOrSysID string) (*itsm.Use
 		}
 		u = userFromRecord(r)
 	}
-	c.cacheUser(u)
 	return u, nil
 }
 
