@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,9 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/snowemu"
 )
 
 // TestClientVerbs drives the everyday client verbs against a real server:
@@ -108,3 +111,58 @@ func TestClientVerbs(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestIntegrationMappingFlags sets templates, fixed fields and the severity
+// map from the CLI, and checks that an update changes only what it names.
+func TestIntegrationMappingFlags(t *testing.T) {
+	t.Parallel()
+	emu := snowemu.New(snowemu.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { _ = emu.Close() })
+	hs := httptest.NewServer(emu)
+	t.Cleanup(hs.Close)
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
+	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(t.Context()))
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	run := func(args ...string) (string, error) {
+		var stdout, stderr bytes.Buffer
+		cmd := newRootCommand(&stdout, &stderr)
+		cmd.SetArgs(append([]string{"--server", srv.URL(), "-o", "json"}, args...))
+		err := cmd.ExecuteContext(t.Context())
+		return stdout.String(), err
+	}
+	descFile := filepath.Join(t.TempDir(), "desc.tmpl")
+	require.NoError(t, os.WriteFile(descFile, []byte("Fix {{.Recommendation.DisplayName}}, please.\nDue {{date .Assignment.DueDate}}."), 0o600))
+
+	out, err := run("integrations", "create", "--name", "emu", "--scope", "/", "--instance-url", hs.URL, "--local",
+		"--username", "admin", "--password", "admin",
+		"--template", "incident.short_description=[Sec, {{.Recommendation.Severity}}] {{.Recommendation.DisplayName}}",
+		"--template-file", "incident.description="+descFile,
+		"--field", "incident.category=security", "--priority", "High=1/1")
+	require.NoError(t, err)
+	var in steward.Integration
+	require.NoError(t, json.Unmarshal([]byte(out), &in))
+	m := in.TicketTypes[steward.TicketTypeIncident]
+	require.Equal(t, "[Sec, {{.Recommendation.Severity}}] {{.Recommendation.DisplayName}}", m.ShortDescription, "commas in a template survive")
+	require.Contains(t, m.Description, "please.\nDue")
+	require.Equal(t, "security", m.Fields["category"])
+	require.Equal(t, steward.ImpactUrgency{Impact: "1", Urgency: "1"}, in.Priority[steward.SeverityHigh])
+	require.Equal(t, steward.DefaultPriority()[steward.SeverityLow], in.Priority[steward.SeverityLow])
+
+	out, err = run("integrations", "update", strconv.FormatInt(in.ID, 10), "--field", "incident.subcategory=cloud", "--priority", "Low=3/3")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(out), &in))
+	m = in.TicketTypes[steward.TicketTypeIncident]
+	require.Equal(t, map[string]string{"category": "security", "subcategory": "cloud"}, m.Fields, "the update adds, it does not replace")
+	require.Contains(t, m.ShortDescription, "[Sec,", "templates are kept")
+	require.Equal(t, steward.ImpactUrgency{Impact: "1", Urgency: "1"}, in.Priority[steward.SeverityHigh])
+	require.Equal(t, steward.ImpactUrgency{Impact: "3", Urgency: "3"}, in.Priority[steward.SeverityLow])
+
+	_, err = run("integrations", "update", strconv.FormatInt(in.ID, 10), "--template", "incident.short_description={{.Nope}")
+	require.ErrorContains(t, err, "short_description template")
+	_, err = run("integrations", "update", strconv.FormatInt(in.ID, 10), "--priority", "High=1")
+	require.ErrorContains(t, err, "SEVERITY=IMPACT/URGENCY")
+}

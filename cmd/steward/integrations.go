@@ -30,6 +30,10 @@ type integrationFlags struct {
 	closedNotFixed, deletedTicket                          string
 	tables                                                 []string
 	fields                                                 []string
+	templates, templateFiles                               []string
+	priorities                                             []string
+	// current is the stored integration when updating.
+	current *steward.Integration
 }
 
 func (f *integrationFlags) add(cmd *cobra.Command) {
@@ -52,7 +56,10 @@ func (f *integrationFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.closedNotFixed, "closed-not-fixed", "", "ticket closed but resource still unhealthy: nothing, reopen or new_ticket")
 	fl.StringVar(&f.deletedTicket, "deleted-ticket", "", "ticket deleted in ServiceNow: flag or end")
 	fl.StringSliceVar(&f.tables, "table", nil, "TYPE=TABLE: table for a ticket type, e.g. incident=u_security_incident (repeatable)")
-	fl.StringSliceVar(&f.fields, "field", nil, "TYPE.FIELD=VALUE: fixed value on new tickets, e.g. incident.category=security (repeatable)")
+	fl.StringArrayVar(&f.fields, "field", nil, "TYPE.FIELD=VALUE: fixed value on new tickets, e.g. incident.category=security (repeatable)")
+	fl.StringArrayVar(&f.templates, "template", nil, "TYPE.short_description=TEXT or TYPE.description=TEXT: a Go text/template over .Recommendation, .Resource, .Assessment, .Assignment, .Link (repeatable)")
+	fl.StringArrayVar(&f.templateFiles, "template-file", nil, "TYPE.short_description=FILE or TYPE.description=FILE: the same, read from a file")
+	fl.StringSliceVar(&f.priorities, "priority", nil, "SEVERITY=IMPACT/URGENCY, e.g. High=1/2 (repeatable; impact and urgency are 1-3)")
 	fl.BoolVar(&f.skipValidation, "skip-validation", false, "save without checking the connection first")
 }
 
@@ -105,34 +112,108 @@ func (f *integrationFlags) request(cmd *cobra.Command) (apiclient.IntegrationReq
 		req.Sync = &steward.SyncSettings{PollInterval: steward.Duration(f.pollInterval), ReconcileInterval: steward.Duration(f.reconcileInterval),
 			ClosedNotFixed: f.closedNotFixed, DeletedTicket: f.deletedTicket}
 	}
-	if len(f.tables) > 0 || len(f.fields) > 0 {
-		req.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
-		for _, t := range f.tables {
-			k, v, ok := strings.Cut(t, "=")
-			tt, err := steward.ParseTicketType(k)
-			if !ok || err != nil {
-				return req, fmt.Errorf("--table %q: want TYPE=TABLE, e.g. incident=incident", t)
-			}
-			m := req.TicketTypes[tt]
-			m.Table = v
-			req.TicketTypes[tt] = m
-		}
-		for _, fv := range f.fields {
-			k, v, ok := strings.Cut(fv, "=")
-			typ, field, ok2 := strings.Cut(k, ".")
-			tt, err := steward.ParseTicketType(typ)
-			if !ok || !ok2 || err != nil {
-				return req, fmt.Errorf("--field %q: want TYPE.FIELD=VALUE, e.g. incident.category=security", fv)
-			}
-			m := req.TicketTypes[tt]
-			if m.Fields == nil {
-				m.Fields = map[string]string{}
-			}
-			m.Fields[field] = v
-			req.TicketTypes[tt] = m
-		}
+	if f.current != nil && len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles) > 0 {
+		req.TicketTypes = f.current.TicketTypes
+	}
+	if f.current != nil && len(f.priorities) > 0 {
+		req.Priority = f.current.Priority
+	}
+	if err := f.mapping(&req); err != nil {
+		return req, err
 	}
 	return req, nil
+}
+
+// mapping applies --table, --field, --template(-file) and --priority onto
+// req's maps, which hold the integration's current values on update, so
+// the flags change only what they name.
+func (f *integrationFlags) mapping(req *apiclient.IntegrationRequest) error {
+	if len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles) > 0 && req.TicketTypes == nil {
+		req.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
+	}
+	// typed splits "TYPE.NAME=VALUE" (or "TYPE=VALUE" when name is not wanted).
+	typed := func(flag, arg string, wantName bool, example string) (steward.TicketType, string, string, error) {
+		k, v, ok := strings.Cut(arg, "=")
+		typ, name := k, ""
+		if wantName {
+			var ok2 bool
+			typ, name, ok2 = strings.Cut(k, ".")
+			ok = ok && ok2 && name != ""
+		}
+		tt, err := steward.ParseTicketType(typ)
+		if !ok || err != nil {
+			return "", "", "", fmt.Errorf("--%s %q: want %s", flag, arg, example)
+		}
+		return tt, name, v, nil
+	}
+	for _, t := range f.tables {
+		tt, _, v, err := typed("table", t, false, "TYPE=TABLE, e.g. incident=u_security_incident")
+		if err != nil {
+			return err
+		}
+		m := req.TicketTypes[tt]
+		m.Table = v
+		req.TicketTypes[tt] = m
+	}
+	for _, fv := range f.fields {
+		tt, field, v, err := typed("field", fv, true, "TYPE.FIELD=VALUE, e.g. incident.category=security")
+		if err != nil {
+			return err
+		}
+		m := req.TicketTypes[tt]
+		if m.Fields == nil {
+			m.Fields = map[string]string{}
+		}
+		m.Fields[field] = v
+		req.TicketTypes[tt] = m
+	}
+	setTemplate := func(flag, arg string, fromFile bool) error {
+		tt, which, v, err := typed(flag, arg, true, "TYPE.short_description=... or TYPE.description=...")
+		if err != nil {
+			return err
+		}
+		if fromFile {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", flag, err)
+			}
+			v = string(b)
+		}
+		m := req.TicketTypes[tt]
+		switch which {
+		case "short_description":
+			m.ShortDescription = v
+		case "description":
+			m.Description = v
+		default:
+			return fmt.Errorf("--%s %q: templates exist for short_description and description, not %s", flag, arg, which)
+		}
+		req.TicketTypes[tt] = m
+		return nil
+	}
+	for _, t := range f.templates {
+		if err := setTemplate("template", t, false); err != nil {
+			return err
+		}
+	}
+	for _, t := range f.templateFiles {
+		if err := setTemplate("template-file", t, true); err != nil {
+			return err
+		}
+	}
+	for _, p := range f.priorities {
+		k, v, ok := strings.Cut(p, "=")
+		impact, urgency, ok2 := strings.Cut(v, "/")
+		sev, err := steward.ParseSeverity(k)
+		if !ok || !ok2 || err != nil {
+			return fmt.Errorf("--priority %q: want SEVERITY=IMPACT/URGENCY, e.g. High=1/2", p)
+		}
+		if req.Priority == nil {
+			req.Priority = steward.DefaultPriority()
+		}
+		req.Priority[sev] = steward.ImpactUrgency{Impact: impact, Urgency: urgency}
+	}
+	return nil
 }
 
 func newIntegrationsCommand(g *globals) *cobra.Command {
@@ -167,6 +248,12 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 		Short: "Change an integration (changed connection settings are checked again)",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
+			cur, err := c.GetIntegration(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			// Mapping flags change only what they name: start from what is stored.
+			uf.current = &cur.Integration
 			req, err := uf.request(cmd)
 			if err != nil {
 				return err
