@@ -74,6 +74,11 @@ type TicketMapping struct {
 	// Fields are fixed values written on every new record, e.g.
 	// assignment_group or category.
 	Fields map[string]string `json:"fields,omitempty"`
+	// CloseCode is the close code (incident, change request) or resolution
+	// code (problem) Steward writes when it resolves a ticket because a scan
+	// found the resource fixed; empty means "Solution provided",
+	// "successful" and "fix_applied" respectively.
+	CloseCode string `json:"close_code,omitempty"`
 }
 
 // ImpactUrgency are ServiceNow's raw impact and urgency values, "1" (high)

@@ -32,6 +32,7 @@ type integrationFlags struct {
 	fields                                                 []string
 	templates, templateFiles                               []string
 	priorities                                             []string
+	closeCodes                                             []string
 	// current is the stored integration when updating.
 	current *steward.Integration
 }
@@ -59,6 +60,7 @@ func (f *integrationFlags) add(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.fields, "field", nil, "TYPE.FIELD=VALUE: fixed value on new tickets, e.g. incident.category=security (repeatable)")
 	fl.StringArrayVar(&f.templates, "template", nil, "TYPE.short_description=TEXT or TYPE.description=TEXT: a Go text/template over .Recommendation, .Resource, .Assessment, .Assignment, .Link (repeatable)")
 	fl.StringArrayVar(&f.templateFiles, "template-file", nil, "TYPE.short_description=FILE or TYPE.description=FILE: the same, read from a file")
+	fl.StringArrayVar(&f.closeCodes, "close-code", nil, "TYPE=CODE: close code Steward uses when a scan shows the resource fixed, e.g. incident=Resolved by change (default: Solution provided, problem fix_applied, change_request successful)")
 	fl.StringSliceVar(&f.priorities, "priority", nil, "SEVERITY=IMPACT/URGENCY, e.g. High=1/2 (repeatable; impact and urgency are 1-3)")
 	fl.BoolVar(&f.skipValidation, "skip-validation", false, "save without checking the connection first")
 }
@@ -112,7 +114,7 @@ func (f *integrationFlags) request(cmd *cobra.Command) (apiclient.IntegrationReq
 		req.Sync = &steward.SyncSettings{PollInterval: steward.Duration(f.pollInterval), ReconcileInterval: steward.Duration(f.reconcileInterval),
 			ClosedNotFixed: f.closedNotFixed, DeletedTicket: f.deletedTicket}
 	}
-	if f.current != nil && len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles) > 0 {
+	if f.current != nil && len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles)+len(f.closeCodes) > 0 {
 		req.TicketTypes = f.current.TicketTypes
 	}
 	if f.current != nil && len(f.priorities) > 0 {
@@ -128,7 +130,7 @@ func (f *integrationFlags) request(cmd *cobra.Command) (apiclient.IntegrationReq
 // req's maps, which hold the integration's current values on update, so
 // the flags change only what they name.
 func (f *integrationFlags) mapping(req *apiclient.IntegrationRequest) error {
-	if len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles) > 0 && req.TicketTypes == nil {
+	if len(f.tables)+len(f.fields)+len(f.templates)+len(f.templateFiles)+len(f.closeCodes) > 0 && req.TicketTypes == nil {
 		req.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
 	}
 	// typed splits "TYPE.NAME=VALUE" (or "TYPE=VALUE" when name is not wanted).
@@ -153,6 +155,15 @@ func (f *integrationFlags) mapping(req *apiclient.IntegrationRequest) error {
 		}
 		m := req.TicketTypes[tt]
 		m.Table = v
+		req.TicketTypes[tt] = m
+	}
+	for _, c := range f.closeCodes {
+		tt, _, v, err := typed("close-code", c, false, "TYPE=CODE, e.g. incident=Resolved by change")
+		if err != nil {
+			return err
+		}
+		m := req.TicketTypes[tt]
+		m.CloseCode = v
 		req.TicketTypes[tt] = m
 	}
 	for _, fv := range f.fields {

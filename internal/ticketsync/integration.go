@@ -65,6 +65,9 @@ func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets)
 		if m.Table != "" && !validName(m.Table) {
 			return steward.Errorf(steward.CodeInvalid, "ticket_types.%s.table %q is not a table name", tt, m.Table)
 		}
+		if len(m.CloseCode) > 40 || strings.ContainsAny(m.CloseCode, "^\n") {
+			return steward.Errorf(steward.CodeInvalid, "ticket_types.%s.close_code is not a close code", tt)
+		}
 		for f := range m.Fields {
 			if !validName(f) {
 				return steward.Errorf(steward.CodeInvalid, "ticket_types.%s.fields: %q is not a field name", tt, f)

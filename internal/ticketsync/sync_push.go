@@ -164,16 +164,22 @@ func (s *Service) closeNote(ctx context.Context, a *steward.Assignment) (note, c
 // model (reference §5): incidents go to Resolved with a close code and
 // notes; change requests to Closed with close code "successful"; problems
 // to Resolved with resolution code fix_applied and cause and fix notes.
-func resolveUpdate(base, note, cause string) (itsm.TicketUpdate, steward.TicketState) {
+func resolveUpdate(base, note, cause, closeCode string) (itsm.TicketUpdate, steward.TicketState) {
 	state := steward.TicketResolved
 	upd := itsm.TicketUpdate{CloseNotes: &note}
+	code := func(def string) *string {
+		if closeCode != "" {
+			return &closeCode
+		}
+		return &def
+	}
 	switch base {
 	case "change_request":
-		state, upd.CloseCode = steward.TicketClosed, ptrTo(ChangeCloseCode)
+		state, upd.CloseCode = steward.TicketClosed, code(ChangeCloseCode)
 	case "problem":
-		upd.CloseCode, upd.CauseNotes, upd.FixNotes = ptrTo(ProblemCloseCode), &cause, &note
+		upd.CloseCode, upd.CauseNotes, upd.FixNotes = code(ProblemCloseCode), &cause, &note
 	default:
-		upd.CloseCode = ptrTo(IncidentCloseCode)
+		upd.CloseCode = code(IncidentCloseCode)
 	}
 	upd.State = &state
 	return upd, state
@@ -223,7 +229,7 @@ func (s *Service) ResolveTicket(ctx context.Context, assignmentID int64) error {
 		return err
 	}
 	base := baseTable(t)
-	upd, want := resolveUpdate(base, note, cause)
+	upd, want := resolveUpdate(base, note, cause, in.TicketTypes[t.Type].CloseCode)
 	ref := itsm.Ref{Table: t.Table, SysID: t.SysID}
 	audit := &steward.AuditEvent{Actor: store.ActorSystem, IntegrationID: in.ID, AssignmentID: a.ID,
 		Details: map[string]any{"number": t.Number, "state": string(want), "close_notes": note}}

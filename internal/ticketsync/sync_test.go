@@ -642,3 +642,20 @@ func (b *syncBundle) metrics(t *testing.T) string {
 	require.NoError(t, err)
 	return strings.TrimSpace(resp)
 }
+
+// TestSyncHealthyResolveUsesMappedCloseCode: an integration's close code
+// for a ticket type replaces the default when Steward resolves a ticket.
+func TestSyncHealthyResolveUsesMappedCloseCode(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 1, syncSettings("nothing", "flag"))
+	_, err := b.client.UpdateIntegration(t.Context(), b.in.ID, apiclient.IntegrationRequest{
+		TicketTypes: map[steward.TicketType]steward.TicketMapping{steward.TicketTypeIncident: {CloseCode: "Resolved by change"}},
+	})
+	require.NoError(t, err)
+	inc := b.linked(t, 0, "incident")
+	b.scan(t, 0, "Healthy")
+	waitFor(t, "incident resolved", func() bool { return b.get(t, inc.ID).Ticket.RawState == "6" })
+	rec, err := b.emu.Record("incident", inc.Ticket.SysID)
+	require.NoError(t, err)
+	require.Equal(t, "Resolved by change", rec["close_code"])
+}
