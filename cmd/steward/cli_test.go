@@ -28,13 +28,7 @@ import (
 // assign, assignments list/update/show, with tables and -o json.
 func TestClientVerbs(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
-	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := startServer(t)
 
 	run := func(args ...string) string {
 		t.Helper()
@@ -110,6 +104,19 @@ func TestClientVerbs(t *testing.T) {
 	require.NotContains(t, run("assignments", "list", "--overdue"), "bob@example.com")
 }
 
+// startServer runs a whole Steward on a fresh database and a free port.
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
+	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(t.Context()))
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestIntegrationMappingFlags sets templates, fixed fields and the severity
@@ -120,13 +127,7 @@ func TestIntegrationMappingFlags(t *testing.T) {
 	t.Cleanup(func() { _ = emu.Close() })
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
-	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := startServer(t)
 	run := func(args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
 		cmd := newRootCommand(&stdout, &stderr)

@@ -14,8 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/stewardhq/steward/internal/config"
-	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
@@ -29,13 +27,7 @@ func TestSyncVerbs(t *testing.T) {
 	t.Cleanup(func() { _ = emu.Close() })
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
-	srv, err := server.New(t.Context(), cfg, discard)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	srv := startServer(t)
 
 	run := func(args ...string) (string, error) {
 		t.Helper()
@@ -50,7 +42,7 @@ func TestSyncVerbs(t *testing.T) {
 	const hookSecret = "cli-webhook-secret-must-not-leak"
 	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
 	require.NoError(t, os.WriteFile(secretFile, []byte(hookSecret+"\n"), 0o600))
-	_, err = run("integrations", "create", "--name", "emu", "--scope", "/", "--instance-url", hs.URL, "--local",
+	_, err := run("integrations", "create", "--name", "emu", "--scope", "/", "--instance-url", hs.URL, "--local",
 		"--auth-mode", "basic", "--username", "admin", "--password", "admin")
 	require.NoError(t, err)
 	_, err = run("integrations", "create", "--name", "emu2", "--scope", "/aws", "--instance-url", hs.URL, "--local",
