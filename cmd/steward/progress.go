@@ -14,9 +14,14 @@ import (
 type progress struct {
 	w     io.Writer
 	tty   bool
-	start time.Time
-	mu    sync.Mutex
-	shown bool
+	start time.Time // of the whole operation: for the ETA
+	// phase and phaseStart make the rate that of the current phase (e.g.
+	// applying), not diluted by the one before (validating).
+	phase      string
+	phaseStart time.Time
+	phaseBase  int64 // the count when the phase was first seen
+	mu         sync.Mutex
+	shown      bool
 }
 
 func newProgress(w io.Writer) *progress {
@@ -26,24 +31,29 @@ func newProgress(w io.Writer) *progress {
 			tty = st.Mode()&os.ModeCharDevice != 0
 		}
 	}
-	return &progress{w: w, tty: tty, start: time.Now()}
+	now := time.Now()
+	return &progress{w: w, tty: tty, start: now, phaseStart: now}
 }
 
-func (p *progress) restart() { p.start = time.Now() }
+func (p *progress) restart() { p.start, p.phaseStart, p.phase = time.Now(), time.Now(), "" }
 
 // line formats "phase  count unit  rate/s  pct  ETA". done/total measure the
 // work for the percentage and ETA; count is what the user cares about.
 func (p *progress) line(phase string, done, total, count int64, unit string) string {
-	elapsed := time.Since(p.start).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(count) / elapsed
+	if phase != p.phase {
+		p.phase, p.phaseStart, p.phaseBase = phase, time.Now(), count
 	}
-	s := fmt.Sprintf("%-10s %12d %s  %10.0f %s/s", phase, count, unit, rate, unit)
+	elapsed := time.Since(p.start).Seconds()
+	rate := "…"
+	// A rate over less than half a second of samples is noise.
+	if inPhase := time.Since(p.phaseStart).Seconds(); inPhase >= 0.5 {
+		rate = fmt.Sprintf("%.0f", float64(count-p.phaseBase)/inPhase)
+	}
+	s := fmt.Sprintf("%-10s %12d %s  %10s %s/s", phase, count, unit, rate, unit)
 	if total > 0 && done > 0 {
 		frac := float64(done) / float64(total)
 		s += fmt.Sprintf("  %5.1f%%", 100*frac)
-		if frac < 1 {
+		if frac < 1 && elapsed >= 0.5 {
 			eta := time.Duration(elapsed * (1 - frac) / frac * float64(time.Second)).Round(time.Second)
 			s += fmt.Sprintf("  ETA %s", eta)
 		}
