@@ -145,7 +145,14 @@ func (s *Service) rememberName(in *steward.Integration) {
 // Errors: CodeNotFound when the integration has no ticket with that
 // sys_id (not linked); store errors otherwise.
 func (s *Service) ApplyRemote(ctx context.Context, integrationID int64, t *itsm.Ticket, via string) (SyncOutcome, error) {
-	out, err := s.applyRemote(ctx, integrationID, t, via)
+	return s.applyRemoteThen(ctx, integrationID, t, via, nil)
+}
+
+// applyRemoteThen is ApplyRemote, then runs then (if not nil) in the same
+// transaction, or in its own when the view needs no write, so what a caller
+// records about its own write (an audit event) commits with it.
+func (s *Service) applyRemoteThen(ctx context.Context, integrationID int64, t *itsm.Ticket, via string, then func(*store.Tx) error) (SyncOutcome, error) {
+	out, err := s.applyRemote(ctx, integrationID, t, via, then)
 	if err != nil {
 		if steward.ErrorCode(err) != steward.CodeNotFound {
 			s.sync.metrics.errors.WithLabelValues(s.integrationName(ctx, integrationID), "apply").Inc()
@@ -156,7 +163,7 @@ func (s *Service) ApplyRemote(ctx context.Context, integrationID int64, t *itsm.
 	return out, nil
 }
 
-func (s *Service) applyRemote(ctx context.Context, integrationID int64, t *itsm.Ticket, via string) (SyncOutcome, error) {
+func (s *Service) applyRemote(ctx context.Context, integrationID int64, t *itsm.Ticket, via string, then func(*store.Tx) error) (SyncOutcome, error) {
 	if t == nil || t.SysID == "" {
 		return SyncOutcome{}, steward.Errorf(steward.CodeInvalid, "remote ticket without sys_id")
 	}
@@ -167,16 +174,28 @@ func (s *Service) applyRemote(ctx context.Context, integrationID int64, t *itsm.
 	// Decide stale and same-version views on the reader: no write, so
 	// echoes and reconciles of unchanged records never queue on the
 	// single writer.
+	var out SyncOutcome
 	switch compareVersion(t, stored) {
 	case store.RemoteStale:
-		return SyncOutcome{Stale: true}, nil
+		out.Stale = true
+		fallthrough
 	case store.RemoteSame:
-		return SyncOutcome{}, nil
+		if then != nil {
+			if err := s.db.WithTx(ctx, then); err != nil {
+				return SyncOutcome{}, err
+			}
+		}
+		return out, nil
 	}
-	var out SyncOutcome
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		out = SyncOutcome{}
-		return s.applyRemoteTx(ctx, tx, stored.AssignmentID, t, via, &out)
+		if err := s.applyRemoteTx(ctx, tx, stored.AssignmentID, t, via, &out); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return SyncOutcome{}, fmt.Errorf("apply %s %s from %s: %w", t.Table, t.Number, via, err)

@@ -72,17 +72,19 @@ func (s *Service) readBack(ctx context.Context, p itsm.Provider, in *steward.Int
 // becomes the stored version, so the same version arriving by webhook or
 // poll is recognised as Steward's own echo and changes nothing.
 func (s *Service) storeOwn(ctx context.Context, in *steward.Integration, rec *itsm.Ticket, syncErr string, audit *steward.AuditEvent) error {
-	if rec != nil {
-		if _, err := s.ApplyRemote(ctx, in.ID, rec, viaOwnWrite); err != nil {
-			return err
-		}
-	}
-	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+	record := func(tx *store.Tx) error {
 		if err := tx.SetTicketSync(ctx, audit.AssignmentID, store.TicketSyncUpdate{SyncError: &syncErr}); err != nil {
 			return err
 		}
 		return tx.InsertAudit(ctx, audit)
-	})
+	}
+	if rec == nil {
+		return s.db.WithTx(ctx, record)
+	}
+	// One transaction for the record's new state and the audit of the
+	// write, so a crash cannot keep one without the other.
+	_, err := s.applyRemoteThen(ctx, in.ID, rec, viaOwnWrite, record)
+	return err
 }
 
 // PushOwner writes an active ServiceNow assignment's owner to its ticket's
