@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -449,16 +448,6 @@ func (e *Emulator) findLocked(tableName, ref string) (*table, *row, error) {
 		return t, rs[0], nil
 	}
 	return t, nil, fmt.Errorf("%s %s: %w", tableName, ref, ErrNotFound)
-}
-
-// tableNames returns the served table names, sorted.
-func (e *Emulator) tableNames() []string {
-	out := make([]string, 0, len(e.schema))
-	for n := range e.schema {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // chance reports whether a random draw falls under p.

@@ -187,8 +187,6 @@ func resolveUpdate(base, note, cause, closeCode string) (itsm.TicketUpdate, stew
 	return upd, state
 }
 
-func ptrTo[T any](v T) *T { return &v }
-
 func baseTable(t *steward.Ticket) string {
 	if b := itsm.BaseTable(t.Table); b != "" {
 		return b
