@@ -30,6 +30,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxImportBytes bounds one uploaded import file (default 4 GiB).
 	MaxImportBytes int64
+	// PublicURL, when set, is Steward's base URL as ServiceNow and users
+	// reach it (STEWARD_PUBLIC_URL); otherwise URLs Steward shows, such as
+	// an integration's webhook URL, follow the request's host.
+	PublicURL string
 }
 
 func (c *Config) setDefaults() {

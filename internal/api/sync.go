@@ -30,7 +30,7 @@ func (a *API) syncStatus(w http.ResponseWriter, r *http.Request, status int, id 
 	}
 	writeJSON(w, status, syncStatus{
 		SyncStatus:       st,
-		WebhookURL:       baseURL(r) + "/api/v1/integrations/" + strconv.FormatInt(id, 10) + "/events",
+		WebhookURL:       a.baseURL(r) + "/api/v1/integrations/" + strconv.FormatInt(id, 10) + "/events",
 		HasWebhookSecret: secrets.WebhookSecret.Reveal() != "",
 	})
 	return nil
@@ -58,8 +58,12 @@ func (a *API) postSync(w http.ResponseWriter, r *http.Request) error {
 	return a.syncStatus(w, r, http.StatusAccepted, id)
 }
 
-// baseURL is the scheme and host a request reached Steward at.
-func baseURL(r *http.Request) string {
+// baseURL is the configured public URL, else the scheme and host a request
+// reached Steward at.
+func (a *API) baseURL(r *http.Request) string {
+	if a.cfg.PublicURL != "" {
+		return strings.TrimRight(a.cfg.PublicURL, "/")
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

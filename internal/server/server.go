@@ -74,11 +74,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		db.Close()
 		return nil, fmt.Errorf("servicenow metrics: %w", err)
 	}
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = "http://" + cfg.Addr
-	}
-	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: publicURL}, db, s.Queue,
+	// Without a configured public URL, links use the bound address, set in
+	// Start (the configured one may be port 0).
+	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
 		ServiceNowFactory(logger.With("component", "servicenow"), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
 
@@ -127,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	}
 	s.Queue.Bind(s.river)
 
-	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes},
+	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes, PublicURL: cfg.PublicURL},
 		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets}, logger.With("component", "api"), reg)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -152,6 +150,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.listener = ln
+	if s.cfg.PublicURL == "" {
+		s.Tickets.SetPublicURL(s.URL())
+	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return fmt.Errorf("start job workers: %w", err)

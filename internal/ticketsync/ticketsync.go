@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +45,8 @@ type Service struct {
 	logger  *slog.Logger
 	metrics *metrics
 
+	publicURL atomic.Pointer[string]
+
 	mu        sync.Mutex
 	providers map[int64]cachedProvider
 
@@ -62,6 +65,19 @@ func New(cfg Config, db *store.DB, queue *jobs.Queue, factory ProviderFactory, l
 	return &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
 		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}, sync: newSyncRuntime(reg)}
 }
+
+// PublicURL is Steward's base URL for links, as configured or as set once
+// the listener is bound.
+func (s *Service) PublicURL() string {
+	if p := s.publicURL.Load(); p != nil {
+		return *p
+	}
+	return s.cfg.PublicURL
+}
+
+// SetPublicURL sets the base URL for links when it is only known after
+// start (a listener on port 0).
+func (s *Service) SetPublicURL(u string) { s.publicURL.Store(&u) }
 
 // Provider returns the provider of an active integration.
 func (s *Service) Provider(ctx context.Context, integrationID int64) (itsm.Provider, *steward.Integration, error) {
@@ -242,8 +258,8 @@ func (s *Service) templateData(ctx context.Context, as *steward.Assessment, a *s
 		return TemplateData{}, err
 	}
 	data := TemplateData{Recommendation: rec.Recommendation, Resource: *res, Assessment: *as, Assignment: *a}
-	if s.cfg.PublicURL != "" {
-		data.Link = strings.TrimRight(s.cfg.PublicURL, "/") + "/api/v1/assignments/" + strconv.FormatInt(a.ID, 10)
+	if base := s.PublicURL(); base != "" {
+		data.Link = strings.TrimRight(base, "/") + "/api/v1/assignments/" + strconv.FormatInt(a.ID, 10)
 	}
 	return data, nil
 }

@@ -247,6 +247,7 @@ func TestCreateEachTicketType(t *testing.T) {
 		require.Contains(t, rec["short_description"], "Virtual machines should encrypt temp disks")
 		require.Contains(t, rec["description"], "Enable encryption at host.", "the agent is told how to fix it")
 		require.Contains(t, rec["description"], got.ResourceID, "and where")
+		require.Contains(t, rec["description"], fmt.Sprintf("%s/api/v1/assignments/%d", b.srv.URL(), a.ID), "and links back to Steward at its bound address")
 		if tt == "incident" {
 			require.Equal(t, "2", rec["priority"], "High severity maps to impact 1, urgency 2")
 		}
