@@ -131,26 +131,7 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 		}
 		q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
 		args = append(args, limit+1)
-		rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
-		if err != nil {
-			return nil, "", err
-		}
-		defer rows.Close()
-		var out []*RecommendationSummary
-		var ranks []int
-		for rows.Next() {
-			s := new(RecommendationSummary)
-			var rank int
-			if err := scanRecommendation(rows, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable); err != nil {
-				return nil, "", err
-			}
-			out = append(out, s)
-			ranks = append(ranks, rank)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, "", err
-		}
-		return pageRecommendations(out, ranks, limit)
+		return db.queryRecommendationPage(ctx, q, args, limit)
 	}
 
 	// Scoped path: count the assessments of the resources in scope (a range
@@ -185,6 +166,13 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 	}
 	q += " ORDER BY r.severity_rank DESC, r.key LIMIT ?"
 	args = append(append(cteArgs, args...), limit+1)
+	return db.queryRecommendationPage(ctx, q, args, limit)
+}
+
+// queryRecommendationPage runs a listing query whose rows are
+// recommendationCols plus the three counts, ordered by severity and key,
+// and returns one page of it (the query asks for limit+1 rows).
+func (db *DB) queryRecommendationPage(ctx context.Context, q string, args []any, limit int) ([]*RecommendationSummary, string, error) {
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
 		return nil, "", err
