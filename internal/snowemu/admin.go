@@ -38,27 +38,22 @@ func (e *Emulator) actorOrAdmin(user string) (*actor, error) {
 // UI actions), but the result is recorded like any update (sys_updated_by,
 // sys_mod_count, audit, webhook). Closing states get a close code and notes.
 func (e *Emulator) SetState(tableName, ref string, c StateChange) (Record, error) {
-	a, err := e.actorOrAdmin(c.User)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	t, r, err := e.findLocked(tableName, ref)
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
+	return e.agentUpdate(tableName, ref, c.User, func(t *table, r *row, a *actor, now string) (map[string]string, map[string]string, error) {
+		return e.stateChange(tableName, t, r, a, now, c)
+	})
+}
+
+// stateChange computes the fields of an agent's state change.
+func (e *Emulator) stateChange(tableName string, t *table, r *row, a *actor, now string, c StateChange) (map[string]string, map[string]string, error) {
 	if !t.def.task {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("set state on %s: not a task table: %w", tableName, ErrUnknownTable)
+		return nil, nil, fmt.Errorf("set state on %s: not a task table: %w", tableName, ErrUnknownTable)
 	}
 	state, ok := t.def.field("state").choiceValue(c.State)
 	if !ok {
-		e.mu.Unlock()
 		// A caller's mistake, not an emulator failure: 400, not 500.
-		return nil, errBody(http.StatusBadRequest, "Invalid state", fmt.Sprintf("%q is not a state of %s", c.State, tableName))
+		return nil, nil, errBody(http.StatusBadRequest, "Invalid state", fmt.Sprintf("%q is not a state of %s", c.State, tableName))
 	}
-	now := e.nowString()
+	var err error
 	f := copyFields(r.fields)
 	old := f["state"]
 	f["state"] = state
@@ -108,10 +103,34 @@ func (e *Emulator) SetState(tableName, ref string, c StateChange) (Record, error
 		}
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	return f, nil, nil
+}
+
+// agentUpdate applies one agent action to a record: change computes the new
+// fields and journal entries from a copy (an error writes nothing), the
+// write is recorded as user, and its webhooks are queued once the lock is
+// released.
+func (e *Emulator) agentUpdate(tableName, ref, user string,
+	change func(t *table, r *row, a *actor, now string) (fields, journals map[string]string, err error)) (Record, error) {
+	a, err := e.actorOrAdmin(user)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	t, r, err := e.findLocked(tableName, ref)
+	if err != nil {
 		e.mu.Unlock()
 		return nil, err
 	}
-	res := e.commitUpdateLocked(t, r, f, nil, a, now)
+	now := e.nowString()
+	f, journals, err := change(t, r, a, now)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	res := e.commitUpdateLocked(t, r, f, journals, a, now)
 	out := copyFields(res.fields)
 	e.mu.Unlock()
 	e.hooks.enqueue(res.events)
@@ -152,33 +171,20 @@ func (e *Emulator) agentClose(old, state string, f map[string]string, a *actor, 
 // (and, when the assignee belongs to exactly one group, nothing else
 // changes), recorded as user.
 func (e *Emulator) Reassign(tableName, ref, assignee, user string) (Record, error) {
-	a, err := e.actorOrAdmin(user)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	t, r, err := e.findLocked(tableName, ref)
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
-	u := e.findUserLocked(assignee)
-	if u == nil {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("reassign %s %s to %s: %w", tableName, ref, assignee, ErrUnknownUser)
-	}
-	f := copyFields(r.fields)
-	if f["assigned_to"] != u.fields["sys_id"] {
-		f["assigned_to"] = u.fields["sys_id"]
-		if _, ok := f["reassignment_count"]; ok {
-			f["reassignment_count"] = incr(f["reassignment_count"])
+	return e.agentUpdate(tableName, ref, user, func(_ *table, r *row, _ *actor, _ string) (map[string]string, map[string]string, error) {
+		u := e.findUserLocked(assignee)
+		if u == nil {
+			return nil, nil, fmt.Errorf("reassign %s %s to %s: %w", tableName, ref, assignee, ErrUnknownUser)
 		}
-	}
-	res := e.commitUpdateLocked(t, r, f, nil, a, e.nowString())
-	out := copyFields(res.fields)
-	e.mu.Unlock()
-	e.hooks.enqueue(res.events)
-	return out, nil
+		f := copyFields(r.fields)
+		if f["assigned_to"] != u.fields["sys_id"] {
+			f["assigned_to"] = u.fields["sys_id"]
+			if _, ok := f["reassignment_count"]; ok {
+				f["reassignment_count"] = incr(f["reassignment_count"])
+			}
+		}
+		return f, nil, nil
+	})
 }
 
 // AddWorkNote appends a work note as user (a sys_journal_field row, §8.3).
@@ -195,25 +201,12 @@ func (e *Emulator) addJournal(tableName, ref, element, text, user string) (Recor
 	if text == "" {
 		return nil, errBody(http.StatusBadRequest, "Invalid journal entry", "the text is empty")
 	}
-	a, err := e.actorOrAdmin(user)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	t, r, err := e.findLocked(tableName, ref)
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
-	if t.def.field(element) == nil {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("add %s to %s: no journal field", element, tableName)
-	}
-	res := e.commitUpdateLocked(t, r, copyFields(r.fields), map[string]string{element: text}, a, e.nowString())
-	out := copyFields(res.fields)
-	e.mu.Unlock()
-	e.hooks.enqueue(res.events)
-	return out, nil
+	return e.agentUpdate(tableName, ref, user, func(t *table, r *row, _ *actor, _ string) (map[string]string, map[string]string, error) {
+		if t.def.field(element) == nil {
+			return nil, nil, fmt.Errorf("add %s to %s: no journal field", element, tableName)
+		}
+		return copyFields(r.fields), map[string]string{element: text}, nil
+	})
 }
 
 // DeleteRecord deletes a record as user (an audit row records who).
