@@ -185,17 +185,7 @@ func queryIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys
 		for _, k := range batch {
 			args = append(args, k)
 		}
-		rows, err := stmt.QueryContext(ctx, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
+		if err := queryEach(ctx, stmt, args, scan); err != nil {
 			return err
 		}
 	}
@@ -458,21 +448,26 @@ func (tx *Tx) insertRowsReturning(ctx context.Context, prefix string, cols int, 
 		if err != nil {
 			return err
 		}
-		rows, err := stmt.QueryContext(ctx, batch...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
+		if err := queryEach(ctx, stmt, batch, scan); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// queryEach runs stmt and calls scan for each row.
+func queryEach(ctx context.Context, stmt *sql.Stmt, args []any, scan func(*sql.Rows) error) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 type asmRow struct {
