@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +55,20 @@ type Config struct {
 	// PublicURL is Steward's base URL as users reach it, used for links in
 	// ticket descriptions (STEWARD_PUBLIC_URL; default http://<addr>).
 	PublicURL string
+	// ReadTimeout bounds reading one request, body included
+	// (STEWARD_READ_TIMEOUT, default 30s), so a client that trickles a body
+	// cannot hold a connection open. Uploads are exempt from the fixed
+	// bound and must instead keep a minimum data rate.
+	ReadTimeout time.Duration
+	// TLSCertFile and TLSKeyFile, when both set (--tls-cert, --tls-key,
+	// STEWARD_TLS_CERT, STEWARD_TLS_KEY), make the listener serve HTTPS.
+	TLSCertFile string
+	TLSKeyFile  string
+	// AllowPrivateInstances lists the private address ranges (10/8,
+	// 172.16/12, 192.168/16, fc00::/7 or parts of them) that integrations
+	// may connect to, for on-premises instances
+	// (STEWARD_ALLOW_PRIVATE_INSTANCES, comma-separated CIDRs; default none).
+	AllowPrivateInstances []netip.Prefix
 }
 
 // Default returns the built-in defaults.
@@ -65,6 +80,7 @@ func Default() Config {
 		LogFormat:       "text",
 		MaxImportBytes:  4 << 30,
 		ShutdownTimeout: 30 * time.Second,
+		ReadTimeout:     30 * time.Second,
 	}
 }
 
@@ -86,6 +102,22 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STEWARD_SECRET_KEY_FILE", &c.SecretKeyFile)
 	str("STEWARD_SECRET_KEY_PREVIOUS", &c.PreviousSecretKey)
 	str("STEWARD_PUBLIC_URL", &c.PublicURL)
+	str("STEWARD_TLS_CERT", &c.TLSCertFile)
+	str("STEWARD_TLS_KEY", &c.TLSKeyFile)
+	if v := getenv("STEWARD_READ_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, steward.Errorf(steward.CodeInvalid, "STEWARD_READ_TIMEOUT %q is not a duration such as 30s", v)
+		}
+		c.ReadTimeout = d
+	}
+	if v := strings.TrimSpace(getenv("STEWARD_ALLOW_PRIVATE_INSTANCES")); v != "" {
+		prefixes, err := ParsePrefixes(v)
+		if err != nil {
+			return c, steward.Errorf(steward.CodeInvalid, "STEWARD_ALLOW_PRIVATE_INSTANCES: %s", err.Error())
+		}
+		c.AllowPrivateInstances = prefixes
+	}
 	if v := getenv("STEWARD_MAX_IMPORT_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -126,6 +158,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return steward.Errorf(steward.CodeInvalid, "shutdown timeout must be positive")
+	}
+	if c.ReadTimeout <= 0 {
+		return steward.Errorf(steward.CodeInvalid, "read timeout must be positive")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return steward.Errorf(steward.CodeInvalid, "TLS needs both a certificate and a key (--tls-cert and --tls-key)")
 	}
 	if c.SpoolDir == "" {
 		c.SpoolDir = filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward-spool")
@@ -200,6 +238,30 @@ func decodeKey(s string) ([]byte, error) {
 		return nil, errors.New("want the base64 of 32 random bytes (openssl rand -base64 32)")
 	}
 	return key, nil
+}
+
+// ParsePrefixes reads a comma-separated list of CIDR ranges such as
+// "10.20.0.0/16, fd00::/8".
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(list, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR range such as 10.20.0.0/16", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// TokenFile is where `steward serve --sample` writes the owner token it
+// creates on a new database: steward.token next to the database file.
+func (c *Config) TokenFile() string {
+	return filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward.token")
 }
 
 // sqlitePath strips the URL forms store.Open accepts down to the file path.
