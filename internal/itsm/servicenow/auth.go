@@ -186,6 +186,9 @@ func (c *Client) tokenError(ctx context.Context, grant string, err error) *itsm.
 	cause := fmt.Errorf("token endpoint answered %d: error=%q error_description=%q", status, c.scrub(re.ErrorCode), c.scrub(re.ErrorDescription))
 	e := &itsm.Error{Op: "token", Status: status, TransactionID: txn, Err: cause}
 	switch {
+	case status >= 300 && status < 400 && re.Response != nil:
+		e.Kind = itsm.KindInvalid
+		e.Message = c.redirectMessage(re.Response)
 	case status == http.StatusTooManyRequests || (status >= 500 && itsm.RetryableStatus(status)):
 		e.Kind, e.Retryable = itsm.KindUnavailable, true
 		if status == http.StatusTooManyRequests {

@@ -78,6 +78,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Client, error) {
 	}
 	hc.Jar = nil
 	hc.Timeout = 0 // per attempt, through the context
+	if cfg.Policy != nil {
+		base, _ := hc.Transport.(*http.Transport) // Validate refused any other kind
+		hc.Transport = cfg.Policy.Transport(base)
+	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &hc
 	if cfg.RequestsPerSecond > 0 {

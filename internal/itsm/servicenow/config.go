@@ -10,6 +10,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/itsm"
+	"github.com/stewardhq/steward/internal/netpolicy"
 	"github.com/stewardhq/steward/internal/secret"
 )
 
@@ -107,6 +108,13 @@ type Config struct {
 	// emulator). The client uses a copy without its cookie jar (reference
 	// §0, session serialization) and never follows redirects.
 	HTTPClient *http.Client
+	// Policy, when set, decides which addresses the client may connect
+	// to, checked on each connection's resolved address (see netpolicy).
+	// The client then uses a copy of HTTPClient's transport (or of
+	// http.DefaultTransport) that dials through the policy and uses no
+	// proxy; HTTPClient's transport must then be an *http.Transport.
+	// Steward's provider factory always sets it; nil connects anywhere.
+	Policy *netpolicy.Policy
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 }
@@ -165,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	if c.MinRetryDelay < 0 || c.MaxRetryDelay < 0 || (c.MaxRetryDelay > 0 && c.MinRetryDelay > c.MaxRetryDelay) {
 		return invalidConfig("MinRetryDelay %s and MaxRetryDelay %s must be positive with min <= max", c.MinRetryDelay, c.MaxRetryDelay)
+	}
+	if c.Policy != nil && c.HTTPClient != nil && c.HTTPClient.Transport != nil {
+		if _, ok := c.HTTPClient.Transport.(*http.Transport); !ok {
+			// Any other RoundTripper would connect without the policy.
+			return invalidConfig("HTTPClient.Transport must be an *http.Transport when a Policy is set, so that the policy checks each connection")
+		}
 	}
 	for _, t := range c.Tables {
 		if !tableName.MatchString(t) {

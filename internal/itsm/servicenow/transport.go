@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward/internal/itsm"
+	"github.com/stewardhq/steward/internal/netpolicy"
 )
 
 // call is one logical Table API request; send may make several attempts.
@@ -40,6 +41,11 @@ type call struct {
 	// noRetry makes the first failure final (validation probes: the user
 	// waits for the answer).
 	noRetry bool
+	// noEcho keeps the instance's own error text out of the error's
+	// message and detail (validation probes): whoever can type an instance
+	// URL must not be able to make Steward relay what an arbitrary server
+	// answers. The status and a fixed interpretation remain.
+	noEcho bool
 	// auth overrides the client's authenticator (validation probes).
 	auth authenticator
 }
@@ -229,9 +235,13 @@ func (cl *Client) attempt(ctx context.Context, c call) (rep *reply, ierr *itsm.E
 		// truncated result followed by an error; the result is not whole.
 		var eb errorBody
 		_ = json.Unmarshal(env.Error, &eb)
-		return nil, &itsm.Error{Op: c.op, Table: c.table, Status: resp.StatusCode, TransactionID: txn, Kind: itsm.KindBadResponse,
-			Retryable: true, Message: "ServiceNow's answer holds both a result and an error (the transaction was cancelled part-way): " + cl.scrub(eb.Message),
-			Detail: cl.scrub(eb.detail())}, true
+		e := &itsm.Error{Op: c.op, Table: c.table, Status: resp.StatusCode, TransactionID: txn, Kind: itsm.KindBadResponse,
+			Retryable: true, Message: "ServiceNow's answer holds both a result and an error (the transaction was cancelled part-way)"}
+		if !c.noEcho {
+			e.Message += ": " + cl.scrub(eb.Message)
+			e.Detail = cl.scrub(eb.detail())
+		}
+		return nil, e, true
 	}
 	return &reply{status: resp.StatusCode, header: resp.Header, result: env.Result}, nil, true
 }
@@ -260,6 +270,11 @@ func (cl *Client) statusError(c call, resp *http.Response, data []byte) *itsm.Er
 	if msg != "" {
 		quoted = fmt.Sprintf(" (%q)", msg)
 	}
+	if c.noEcho {
+		// msg and detail still steer the interpretation below (e.g.
+		// "Invalid table"), but are not repeated.
+		quoted, e.Detail = "", ""
+	}
 	switch {
 	case status == http.StatusAccepted:
 		// Reference §0: a busy session queues and then drops the request.
@@ -267,7 +282,7 @@ func (cl *Client) statusError(c call, resp *http.Response, data []byte) *itsm.Er
 		e.Message = "ServiceNow accepted the request without processing it (HTTP 202: its session queue was full)"
 	case status >= 300 && status < 400:
 		e.Kind = itsm.KindInvalid
-		e.Message = fmt.Sprintf("%s redirected to %s: check the instance URL (hibernating developer instances and SSO login pages redirect)", cl.host, itsm.RedactURL(resp.Header.Get("Location")))
+		e.Message = cl.redirectMessage(resp)
 	case status == http.StatusBadRequest && strings.HasPrefix(msg, "Invalid table"):
 		e.Kind = itsm.KindInvalidTable
 		e.Message = fmt.Sprintf("table %q does not exist on %s%s", c.table, cl.host, quoted)
@@ -306,6 +321,21 @@ func (cl *Client) statusError(c call, resp *http.Response, data []byte) *itsm.Er
 	return e
 }
 
+// redirectMessage explains a 3xx answer. Redirects are never followed:
+// they would resend credentials, and POSTs, to wherever the answer
+// points, past the outbound policy. Only the target's scheme and host
+// are named, never its path or query.
+func (cl *Client) redirectMessage(resp *http.Response) string {
+	loc, err := resp.Location()
+	switch {
+	case err != nil || loc.Host == "" || len(loc.Host) > 260 || (loc.Scheme != "https" && loc.Scheme != "http"):
+		return fmt.Sprintf("the instance answered HTTP %d, a redirect without a usable target: check the instance URL (Steward does not follow redirects)", resp.StatusCode)
+	case strings.EqualFold(loc.Scheme+"://"+loc.Host, cl.base):
+		return fmt.Sprintf("the instance answered HTTP %d, a redirect to another page of %s (a login or SSO page, or a hibernating developer instance?): check the instance URL and that the instance is awake", resp.StatusCode, cl.host)
+	}
+	return fmt.Sprintf("the instance answered with a redirect to %s://%s; use that URL as the instance URL if it is your instance (Steward does not follow redirects)", loc.Scheme, loc.Host)
+}
+
 func (cl *Client) userLabel() string {
 	if cl.cfg.Username == "" {
 		return "(the OAuth application user)"
@@ -340,6 +370,7 @@ func (cl *Client) networkError(ctx context.Context, op, table string, err error)
 	var recErr tls.RecordHeaderError
 	var alertErr tls.AlertError
 	var netErr net.Error
+	var refused *netpolicy.RefusedError
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		e.Kind, e.Retryable = itsm.KindCanceled, false
@@ -348,6 +379,11 @@ func (cl *Client) networkError(ctx context.Context, op, table string, err error)
 	case ctx.Err() != nil:
 		e.Message = fmt.Sprintf("no answer from %s before the caller's deadline", host)
 		e.Err = ctx.Err()
+	case errors.As(err, &refused):
+		// The configuration is wrong, or the name now resolves somewhere
+		// it must not: retrying cannot help.
+		e.Kind, e.Retryable = itsm.KindInvalid, false
+		e.Message = fmt.Sprintf("Steward's outbound policy refused the connection to %s: %s", host, refused)
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsNotFound {
 			e.Retryable = false

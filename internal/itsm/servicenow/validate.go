@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/stewardhq/steward/internal/itsm"
+	"github.com/stewardhq/steward/internal/netpolicy"
 )
 
 // Validate checks, in order and without retries (a person is waiting):
@@ -43,7 +44,7 @@ func (c *Client) Validate(ctx context.Context) error {
 	if c.cfg.AuthMode == AuthClientCredentials {
 		query = "sys_id=javascript:gs.getUserID()" // the OAuth application user (reference §3.3)
 	}
-	cl := call{op: "validate", table: "sys_user", method: http.MethodGet, path: tablePath("sys_user"), idempotent: true, noRetry: true,
+	cl := call{op: "validate", table: "sys_user", method: http.MethodGet, path: tablePath("sys_user"), idempotent: true, noRetry: true, noEcho: true,
 		query: url.Values{
 			"sysparm_query":                  {query},
 			"sysparm_fields":                 {userFields},
@@ -73,7 +74,7 @@ func (c *Client) Validate(ctx context.Context) error {
 
 	var errs []error
 	for _, table := range c.cfg.Tables {
-		cl := call{op: "validate", table: table, method: http.MethodGet, path: tablePath(table), idempotent: true, noRetry: true,
+		cl := call{op: "validate", table: table, method: http.MethodGet, path: tablePath(table), idempotent: true, noRetry: true, noEcho: true,
 			query: url.Values{
 				"sysparm_fields":   {"sys_id"},
 				"sysparm_limit":    {"1"},
@@ -88,12 +89,18 @@ func (c *Client) Validate(ctx context.Context) error {
 				err.Message = fmt.Sprintf("table %q was not found on %s", table, c.host)
 			}
 			errs = append(errs, err)
-			if err.Kind == itsm.KindNetwork || err.Kind == itsm.KindCanceled || err.Kind == itsm.KindAuth {
+			if err.Kind == itsm.KindNetwork || err.Kind == itsm.KindCanceled || err.Kind == itsm.KindAuth || refused(err) {
 				break // the next tables would fail the same way
 			}
 		}
 	}
 	return joinTableErrors(errs)
+}
+
+// refused reports whether the outbound policy refused the connection.
+func refused(err error) bool {
+	_, ok := errors.AsType[*netpolicy.RefusedError](err)
+	return ok
 }
 
 // joinTableErrors returns nil, the one error, or one *itsm.Error whose
@@ -121,7 +128,7 @@ func joinTableErrors(errs []error) error {
 // the same user name and password with Basic auth on the user's own
 // record.
 func (c *Client) explainOpaque401(ctx context.Context, err *itsm.Error) {
-	probe := call{op: "validate", table: "sys_user", method: http.MethodGet, path: tablePath("sys_user"), idempotent: true, noRetry: true,
+	probe := call{op: "validate", table: "sys_user", method: http.MethodGet, path: tablePath("sys_user"), idempotent: true, noRetry: true, noEcho: true,
 		auth: basicAuth{c: c},
 		query: url.Values{
 			"sysparm_query":    {"user_name=" + c.cfg.Username},

@@ -137,7 +137,7 @@ func TestClient_ErrorAnswers(t *testing.T) {
 			body: `{"result":`, message: "not a Table API JSON result"},
 		{name: "Redirect", status: 302, kind: itsm.KindInvalid, code: steward.CodeInvalid, requests: 1,
 			header: map[string]string{"Location": "https://login.example.com/sso?token=SECRETTOKEN"},
-			body:   ``, message: "redirected to https://login.example.com/sso?[redacted]"},
+			body:   ``, message: "the instance answered with a redirect to https://login.example.com; use that URL as the instance URL"},
 		{name: "MethodNotAllowed", status: 405, kind: itsm.KindInvalid, code: steward.CodeInvalid, requests: 1,
 			body: `{"error":{"message":"Method not Supported","detail":null},"status":"failure"}`, message: "rejected the request"},
 	}
