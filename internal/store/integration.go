@@ -238,8 +238,10 @@ func (tx *Tx) createIntegration(ctx context.Context, in *steward.Integration, se
 			return err
 		}
 	}
-	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE integration SET password = ?, client_secret = ?, webhook_secret = ? WHERE id = ?`),
-		sealed[0], sealed[1], sealed[2], in.ID); err != nil {
+	// The credentials are entered for this instance URL's origin, and are
+	// only ever sent there (Origin).
+	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE integration SET password = ?, client_secret = ?, webhook_secret = ?, credential_origin = ? WHERE id = ?`),
+		sealed[0], sealed[1], sealed[2], Origin(in.InstanceURL), in.ID); err != nil {
 		return err
 	}
 	in.HasPassword, in.HasClientSecret = sealed[0] != nil, sealed[1] != nil
@@ -317,7 +319,10 @@ func nextUpdatedAt(now, prev time.Time) time.Time {
 // UpdateIntegration applies upd to an active integration and audits
 // "integration.updated" with details {"fields": [...]} naming each changed
 // field by its JSON name (credentials are named, their values never
-// appear). A given credential always counts as changed. UpdatedAt strictly
+// appear). A given credential always counts as changed. A given password
+// or client secret records the origin of the (new) instance URL as the one
+// the credentials are for; a replaced webhook secret is kept as the
+// previous one (IntegrationCredentials). UpdatedAt strictly
 // increases with every update that changes something; an update that
 // changes nothing writes nothing and returns the integration as it is.
 // Errors: CodeNotFound; CodeConflict while it is being deleted or when the
@@ -466,9 +471,24 @@ func (tx *Tx) updateIntegration(ctx context.Context, id int64, upd IntegrationUp
 		types, priority, in.RequestsPerSecond, sync, tx.db.timeArg(in.UpdatedAt), id); err != nil {
 		return nil, err
 	}
+	if upd.WebhookSecret != nil {
+		// Before the new secret is written: the one it replaces is read
+		// from the row.
+		if err := tx.replaceWebhookSecret(ctx, id, *upd.WebhookSecret); err != nil {
+			return nil, err
+		}
+	}
 	for _, s := range secrets {
 		// Column names come from the fixed list above, never from input.
 		if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE integration SET `+s.column+` = ? WHERE id = ?`), s.value, id); err != nil {
+			return nil, err
+		}
+	}
+	if upd.Password != nil || upd.ClientSecret != nil {
+		// Credentials entered with this update are for the instance URL as
+		// it is now. (The service requires both again when the origin
+		// changes, and clears whichever is not needed.)
+		if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE integration SET credential_origin = ? WHERE id = ?`), Origin(in.InstanceURL), id); err != nil {
 			return nil, err
 		}
 	}
