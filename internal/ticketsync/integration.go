@@ -2,12 +2,14 @@ package ticketsync
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -183,7 +185,8 @@ func (s *Service) CreateIntegration(ctx context.Context, in *steward.Integration
 		return err
 	}
 	if !skipValidation {
-		if err := s.Validate(ctx, in, secrets); err != nil {
+		// The credentials are being entered for this URL now.
+		if err := s.Validate(ctx, in, secrets, store.Origin(in.InstanceURL)); err != nil {
 			return err
 		}
 	}
@@ -197,11 +200,11 @@ func (s *Service) ValidateStored(ctx context.Context, id int64, actor string) er
 	if err != nil {
 		return err
 	}
-	secrets, err := s.db.FindIntegrationSecrets(ctx, id)
+	creds, err := s.db.FindIntegrationCredentials(ctx, id)
 	if err != nil {
 		return err
 	}
-	verr := s.Validate(ctx, in, secrets)
+	verr := s.Validate(ctx, in, creds.IntegrationSecrets, creds.Origin)
 	details := map[string]any{"ok": verr == nil}
 	if verr != nil {
 		details["error"] = steward.ErrorMessage(verr)
@@ -217,15 +220,22 @@ func (s *Service) ValidateStored(ctx context.Context, id int64, actor string) er
 // UpdateIntegration applies upd after checking the result as a whole, and
 // validates the connection again when a connection setting changed (unless
 // skip).
+//
+// Stored credentials stay with the host they were entered for: moving the
+// instance URL to another origin, or changing the auth mode, needs the
+// credentials that mode uses in the same request, and is refused before
+// anything is sent otherwise. A move drops the stored credentials that were
+// not entered again.
 func (s *Service) UpdateIntegration(ctx context.Context, id int64, upd store.IntegrationUpdate, skipValidation bool, actor string) (*steward.Integration, error) {
 	cur, err := s.db.FindIntegrationByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	secrets, err := s.db.FindIntegrationSecrets(ctx, id)
+	creds, err := s.db.FindIntegrationCredentials(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	secrets := creds.IntegrationSecrets
 	next := *cur
 	connection := false
 	set := func(dst *string, v *string) {
@@ -273,8 +283,27 @@ func (s *Service) UpdateIntegration(ctx context.Context, id int64, upd store.Int
 	if err := CheckIntegration(&next, secrets); err != nil {
 		return nil, err
 	}
+	moved := store.Origin(next.InstanceURL) != store.Origin(cur.InstanceURL)
+	if err := credentialsReentered(cur, &next, upd, moved); err != nil {
+		return nil, err
+	}
+	if moved {
+		// What was not entered again was entered for the old host: it must
+		// never reach the new one, so it is dropped, not kept unused.
+		var none secret.String
+		if upd.Password == nil && !secrets.Password.IsZero() {
+			upd.Password, secrets.Password = &none, none
+		}
+		if upd.ClientSecret == nil && !secrets.ClientSecret.IsZero() {
+			upd.ClientSecret, secrets.ClientSecret = &none, none
+		}
+	}
+	origin := creds.Origin
+	if upd.Password != nil || upd.ClientSecret != nil {
+		origin = store.Origin(next.InstanceURL)
+	}
 	if connection && !skipValidation {
-		if err := s.Validate(ctx, &next, secrets); err != nil {
+		if err := s.Validate(ctx, &next, secrets, origin); err != nil {
 			return nil, err
 		}
 	}
@@ -289,4 +318,34 @@ func (s *Service) UpdateIntegration(ctx context.Context, id int64, upd store.Int
 		return err
 	})
 	return out, err
+}
+
+// credentialsReentered refuses an update that moves the integration to
+// another origin, or changes its auth mode, without the credentials the
+// (new) auth mode uses in the same request: otherwise a stored password
+// and client secret would be sent to a host nobody entered them for, or
+// used in a way nobody entered them for.
+func credentialsReentered(cur, next *steward.Integration, upd store.IntegrationUpdate, moved bool) error {
+	modeChanged := next.AuthMode != cur.AuthMode
+	if !moved && !modeChanged {
+		return nil
+	}
+	given := func(v *secret.String) bool { return v != nil && !v.IsZero() }
+	var fields, flags []string
+	if next.AuthMode != steward.AuthClientCredentials && !given(upd.Password) {
+		fields, flags = append(fields, "password"), append(flags, "--password-file")
+	}
+	if next.AuthMode != steward.AuthBasic && !given(upd.ClientSecret) {
+		fields, flags = append(fields, "client_secret"), append(flags, "--client-secret-file")
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	change := fmt.Sprintf("changing auth_mode from %s to %s", cur.AuthMode, next.AuthMode)
+	if moved {
+		change = fmt.Sprintf("changing instance_url to another host (%s)", store.Origin(next.InstanceURL))
+	}
+	return steward.Errorf(steward.CodeInvalid,
+		"%s needs %s in the same request (CLI: %s): stored credentials are only sent to the host and used in the auth mode they were entered for",
+		change, strings.Join(fields, " and "), strings.Join(flags, " and "))
 }

@@ -34,6 +34,11 @@ type Config struct {
 	// PublicURL is Steward's base URL as users reach it, for links in
 	// ticket descriptions; empty leaves links out.
 	PublicURL string
+	// WebhookSecretGrace is how long a replaced webhook secret still
+	// verifies deliveries, so none fail between changing the secret in
+	// Steward and on the instance. Zero means DefaultWebhookSecretGrace;
+	// negative means no grace at all.
+	WebhookSecretGrace time.Duration
 }
 
 // Service is safe for concurrent use.
@@ -51,6 +56,8 @@ type Service struct {
 	providers map[int64]cachedProvider
 
 	sync *syncRuntime // sync.go
+
+	refusals refusalLog // webhook_refusals.go
 }
 
 // cachedProvider keeps one provider per integration so its rate limiter and
@@ -91,11 +98,14 @@ func (s *Service) Provider(ctx context.Context, integrationID int64) (itsm.Provi
 	if ok && cached.updatedAt.Equal(in.UpdatedAt) {
 		return cached.provider, in, nil
 	}
-	secrets, err := s.db.FindIntegrationSecrets(ctx, in.ID)
+	creds, err := s.db.FindIntegrationCredentials(ctx, in.ID)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := s.factory(in, secrets)
+	if err := s.checkCredentialOrigin(ctx, in, creds.Origin); err != nil {
+		return nil, nil, err
+	}
+	p, err := s.factory(in, creds.IntegrationSecrets)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build provider for integration %d: %w", in.ID, err)
 	}
@@ -106,8 +116,12 @@ func (s *Service) Provider(ctx context.Context, integrationID int64) (itsm.Provi
 }
 
 // Validate checks an integration's connection with candidate settings,
-// before they are saved.
-func (s *Service) Validate(ctx context.Context, in *steward.Integration, secrets store.IntegrationSecrets) error {
+// before they are saved. origin is the origin the credentials were entered
+// for (store.Origin); they are sent nowhere else.
+func (s *Service) Validate(ctx context.Context, in *steward.Integration, secrets store.IntegrationSecrets, origin string) error {
+	if err := s.checkCredentialOrigin(ctx, in, origin); err != nil {
+		return err
+	}
 	p, err := s.factory(in, secrets)
 	if err != nil {
 		return err
@@ -116,6 +130,21 @@ func (s *Service) Validate(ctx context.Context, in *steward.Integration, secrets
 		return steward.WrapError(steward.CodeInvalid, err, "validation failed: %s", validationMessage(err))
 	}
 	return nil
+}
+
+// checkCredentialOrigin refuses to use credentials entered for another
+// origin than the integration's instance URL. UpdateIntegration already
+// refuses such a change with a 400; this is the second line, against a bug
+// or a row changed behind Steward's back, so the answer is an internal
+// error and the credentials are not sent.
+func (s *Service) checkCredentialOrigin(ctx context.Context, in *steward.Integration, origin string) error {
+	want := store.Origin(in.InstanceURL)
+	if want != "" && store.Origin(origin) == want {
+		return nil
+	}
+	err := fmt.Errorf("integration %d: credentials entered for %q, instance URL origin is %q", in.ID, origin, want)
+	s.logger.ErrorContext(ctx, "stored credentials not used: entered for another origin", "integration_id", in.ID, "err", err)
+	return steward.WrapError(steward.CodeInternal, err, "the stored credentials of integration %d were entered for another instance; nothing was sent", in.ID)
 }
 
 func validationMessage(err error) string {
