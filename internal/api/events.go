@@ -69,60 +69,77 @@ type webhookAnswer struct {
 
 // postEvent receives one business-rule delivery for integration {id}.
 // Refusals are logged (without the body or any secret) so an operator can
-// see a misconfigured rule; the sender gets the reason in the answer.
+// see a misconfigured rule; the sender gets the reason in the answer. The
+// log is rate-limited per integration, so a flood of bad deliveries cannot
+// flood it: a logged line says how many refusals were left out before it.
+// The metric counts every refusal.
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) error {
-	err := a.receiveEvent(w, r)
-	if err != nil && steward.ErrorCode(err) != steward.CodeInternal {
-		a.logger.WarnContext(r.Context(), "webhook refused", "integration", r.PathValue("id"),
-			"code", steward.ErrorCode(err), "reason", steward.ErrorMessage(err))
+	integrationID, err := a.receiveEvent(w, r)
+	if err == nil || steward.ErrorCode(err) == steward.CodeInternal {
+		return err
+	}
+	if ok, suppressed := a.tickets.LogWebhookRefusal(integrationID, a.now()); ok {
+		attrs := []any{"integration", r.PathValue("id"), "code", steward.ErrorCode(err), "reason", steward.ErrorMessage(err)}
+		if suppressed > 0 {
+			attrs = append(attrs, "suppressed", suppressed)
+		}
+		a.logger.WarnContext(r.Context(), "webhook refused", attrs...)
 	}
 	return err
 }
 
-func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) error {
+// receiveEvent handles a delivery and returns the ID of the integration it
+// was for, 0 when there is no such integration.
+func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) (int64, error) {
 	id, err := pathID(r, "id")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	in, err := a.db.FindIntegrationByID(r.Context(), id)
 	if err != nil {
-		return err // 404 for an unknown integration
+		return 0, err // 404 for an unknown integration
 	}
 	accepted := false
 	defer func() { a.tickets.RecordWebhook(r.Context(), in.ID, accepted) }()
 
-	secrets, err := a.db.FindIntegrationSecrets(r.Context(), in.ID)
+	creds, err := a.db.FindIntegrationCredentials(r.Context(), in.ID)
 	if err != nil {
-		return err
+		return in.ID, err
 	}
-	key := secrets.WebhookSecret.Reveal()
+	key := creds.WebhookSecret.Reveal()
 	if key == "" {
-		return steward.Errorf(steward.CodeConflict,
+		return in.ID, steward.Errorf(steward.CodeConflict,
 			"integration %d has no webhook secret, so deliveries cannot be verified; set one with 'steward integrations update %d --webhook-secret-file FILE' (or PATCH /api/v1/integrations/%d {\"webhook_secret\":\"...\"}) and put the same text in the instance's steward.webhook.secret property",
 			in.ID, in.ID, in.ID)
 	}
+	keys := [][]byte{[]byte(key)}
+	if prev := creds.PreviousWebhookSecret; !prev.IsZero() && a.now().Before(creds.WebhookSecretReplacedAt.Add(a.tickets.WebhookSecretGrace())) {
+		// Within the grace window after a change the instance may still
+		// sign with the secret it replaced.
+		keys = append(keys, []byte(prev.Reveal()))
+	}
 	ts, err := a.webhookTimestamp(r.Header.Get(headerTimestamp))
 	if err != nil {
-		return err
+		return in.ID, err
 	}
 	sig := r.Header.Get(headerSignature)
 	if sig == "" {
-		return unauthorized("%s header is missing; see docs/servicenow-setup.md §3", headerSignature)
+		return in.ID, unauthorized("%s header is missing; see docs/servicenow-setup.md §3", headerSignature)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return steward.Errorf(steward.CodeTooLarge, "webhook body is larger than %d bytes", maxWebhookBytes)
+			return in.ID, steward.Errorf(steward.CodeTooLarge, "webhook body is larger than %d bytes", maxWebhookBytes)
 		}
-		return invalid("read webhook body: %s", err.Error())
+		return in.ID, invalid("read webhook body: %s", err.Error())
 	}
-	if !validSignature([]byte(key), ts, body, sig) {
-		return unauthorized("%s does not match: it must be base64(HMAC-SHA256(webhook secret, %s + \".\" + body)) over the body exactly as sent; check that the instance and Steward hold the same webhook secret", headerSignature, headerTimestamp)
+	if !validSignatureAny(keys, ts, body, sig) {
+		return in.ID, unauthorized("%s does not match: it must be base64(HMAC-SHA256(webhook secret, %s + \".\" + body)) over the body exactly as sent; check that the instance and Steward hold the same webhook secret", headerSignature, headerTimestamp)
 	}
 
 	ev, err := parseWebhookEvent(body)
 	if err != nil {
-		return err
+		return in.ID, err
 	}
 	t, err := a.db.FindTicketBySysID(r.Context(), in.ID, *ev.SysID)
 	if steward.ErrorCode(err) == steward.CodeNotFound && *ev.CorrelationID != "" {
@@ -135,9 +152,9 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) error {
 		err == nil && (t.IntegrationID != in.ID || t.Table != *ev.Table):
 		// Say nothing about what Steward does link: the sender proved it
 		// knows the secret, but not that it should learn more.
-		return notFound("not a Steward ticket")
+		return in.ID, notFound("not a Steward ticket")
 	case err != nil:
-		return err
+		return in.ID, err
 	}
 	modCount, _ := strconv.Atoi(*ev.SysModCount) // checked by parseWebhookEvent
 	if *ev.Event != "delete" && t.SysID == *ev.SysID && t.ModCount >= modCount {
@@ -146,18 +163,18 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) error {
 		// sys_mod_count, so it is never skipped.)
 		accepted = true
 		writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "up_to_date"})
-		return nil
+		return in.ID, nil
 	}
 	// Queued outside any transaction: River then wakes its local producer
 	// at once instead of at its next poll.
 	if err := a.queue.Insert(r.Context(), jobs.RefreshTicketArgs{
 		IntegrationID: in.ID, Table: *ev.Table, SysID: *ev.SysID, ModCount: modCount,
 	}); err != nil {
-		return err
+		return in.ID, err
 	}
 	accepted = true
 	writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "queued"})
-	return nil
+	return in.ID, nil
 }
 
 // webhookTimestamp parses X-Steward-Timestamp and checks it is within
@@ -195,6 +212,19 @@ func validSignature(key []byte, ts string, body []byte, sig string) bool {
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return hmac.Equal(mac.Sum(nil), got)
+}
+
+// validSignatureAny reports whether sig is valid for any of keys. Every key
+// is checked, each in constant time, so the answer's timing does not say
+// which key matched.
+func validSignatureAny(keys [][]byte, ts string, body []byte, sig string) bool {
+	ok := false
+	for _, k := range keys {
+		if validSignature(k, ts, body, sig) {
+			ok = true
+		}
+	}
+	return ok
 }
 
 // parseWebhookEvent reads the rule's JSON strictly: one object, exactly the
