@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	// Without a configured public URL, links use the bound address, set in
 	// Start (the configured one may be port 0).
 	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
-		ServiceNowFactory(logger.With("component", "servicenow"), servicenow.WithMetrics(snMetrics)),
+		ServiceNowFactory(logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
 
 	workers := river.NewWorkers()

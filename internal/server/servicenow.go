@@ -5,8 +5,10 @@ import (
 	"sort"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
+	"github.com/stewardhq/steward/internal/netpolicy"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
@@ -14,8 +16,15 @@ import (
 // ServiceNowFactory builds a ServiceNow client from a stored integration.
 // It is the only place that knows both Steward's integration record and the
 // client's configuration.
-func ServiceNowFactory(logger *slog.Logger, opts ...servicenow.Option) ticketsync.ProviderFactory {
+//
+// Every client connects through policy, the outbound policy: its
+// AllowLoopback is replaced by the integration's local flag, so only an
+// integration marked local (the emulator) reaches loopback, and a name
+// that resolves to 127.0.0.1 does not make a remote integration local.
+func ServiceNowFactory(logger *slog.Logger, policy netpolicy.Policy, opts ...servicenow.Option) ticketsync.ProviderFactory {
 	return func(in *steward.Integration, secrets store.IntegrationSecrets) (itsm.Provider, error) {
+		p := policy
+		p.AllowLoopback = in.Local
 		mode := map[steward.AuthMode]servicenow.AuthMode{
 			steward.AuthOAuthPassword:     servicenow.AuthOAuthPassword,
 			steward.AuthBasic:             servicenow.AuthBasic,
@@ -43,9 +52,16 @@ func ServiceNowFactory(logger *slog.Logger, opts ...servicenow.Option) ticketsyn
 			RequestsPerSecond:     in.RequestsPerSecond,
 			Tables:                sortedKeys(tables),
 			TableBase:             base,
+			Policy:                &p,
 		}
 		return servicenow.New(cfg, logger.With("integration", in.Name), opts...)
 	}
+}
+
+// outboundPolicy is the policy of every integration's connections: the
+// private ranges the configuration allows (on-premises instances).
+func outboundPolicy(cfg config.Config) netpolicy.Policy {
+	return netpolicy.Policy{AllowPrivate: cfg.AllowPrivateInstances}
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -383,7 +383,7 @@ func (cl *Client) networkError(ctx context.Context, op, table string, err error)
 		// The configuration is wrong, or the name now resolves somewhere
 		// it must not: retrying cannot help.
 		e.Kind, e.Retryable = itsm.KindInvalid, false
-		e.Message = fmt.Sprintf("Steward's outbound policy refused the connection to %s: %s", host, refused)
+		e.Message = fmt.Sprintf("the outbound policy refused the connection to %s: %s", host, refused)
 	case errors.As(err, &dnsErr):
 		if dnsErr.IsNotFound {
 			e.Retryable = false
