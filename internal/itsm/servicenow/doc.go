@@ -24,6 +24,16 @@
 // password grant. The client keeps no cookies (§0, session serialization)
 // and follows no redirects.
 //
+// # Where it connects
+//
+// With Config.Policy set (Steward's factory always sets it) every
+// connection passes the netpolicy outbound policy, checked on the address
+// being dialled, and no proxy is used. A redirect is reported with its
+// target's host only, so credentials never travel on to another host.
+// Validation messages explain failures in fixed words and never repeat
+// the instance's own error text: an instance URL is user input, and
+// validation must not relay whatever a server at it answers.
+//
 // # Retries and idempotency
 //
 // 429 (honouring Retry-After), 500, 502, 503, 504, 202 (§0) and network

@@ -21,8 +21,9 @@ import (
 //
 // It stops at the first failure of steps 1–2 and reports every failing
 // table of step 3 (errors.Join). Each failure is an *itsm.Error whose
-// message says what to fix: DNS, TLS, refused connection, timeout, which
-// credential (when it can tell), missing role, unknown table.
+// message says what to fix: DNS, the outbound policy, TLS, refused
+// connection, timeout, a redirect, which credential (when it can tell),
+// missing role, unknown table. Messages never quote the instance's answer.
 //
 // ServiceNow's token endpoint answers a wrong password and a wrong client
 // secret alike (reference §1.2). When the password grant fails that way,
