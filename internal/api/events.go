@@ -118,26 +118,7 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) (int64, error
 		// sign with the secret it replaced.
 		keys = append(keys, []byte(prev.Reveal()))
 	}
-	ts, err := a.webhookTimestamp(r.Header.Get(headerTimestamp))
-	if err != nil {
-		return in.ID, err
-	}
-	sig := r.Header.Get(headerSignature)
-	if sig == "" {
-		return in.ID, unauthorized("%s header is missing; see docs/servicenow-setup.md §3", headerSignature)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return in.ID, steward.Errorf(steward.CodeTooLarge, "webhook body is larger than %d bytes", maxWebhookBytes)
-		}
-		return in.ID, invalid("read webhook body: %s", err.Error())
-	}
-	if !validSignatureAny(keys, ts, body, sig) {
-		return in.ID, unauthorized("%s does not match: it must be base64(HMAC-SHA256(webhook secret, %s + \".\" + body)) over the body exactly as sent; check that the instance and Steward hold the same webhook secret", headerSignature, headerTimestamp)
-	}
-
-	ev, err := parseWebhookEvent(body)
+	ev, err := a.verifyDelivery(keys, r.Header.Get(headerTimestamp), r.Header.Get(headerSignature), http.MaxBytesReader(w, r.Body, maxWebhookBytes))
 	if err != nil {
 		return in.ID, err
 	}
@@ -175,6 +156,32 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) (int64, error
 	accepted = true
 	writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "queued"})
 	return in.ID, nil
+}
+
+// verifyDelivery checks a delivery in the documented order, before
+// anything about it is looked up: the timestamp, the signature's presence,
+// the size, the signature by any of keys, then the body's shape. body must
+// be bounded by maxWebhookBytes (http.MaxBytesReader). Every error is a 4xx
+// code; FuzzWebhook holds it to that.
+func (a *API) verifyDelivery(keys [][]byte, tsHeader, sig string, body io.Reader) (*webhookEvent, error) {
+	ts, err := a.webhookTimestamp(tsHeader)
+	if err != nil {
+		return nil, err
+	}
+	if sig == "" {
+		return nil, unauthorized("%s header is missing; see docs/servicenow-setup.md §3", headerSignature)
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, steward.Errorf(steward.CodeTooLarge, "webhook body is larger than %d bytes", maxWebhookBytes)
+		}
+		return nil, invalid("read webhook body: %s", err.Error())
+	}
+	if !validSignatureAny(keys, ts, raw, sig) {
+		return nil, unauthorized("%s does not match: it must be base64(HMAC-SHA256(webhook secret, %s + \".\" + body)) over the body exactly as sent; check that the instance and Steward hold the same webhook secret", headerSignature, headerTimestamp)
+	}
+	return parseWebhookEvent(raw)
 }
 
 // webhookTimestamp parses X-Steward-Timestamp and checks it is within
