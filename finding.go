@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Cloud is where a resource lives.
@@ -187,7 +188,35 @@ func (o *Observation) Validate() error {
 	default:
 		return Errorf(CodeInvalid, "resource.cloud %q is not one of azure, aws, gcp, other", o.Resource.Cloud)
 	}
+	for _, f := range []struct{ name, value string }{
+		{"resource.id", o.Resource.ID},
+		{"resource.name", o.Resource.Name},
+		{"resource.type", o.Resource.Type},
+		{"resource.region", o.Resource.Region},
+		{"recommendation.key", o.Recommendation.Key},
+		{"recommendation.display_name", o.Recommendation.DisplayName},
+		{"recommendation.category", o.Recommendation.Category},
+		{"recommendation.source", o.Recommendation.Source},
+	} {
+		if !validText(f.value) {
+			return Errorf(CodeInvalid, "%s is not valid UTF-8", f.name)
+		}
+	}
+	for k := range o.Resource.Tags {
+		if !validText(k) {
+			return Errorf(CodeInvalid, "resource.tags has a key that is not valid UTF-8")
+		}
+	}
 	return nil
+}
+
+// validText reports whether an identifier or name is valid UTF-8. Decoders
+// such as encoding/json replace invalid bytes with U+FFFD, so by the time a
+// record is validated the bad bytes may be gone and the replacement
+// character is their trace. Accepting it would merge distinct identifiers
+// (vm-\xff and vm-\xfe both become vm-\uFFFD) and lose findings.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, utf8.RuneError)
 }
 
 // InvalidRecord reports a bad input record: which one (1-based; line 0 when
