@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -83,9 +84,12 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open database: create directory %s: %w", dir, err)
 		}
+	}
+	if err := createPrivate(path, logger); err != nil {
+		return nil, err
 	}
 
 	db := &DB{
@@ -140,6 +144,30 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 }
 
 // parseURL extracts the file path (and any URI query the user gave) from url.
+// createPrivate creates the database file with mode 0600 when it does not
+// exist yet. SQLite creates the -wal and -shm files with the mode of the
+// database file, so they inherit it; left to SQLite, all three would be
+// created 0644 under the usual umask and readable by every local user. An
+// existing file is left as it is, with a warning when others can read it.
+func createPrivate(path string, logger *slog.Logger) error {
+	// O_EXCL: never truncate or re-mode a database that exists.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			logger.Warn("the database file is readable by other users; restrict it with chmod 600 (and its -wal and -shm files)",
+				"path", path, "mode", st.Mode().Perm().String())
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open database: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open database: create %s: %w", path, err)
+	}
+	return nil
+}
+
 func parseURL(url string) (path, query string, err error) {
 	lower := strings.ToLower(url)
 	switch {
