@@ -19,6 +19,12 @@ const (
 	CodeUnavailable  Code = "unavailable" // an ITSM or cloud API is down
 	CodeTooLarge     Code = "too_large"
 	CodeUnauthorized Code = "unauthorized"
+	// CodeUnsupportedMediaType: the request body's Content-Type is missing
+	// or not one the route reads. Requiring it keeps browsers from sending
+	// cross-site "simple" requests, which skip the CORS preflight.
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	// CodeTimeout: the client sent its request body too slowly.
+	CodeTimeout Code = "timeout"
 )
 
 // Error is an error a user may see. Message is safe to display; Err is the

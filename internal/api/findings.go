@@ -11,6 +11,9 @@ import (
 
 // postAssessments applies one batch in Steward's JSON format, all or nothing.
 func (a *API) postAssessments(w http.ResponseWriter, r *http.Request) error {
+	if err := requireContentType(r, "application/json"); err != nil {
+		return err
+	}
 	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
 	var obs []steward.Observation
 	err := stewardjson.Parser{}.Parse(r.Context(), body, func(o steward.Observation) error {

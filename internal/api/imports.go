@@ -33,6 +33,13 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
+	if err := requireContentType(r, importContentTypes...); err != nil {
+		return err
+	}
+	body, err := newMinRateReader(w, r.Body, a.cfg.uploadRate())
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(a.cfg.SpoolDir, 0o700); err != nil {
 		return fmt.Errorf("create spool directory: %w", err)
 	}
@@ -47,13 +54,16 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request) error {
 			_ = os.Remove(spool)
 		}
 	}()
-	size, err := io.Copy(f, http.MaxBytesReader(w, r.Body, a.cfg.MaxImportBytes))
+	size, err := io.Copy(f, http.MaxBytesReader(w, body, a.cfg.MaxImportBytes))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return steward.Errorf(steward.CodeTooLarge, "import file is larger than %d bytes", a.cfg.MaxImportBytes)
+		}
+		if steward.ErrorCode(err) == steward.CodeTimeout {
+			return err
 		}
 		return steward.WrapError(steward.CodeInvalid, err, "upload interrupted after %d bytes", size)
 	}

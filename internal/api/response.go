@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/stewardhq/steward"
@@ -14,13 +17,15 @@ import (
 
 // statusByCode is the one table mapping error codes to HTTP statuses.
 var statusByCode = map[steward.Code]int{
-	steward.CodeInvalid:      http.StatusBadRequest,
-	steward.CodeUnauthorized: http.StatusUnauthorized,
-	steward.CodeNotFound:     http.StatusNotFound,
-	steward.CodeConflict:     http.StatusConflict,
-	steward.CodeTooLarge:     http.StatusRequestEntityTooLarge,
-	steward.CodeUnavailable:  http.StatusServiceUnavailable,
-	steward.CodeInternal:     http.StatusInternalServerError,
+	steward.CodeInvalid:              http.StatusBadRequest,
+	steward.CodeUnauthorized:         http.StatusUnauthorized,
+	steward.CodeNotFound:             http.StatusNotFound,
+	steward.CodeConflict:             http.StatusConflict,
+	steward.CodeTooLarge:             http.StatusRequestEntityTooLarge,
+	steward.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	steward.CodeTimeout:              http.StatusRequestTimeout,
+	steward.CodeUnavailable:          http.StatusServiceUnavailable,
+	steward.CodeInternal:             http.StatusInternalServerError,
 }
 
 // codeMethodNotAllowed is only produced by routing, never by domain code.
@@ -62,8 +67,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeJSON reads exactly one JSON value from the body into v: at most
 // limit bytes, unknown fields rejected, nothing after the value.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return steward.Errorf(steward.CodeInvalid, "Content-Type must be application/json, not %q", ct)
+	if err := requireContentType(r, "application/json"); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
@@ -72,6 +77,30 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return steward.Errorf(steward.CodeInvalid, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+// requireContentType checks that the request's Content-Type is one of
+// types (parameters allowed; a charset, when given, must be UTF-8).
+// Requiring it is what keeps a web page from posting to Steward: browsers
+// send the types a form can produce (text/plain, form encodings) or none
+// without a CORS preflight, and Steward answers no preflight.
+func requireContentType(r *http.Request, types ...string) error {
+	want := strings.Join(types, " or ")
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return steward.Errorf(steward.CodeUnsupportedMediaType, "Content-Type is missing; send %s", want)
+	}
+	mediaType, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return steward.Errorf(steward.CodeUnsupportedMediaType, "Content-Type %q is malformed; send %s", ct, want)
+	}
+	if !slices.Contains(types, mediaType) {
+		return steward.Errorf(steward.CodeUnsupportedMediaType, "Content-Type %s is not accepted here; send %s", mediaType, want)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return steward.Errorf(steward.CodeUnsupportedMediaType, "Content-Type charset %s is not accepted; send %s in UTF-8", cs, want)
 	}
 	return nil
 }
@@ -86,6 +115,9 @@ func bodyError(err error) error {
 	switch {
 	case errors.As(err, &maxErr):
 		return steward.Errorf(steward.CodeTooLarge, "request body is larger than %d bytes", maxErr.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's read timeout ran out while the body trickled in.
+		return steward.WrapError(steward.CodeTimeout, err, "request body was not received in time; send it at once")
 	case errors.As(err, &syntaxErr):
 		return steward.Errorf(steward.CodeInvalid, "malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
 	case errors.As(err, &typeErr):
