@@ -64,6 +64,8 @@ Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STEWARD_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env STEWARD_LOG_FORMAT)")
 	f.Int64Var(&cfg.MaxImportBytes, "max-import-bytes", cfg.MaxImportBytes, "largest accepted import file (env STEWARD_MAX_IMPORT_BYTES)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert", cfg.TLSCertFile, "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env STEWARD_TLS_CERT)")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key", cfg.TLSKeyFile, "PEM private key of --tls-cert (env STEWARD_TLS_KEY)")
 	f.BoolVar(&withSample, "sample", false, "import the bundled sample findings (Prowler OCSF for AWS, Azure and GCP) at start")
 	return cmd
 }

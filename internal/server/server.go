@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -133,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout, // bounds a trickled body; uploads keep a minimum rate instead
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -150,6 +152,19 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.listener = ln
+	if s.tls() {
+		// Loaded here rather than by ServeTLS so that a bad file fails
+		// Start with its name instead of only being logged.
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate %s and key %s: %w", s.cfg.TLSCertFile, s.cfg.TLSKeyFile, err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	} else if !isLoopback(ln.Addr()) {
+		s.logger.Warn("listening on a non-loopback address without TLS: requests, tokens and credentials cross the network in clear text; set --tls-cert and --tls-key or put a TLS proxy in front",
+			"addr", ln.Addr().String())
+	}
 	if s.cfg.PublicURL == "" {
 		s.Tickets.SetPublicURL(s.URL())
 	}
@@ -158,7 +173,13 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.tls() {
+			err = s.http.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+		} else {
+			err = s.http.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -176,7 +197,23 @@ func (s *Server) Addr() string {
 }
 
 // URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.Addr() }
+func (s *Server) URL() string {
+	if s.tls() {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// tls reports whether the listener serves HTTPS (config validation has
+// made sure the certificate and key come together).
+func (s *Server) tls() bool { return s.cfg.TLSCertFile != "" }
+
+// isLoopback reports whether a listener's address is reachable only from
+// this machine. 0.0.0.0 and :: are not: they listen on every interface.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
+}
 
 // Shutdown stops taking requests, lets running requests and jobs finish
 // (within the configured timeout), then closes the store. Jobs cut off by the

@@ -404,7 +404,7 @@ func TestErrorShapeAndLimits(t *testing.T) {
 		{"BadID", "GET", "/api/v1/assignments/abc", "", "", 400, "invalid"},
 		{"UnknownField", "POST", "/api/v1/assignments", "application/json", `{"assessment_id":1,"owner":"a@example.com","days":3}`, 400, "invalid"},
 		{"TrailingData", "POST", "/api/v1/assignments", "application/json", `{"assessment_id":1} {}`, 400, "invalid"},
-		{"WrongContentType", "POST", "/api/v1/assignments", "text/plain", `{}`, 400, "invalid"},
+		{"WrongContentType", "POST", "/api/v1/assignments", "text/plain", `{}`, 415, "unsupported_media_type"},
 		{"EmptyImport", "POST", "/api/v1/imports", "application/octet-stream", ``, 400, "invalid"},
 		{"UnknownImportFormat", "POST", "/api/v1/imports", "application/octet-stream", `hello`, 400, "invalid"},
 		{"TooLarge", "POST", "/api/v1/assessments", "application/json", `{"assessments":[` + strings.Repeat(" ", 17<<20) + `]}`, 413, "too_large"},
