@@ -19,6 +19,11 @@ const (
 	CodeUnavailable  Code = "unavailable" // an ITSM or cloud API is down
 	CodeTooLarge     Code = "too_large"
 	CodeUnauthorized Code = "unauthorized"
+	// CodeForbidden: the caller is authenticated, but its role or scope
+	// does not allow the request.
+	CodeForbidden Code = "forbidden"
+	// CodeRateLimited: the caller must wait before trying again.
+	CodeRateLimited Code = "rate_limited"
 	// CodeUnsupportedMediaType: the request body's Content-Type is missing
 	// or not one the route reads. Requiring it keeps browsers from sending
 	// cross-site "simple" requests, which skip the CORS preflight.
