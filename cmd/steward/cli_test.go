@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
@@ -29,12 +30,13 @@ import (
 func TestClientVerbs(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
+	token := authtest.Token(t, srv.DB, "cli-tester", steward.RoleContributor)
 
 	run := func(args ...string) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
 		cmd := newRootCommand(&stdout, &stderr)
-		cmd.SetArgs(append([]string{"--server", srv.URL(), "--as", "cli-tester"}, args...))
+		cmd.SetArgs(append([]string{"--server", srv.URL(), "--token", token}, args...))
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		require.NoError(t, cmd.ExecuteContext(ctx), "steward %s: %s", strings.Join(args, " "), stderr.String())
@@ -128,10 +130,11 @@ func TestIntegrationMappingFlags(t *testing.T) {
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
 	srv := startServer(t)
+	token := authtest.Token(t, srv.DB, "secadmin", steward.RoleSecurityAdmin)
 	run := func(args ...string) (string, error) {
 		var stdout, stderr bytes.Buffer
 		cmd := newRootCommand(&stdout, &stderr)
-		cmd.SetArgs(append([]string{"--server", srv.URL(), "-o", "json"}, args...))
+		cmd.SetArgs(append([]string{"--server", srv.URL(), "--token", token, "-o", "json"}, args...))
 		err := cmd.ExecuteContext(t.Context())
 		return stdout.String(), err
 	}

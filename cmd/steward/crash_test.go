@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,7 +73,15 @@ func TestKilledBetweenSendAndCommit(t *testing.T) {
 		return cmd
 	}
 	server := start()
-	c, err := apiclient.New("http://"+addr, "crash-test")
+	// The first token, made the way an operator would: on the database
+	// file, while the server runs.
+	var out, errOut bytes.Buffer
+	tokens := newRootCommand(&out, &errOut)
+	tokens.SetArgs([]string{"tokens", "create", "--db", filepath.Join(dir, "steward.db"), "--name", "crash-test", "--role", "owner", "-o", "json"})
+	require.NoError(t, tokens.ExecuteContext(t.Context()), errOut.String())
+	var issued steward.IssuedToken
+	require.NoError(t, json.Unmarshal(out.Bytes(), &issued))
+	c, err := apiclient.New("http://"+addr, issued.Secret)
 	require.NoError(t, err)
 	ctx := t.Context()
 

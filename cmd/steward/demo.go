@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +37,7 @@ prints a summary and exits non-zero on the first failure.`,
 				// Never collide with a demo or server already running.
 				opts.Addr, opts.EmulatorAddr = "127.0.0.1:0", "127.0.0.1:0"
 			}
+			opts.CLI = cliInvocation()
 			err := demo.Run(cmd.Context(), opts, stdout)
 			if errors.Is(err, demo.ErrCheckFailed) {
 				cmd.SilenceErrors = false
@@ -50,4 +53,15 @@ prints a summary and exits non-zero on the first failure.`,
 	f.DurationVar(&opts.Timeout, "timeout", 15*time.Second, "how long to wait for Steward to follow each change")
 	f.BoolVar(&verbose, "verbose", false, "also print Steward's and the emulator's logs")
 	return cmd
+}
+
+// cliInvocation is how the user ran this binary, for hints that work as
+// printed: `go run` builds into a temporary go-build directory that is gone
+// afterwards, so its users are told `go run ./cmd/steward`.
+func cliInvocation() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, "go-build") {
+		return "go run ./cmd/steward"
+	}
+	return exe
 }

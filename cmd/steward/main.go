@@ -37,17 +37,19 @@ func main() {
 type globals struct {
 	server string
 	output string
-	actor  string
+	tokens tokenSource
 	stdout io.Writer
 	stderr io.Writer
 }
 
+// client is an API client for --server with the token tokenSource finds.
 func (g *globals) client() (*apiclient.Client, error) {
-	return apiclient.New(g.server, g.actor)
+	token, _ := g.tokens.token(g.server)
+	return apiclient.New(g.server, token)
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	g := &globals{stdout: stdout, stderr: stderr, tokens: tokenSource{getenv: os.Getenv, configDir: os.UserConfigDir}}
 	root := &cobra.Command{
 		Use:   "steward",
 		Short: "Turn cloud security recommendations into owned, tracked remediation work",
@@ -55,7 +57,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 lets people assign owners and due dates, and keeps the history of every change.
 
 Run the server with 'steward serve'; the other verbs talk to a running server
-(--server, STEWARD_SERVER, default http://127.0.0.1:8080).`,
+(--server, STEWARD_SERVER, default http://127.0.0.1:8080) with an API token
+(--token, STEWARD_TOKEN, or 'steward login'; see 'steward tokens --help').`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -64,7 +67,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", envOr("STEWARD_SERVER", "http://127.0.0.1:8080"), "Steward server URL for client verbs (env STEWARD_SERVER)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format of client verbs: table or json")
-	pf.StringVar(&g.actor, "as", envOr("STEWARD_ACTOR", defaultActor()), "who you are, recorded in assignment history (env STEWARD_ACTOR)")
+	pf.StringVar(&g.tokens.flag, "token", "", "API token for client verbs (env STEWARD_TOKEN; else the one 'steward login' saved, else, for a server on this machine, steward.token next to the database)")
 
 	root.AddCommand(
 		newDemoCommand(stdout, stderr),
@@ -79,6 +82,9 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		withSyncCommands(newIntegrationsCommand(g), g),
 		newTicketsCommand(g),
 		newAuditCommand(g),
+		newTokensCommand(g),
+		newLoginCommand(g),
+		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr),
 	)
 	return root
@@ -133,6 +139,9 @@ func defaultActor() string {
 // userMessage prints API errors as the server phrased them.
 func userMessage(err error) string {
 	if apiErr, ok := errors.AsType[*apiclient.Error](err); ok {
+		if apiErr.Status == 401 {
+			return apiErr.Error() + "\nGive a token with --token or STEWARD_TOKEN, or save one with 'steward login'; the first one comes from 'steward tokens create --db <database> --name <you> --role owner' on the server's machine."
+		}
 		return apiErr.Error()
 	}
 	return err.Error()

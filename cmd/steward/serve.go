@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
@@ -48,7 +49,10 @@ Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 				return err
 			}
 			if withSample {
-				if err := importSamples(ctx, srv.URL(), logger); err != nil {
+				if err := ensureOwnerTokenFile(ctx, srv.DB, cfg.TokenFile(), logger); err != nil {
+					logger.Error("creating the first owner token failed", "err", err)
+				}
+				if err := importSamples(ctx, srv, logger); err != nil {
 					logger.Error("sample import failed", "err", err)
 				}
 			}
@@ -72,8 +76,15 @@ Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 
 // importSamples uploads the bundled findings through the API, as a user
 // would, and waits for them to be applied.
-func importSamples(ctx context.Context, serverURL string, logger *slog.Logger) error {
-	client, err := apiclient.New(serverURL, "sample")
+func importSamples(ctx context.Context, srv *server.Server, logger *slog.Logger) error {
+	// A short-lived contributor token of its own, revoked when done, so the
+	// imports are recorded as "sample-import" in the audit log.
+	token, done, err := temporaryToken(ctx, srv.DB, "sample-import", steward.RoleContributor)
+	if err != nil {
+		return err
+	}
+	defer done()
+	client, err := apiclient.New(srv.URL(), token)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
@@ -28,12 +30,13 @@ func TestSyncVerbs(t *testing.T) {
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
 	srv := startServer(t)
+	token := authtest.Token(t, srv.DB, "cli-tester", steward.RoleSecurityAdmin)
 
 	run := func(args ...string) (string, error) {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
 		cmd := newRootCommand(&stdout, &stderr)
-		cmd.SetArgs(append([]string{"--server", srv.URL(), "--as", "cli-tester"}, args...))
+		cmd.SetArgs(append([]string{"--server", srv.URL(), "--token", token}, args...))
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		err := cmd.ExecuteContext(ctx)

@@ -15,8 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/logthrottle"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
@@ -30,6 +32,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxImportBytes bounds one uploaded import file (default 4 GiB).
 	MaxImportBytes int64
+	// UploadMinRate and UploadRateWindow: an upload must average at least
+	// UploadMinRate bytes per second over every UploadRateWindow (defaults
+	// 1 KiB/s over 10 s), or it is cut off.
+	UploadMinRate    int64
+	UploadRateWindow time.Duration
 	// PublicURL, when set, is Steward's base URL as ServiceNow and users
 	// reach it (STEWARD_PUBLIC_URL); otherwise URLs Steward shows, such as
 	// an integration's webhook URL, follow the request's host.
@@ -51,6 +58,10 @@ type Deps struct {
 	Ingester *ingest.Ingester
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
+	// Auth authenticates every route that is not public.
+	Auth *auth.Authenticator
+	// Metrics serves /metrics (Prometheus); nil answers 404.
+	Metrics http.Handler
 }
 
 // API is the HTTP API. It is safe for concurrent use.
@@ -60,18 +71,48 @@ type API struct {
 	ingest  *ingest.Ingester
 	queue   *jobs.Queue
 	tickets *ticketsync.Service
+	auth    *auth.Authenticator
+	prom    http.Handler
 	logger  *slog.Logger
 	metrics *metrics
 	now     func() time.Time
 	mux     *http.ServeMux
 	routes  []route
+	// refusalLog bounds the "webhook refused" log lines per integration.
+	refusalLog *logthrottle.Limiter
 }
 
-// route is one endpoint; the table drives both the mux and the OpenAPI
-// consistency test.
+// access says who may call a route: a role (every role above it may too),
+// or public. It is a positional field of route, so a route that does not
+// say who may call it does not compile; New refuses a zero access.
+type access struct {
+	role   steward.Role
+	public bool
+}
+
+var (
+	// public routes need no token: health, the OpenAPI document, and the
+	// webhook, which is authenticated by its HMAC signature instead.
+	public        = access{public: true}
+	reader        = access{role: steward.RoleReader}
+	contributor   = access{role: steward.RoleContributor}
+	securityAdmin = access{role: steward.RoleSecurityAdmin}
+	owner         = access{role: steward.RoleOwner}
+)
+
+func (ac access) String() string {
+	if ac.public {
+		return "public"
+	}
+	return string(ac.role)
+}
+
+// route is one endpoint; the table drives the mux, authorization, and the
+// OpenAPI and route × role tests.
 type route struct {
 	Method  string
 	Pattern string
+	Access  access
 	Handler func(w http.ResponseWriter, r *http.Request) error
 }
 
@@ -79,52 +120,62 @@ type route struct {
 func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *API {
 	cfg.setDefaults()
 	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets,
+		auth: deps.Auth, prom: deps.Metrics, refusalLog: logthrottle.New(5, time.Minute),
 		logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
 	a.routes = []route{
-		{"GET", "/healthz", a.healthz},
-		{"GET", "/readyz", a.readyz},
-		{"GET", "/api/openapi.json", a.openAPI},
+		{"GET", "/healthz", public, a.healthz},
+		{"GET", "/readyz", public, a.readyz},
+		{"GET", "/api/openapi.json", public, a.openAPI},
+		{"GET", "/metrics", reader, a.servePrometheus},
 
-		{"POST", "/api/v1/assessments", a.postAssessments},
-		{"GET", "/api/v1/assessments", a.listAssessments},
-		{"GET", "/api/v1/assessments/{id}", a.getAssessment},
+		{"GET", "/api/v1/me", reader, a.me},
+		{"POST", "/api/v1/tokens", owner, a.createToken},
+		{"GET", "/api/v1/tokens", owner, a.listTokens},
+		{"DELETE", "/api/v1/tokens/{id}", owner, a.revokeToken},
 
-		{"POST", "/api/v1/imports", a.postImport},
-		{"GET", "/api/v1/imports", a.listImports},
-		{"GET", "/api/v1/imports/{id}", a.getImport},
+		{"POST", "/api/v1/assessments", contributor, a.postAssessments},
+		{"GET", "/api/v1/assessments", reader, a.listAssessments},
+		{"GET", "/api/v1/assessments/{id}", reader, a.getAssessment},
 
-		{"GET", "/api/v1/recommendations", a.listRecommendations},
-		{"GET", "/api/v1/recommendations/{key}", a.getRecommendation},
+		{"POST", "/api/v1/imports", contributor, a.postImport},
+		{"GET", "/api/v1/imports", reader, a.listImports},
+		{"GET", "/api/v1/imports/{id}", reader, a.getImport},
 
-		{"GET", "/api/v1/resources", a.listResources},
-		{"GET", "/api/v1/resources/{id...}", a.getResource},
+		{"GET", "/api/v1/recommendations", reader, a.listRecommendations},
+		{"GET", "/api/v1/recommendations/{key}", reader, a.getRecommendation},
 
-		{"POST", "/api/v1/assignments", a.createAssignment},
-		{"GET", "/api/v1/assignments", a.listAssignments},
-		{"GET", "/api/v1/assignments/{id}", a.getAssignment},
-		{"PATCH", "/api/v1/assignments/{id}", a.updateAssignment},
-		{"DELETE", "/api/v1/assignments/{id}", a.deleteAssignment},
-		{"GET", "/api/v1/assignments/{id}/history", a.assignmentHistory},
-		{"POST", "/api/v1/assignments/{id}/ticket/retry", a.retryTicket},
+		{"GET", "/api/v1/resources", reader, a.listResources},
+		{"GET", "/api/v1/resources/{id...}", reader, a.getResource},
 
-		{"POST", "/api/v1/integrations", a.createIntegration},
-		{"GET", "/api/v1/integrations", a.listIntegrations},
-		{"GET", "/api/v1/integrations/{id}", a.getIntegration},
-		{"PATCH", "/api/v1/integrations/{id}", a.updateIntegration},
-		{"DELETE", "/api/v1/integrations/{id}", a.deleteIntegration},
-		{"GET", "/api/v1/integrations/{id}/delete-preview", a.integrationDeletePreview},
-		{"POST", "/api/v1/integrations/{id}/validate", a.validateIntegration},
-		{"POST", "/api/v1/integrations/{id}/events", a.postEvent},
-		{"GET", "/api/v1/integrations/{id}/sync", a.getSync},
-		{"POST", "/api/v1/integrations/{id}/sync", a.postSync},
+		{"POST", "/api/v1/assignments", contributor, a.createAssignment},
+		{"GET", "/api/v1/assignments", reader, a.listAssignments},
+		{"GET", "/api/v1/assignments/{id}", reader, a.getAssignment},
+		{"PATCH", "/api/v1/assignments/{id}", contributor, a.updateAssignment},
+		{"DELETE", "/api/v1/assignments/{id}", contributor, a.deleteAssignment},
+		{"GET", "/api/v1/assignments/{id}/history", reader, a.assignmentHistory},
+		{"POST", "/api/v1/assignments/{id}/ticket/retry", contributor, a.retryTicket},
 
-		{"GET", "/api/v1/tickets", a.listTickets},
-		{"GET", "/api/v1/audit", a.listAudit},
+		{"POST", "/api/v1/integrations", securityAdmin, a.createIntegration},
+		{"GET", "/api/v1/integrations", reader, a.listIntegrations},
+		{"GET", "/api/v1/integrations/{id}", reader, a.getIntegration},
+		{"PATCH", "/api/v1/integrations/{id}", securityAdmin, a.updateIntegration},
+		{"DELETE", "/api/v1/integrations/{id}", securityAdmin, a.deleteIntegration},
+		{"GET", "/api/v1/integrations/{id}/delete-preview", reader, a.integrationDeletePreview},
+		{"POST", "/api/v1/integrations/{id}/validate", securityAdmin, a.validateIntegration},
+		{"POST", "/api/v1/integrations/{id}/events", public, a.postEvent},
+		{"GET", "/api/v1/integrations/{id}/sync", reader, a.getSync},
+		{"POST", "/api/v1/integrations/{id}/sync", securityAdmin, a.postSync},
+
+		{"GET", "/api/v1/tickets", reader, a.listTickets},
+		{"GET", "/api/v1/audit", reader, a.listAudit},
 	}
 	a.mux = http.NewServeMux()
 	allowed := map[string][]string{}
 	for _, rt := range a.routes {
-		a.mux.Handle(rt.Method+" "+rt.Pattern, a.wrap(rt.Pattern, rt.Handler))
+		if !rt.Access.public && !rt.Access.role.Valid() {
+			panic("api: route " + rt.Method + " " + rt.Pattern + " does not say which role may call it")
+		}
+		a.mux.Handle(rt.Method+" "+rt.Pattern, a.wrap(rt.Pattern, a.authorize(rt.Access, rt.Handler)))
 		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
 	// A path that exists with other methods answers 405 in the JSON shape,
@@ -142,6 +193,44 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		return notFound("no API endpoint at %s; see /api/openapi.json", r.URL.Path)
 	}))
 	return a
+}
+
+// authorize runs h only for a caller that may: public routes for anyone,
+// the others for a valid token whose role allows ac. The identity travels
+// in the request's context (auth.FromContext); actor(r) names it.
+func (a *API) authorize(ac access, h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	if ac.public {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.auth == nil {
+			return steward.Errorf(steward.CodeUnavailable, "authentication is not configured")
+		}
+		id, err := a.auth.Authenticate(r)
+		if err != nil {
+			switch steward.ErrorCode(err) {
+			case steward.CodeUnauthorized:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="steward"`)
+			case steward.CodeRateLimited:
+				w.Header().Set("Retry-After", "60")
+			}
+			return err
+		}
+		if !id.Role.Allows(ac.role) {
+			return steward.Errorf(steward.CodeForbidden, "this needs the %s role; token %q has the %s role", ac.role, id.Name, id.Role)
+		}
+		return h(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+	}
+}
+
+// RouteAccess lists "METHOD PATTERN" → who may call it ("public" or the
+// least role), for the route × role and OpenAPI tests.
+func (a *API) RouteAccess() map[string]string {
+	out := make(map[string]string, len(a.routes))
+	for _, rt := range a.routes {
+		out[rt.Method+" "+rt.Pattern] = rt.Access.String()
+	}
+	return out
 }
 
 // Routes lists "METHOD PATTERN" for every endpoint, for the OpenAPI test.
@@ -210,12 +299,19 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// actor names who made a change. Until access control exists the caller
-// declares it in X-Steward-Actor (the CLI sends the OS user); it is recorded,
-// not trusted.
+// actor names who made a change: the authenticated token's name, never
+// anything the request says about itself.
 func actor(r *http.Request) string {
-	if v := strings.TrimSpace(r.Header.Get("X-Steward-Actor")); v != "" && len(v) <= 256 {
-		return v
+	if id, ok := auth.FromContext(r.Context()); ok {
+		return id.Name
 	}
-	return "api"
+	return "anonymous"
+}
+
+func (a *API) servePrometheus(w http.ResponseWriter, r *http.Request) error {
+	if a.prom == nil {
+		return notFound("metrics are not served here")
+	}
+	a.prom.ServeHTTP(w, r)
+	return nil
 }

@@ -91,6 +91,9 @@ func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
 	if req.AssessmentID < 1 {
 		return invalid("assessment_id is required")
 	}
+	if err := a.assessmentInScope(r, req.AssessmentID); err != nil {
+		return err
+	}
 	switch req.Type {
 	case steward.AssignmentServiceNow:
 		return a.createTicketAssignment(w, r, req)
@@ -183,6 +186,9 @@ func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.assignmentInScope(r, id); err != nil {
+		return err
+	}
 	var req updateAssignmentRequest
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
 		return err
@@ -248,6 +254,9 @@ func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
+	if err := a.assignmentInScope(r, id); err != nil {
+		return err
+	}
 	if reason == "" {
 		reason = "removed by " + actor(r)
 	}
@@ -266,9 +275,10 @@ func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource")
+	scope, visible := narrowScope(r, q.scope())
 	f := store.AssignmentFilter{
 		Owner:             q.str("owner"),
-		Scope:             q.scope(),
+		Scope:             scope,
 		RecommendationKey: q.str("recommendation"),
 		ResourceID:        q.str("resource"),
 		Cursor:            q.str("cursor"),
@@ -293,6 +303,10 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
+	if !visible {
+		writeJSON(w, http.StatusOK, newList[*steward.Assignment](nil, ""))
+		return nil
+	}
 	items, next, err := a.db.FindAssignments(r.Context(), f)
 	if err != nil {
 		return err
@@ -315,6 +329,9 @@ func (a *API) getAssignment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !inCallerScope(r, as.ResourceID) {
+		return notFound("assignment %d not found", id)
+	}
 	events, err := a.db.FindAssignmentEvents(r.Context(), id)
 	if err != nil {
 		return err
@@ -328,8 +345,10 @@ func (a *API) assignmentHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.db.FindAssignmentByID(r.Context(), id); err != nil {
+	if as, err := a.db.FindAssignmentByID(r.Context(), id); err != nil {
 		return err
+	} else if !inCallerScope(r, as.ResourceID) {
+		return notFound("assignment %d not found", id)
 	}
 	events, err := a.db.FindAssignmentEvents(r.Context(), id)
 	if err != nil {

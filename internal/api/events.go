@@ -74,11 +74,22 @@ type webhookAnswer struct {
 // flood it: a logged line says how many refusals were left out before it.
 // The metric counts every refusal.
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request) error {
+	// A sender that keeps failing the signature check is limited like a
+	// caller that keeps failing authentication, per client address.
+	if a.auth != nil {
+		if err := a.auth.CheckFailureLimit(r); err != nil {
+			w.Header().Set("Retry-After", "60")
+			return err
+		}
+	}
 	integrationID, err := a.receiveEvent(w, r)
 	if err == nil || steward.ErrorCode(err) == steward.CodeInternal {
 		return err
 	}
-	if ok, suppressed := a.tickets.LogWebhookRefusal(integrationID, a.now()); ok {
+	if a.auth != nil && steward.ErrorCode(err) == steward.CodeUnauthorized {
+		a.auth.RecordFailure(r)
+	}
+	if ok, suppressed := a.refusalLog.Allow(integrationID, a.now()); ok {
 		attrs := []any{"integration", r.PathValue("id"), "code", steward.ErrorCode(err), "reason", steward.ErrorMessage(err)}
 		if suppressed > 0 {
 			attrs = append(attrs, "suppressed", suppressed)

@@ -29,6 +29,9 @@ func (a *API) postAssessments(w http.ResponseWriter, r *http.Request) error {
 	if len(obs) == 0 {
 		return invalid("the batch holds no assessments")
 	}
+	if err := observationsInScope(r, obs); err != nil {
+		return err
+	}
 	res, err := a.ingest.ApplyBatch(r.Context(), obs)
 	if err != nil {
 		return err
@@ -39,10 +42,11 @@ func (a *API) postAssessments(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listAssessments(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "recommendation", "resource", "scope", "severity", "status", "cloud")
+	scope, visible := narrowScope(r, q.scope())
 	f := store.AssessmentFilter{
 		RecommendationKey: q.str("recommendation"),
 		ResourceID:        q.str("resource"),
-		Scope:             q.scope(),
+		Scope:             scope,
 		Severities:        q.severities(),
 		Statuses:          q.statuses(),
 		Cloud:             q.cloud(),
@@ -51,6 +55,10 @@ func (a *API) listAssessments(w http.ResponseWriter, r *http.Request) error {
 	}
 	if q.err != nil {
 		return q.err
+	}
+	if !visible || f.ResourceID != "" && !inCallerScope(r, f.ResourceID) {
+		writeJSON(w, http.StatusOK, newList[*steward.Assessment](nil, ""))
+		return nil
 	}
 	items, next, err := a.db.FindAssessments(r.Context(), f)
 	if err != nil {
@@ -74,6 +82,9 @@ func (a *API) getAssessment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !inCallerScope(r, as.ResourceID) {
+		return notFound("assessment %d not found", id)
+	}
 	changes, err := a.db.FindStatusChanges(r.Context(), id)
 	if err != nil {
 		return err
@@ -87,8 +98,9 @@ func (a *API) getAssessment(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listRecommendations(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "scope", "severity", "status", "cloud", "source")
+	scope, visible := narrowScope(r, q.scope())
 	f := store.RecommendationFilter{
-		Scope:      q.scope(),
+		Scope:      scope,
 		Severities: q.severities(),
 		Cloud:      q.cloud(),
 		Source:     q.str("source"),
@@ -102,6 +114,10 @@ func (a *API) listRecommendations(w http.ResponseWriter, r *http.Request) error 
 	}
 	if q.err != nil {
 		return q.err
+	}
+	if !visible {
+		writeJSON(w, http.StatusOK, newList[*store.RecommendationSummary](nil, ""))
+		return nil
 	}
 	items, next, err := a.db.FindRecommendations(r.Context(), f)
 	if err != nil {
@@ -124,11 +140,16 @@ func (a *API) getRecommendation(w http.ResponseWriter, r *http.Request) error {
 	if len(statuses) == 0 {
 		statuses = []steward.AssessmentStatus{steward.StatusUnhealthy}
 	}
-	f := store.AssessmentFilter{RecommendationKey: r.PathValue("key"), Statuses: statuses, Scope: q.scope(), Cursor: q.str("cursor"), Limit: q.limit()}
+	scope, visible := narrowScope(r, q.scope())
+	f := store.AssessmentFilter{RecommendationKey: r.PathValue("key"), Statuses: statuses, Scope: scope, Cursor: q.str("cursor"), Limit: q.limit()}
 	if q.err != nil {
 		return q.err
 	}
-	rec, err := a.db.FindRecommendationByKey(r.Context(), f.RecommendationKey)
+	if !visible {
+		return notFound("recommendation %q not found", f.RecommendationKey)
+	}
+	// A caller limited to a scope sees counts of its scope only.
+	rec, err := a.db.FindRecommendationInScope(r.Context(), f.RecommendationKey, callerScope(r))
 	if err != nil {
 		return err
 	}
@@ -142,9 +163,14 @@ func (a *API) getRecommendation(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) listResources(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "scope", "cloud", "type")
-	f := store.ResourceFilter{Scope: q.scope(), Cloud: q.cloud(), Type: q.str("type"), Cursor: q.str("cursor"), Limit: q.limit()}
+	scope, visible := narrowScope(r, q.scope())
+	f := store.ResourceFilter{Scope: scope, Cloud: q.cloud(), Type: q.str("type"), Cursor: q.str("cursor"), Limit: q.limit()}
 	if q.err != nil {
 		return q.err
+	}
+	if !visible {
+		writeJSON(w, http.StatusOK, newList[*steward.Resource](nil, ""))
+		return nil
 	}
 	items, next, err := a.db.FindResources(r.Context(), f)
 	if err != nil {
@@ -167,6 +193,9 @@ func (a *API) getResource(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !inCallerScope(r, res.ID) {
+		return notFound("resource %q not found", res.ID)
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil

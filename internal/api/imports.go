@@ -36,6 +36,11 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request) error {
 	if err := requireContentType(r, importContentTypes...); err != nil {
 		return err
 	}
+	if scope := callerScope(r); scope != "" {
+		// The file is applied later by a job that does not know the
+		// caller; rather than apply part of it, refuse it whole.
+		return steward.Errorf(steward.CodeForbidden, "token %q is limited to %s: send its findings with POST /api/v1/assessments, which checks every record against the scope", actor(r), scope)
+	}
 	body, err := newMinRateReader(w, r.Body, a.cfg.uploadRate())
 	if err != nil {
 		return err
@@ -118,9 +123,12 @@ func (a *API) listImports(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	views := make([]importView, len(items))
-	for i, imp := range items {
-		views[i] = a.importView(imp)
+	views := make([]importView, 0, len(items))
+	for _, imp := range items {
+		if callerScope(r) != "" && imp.CreatedBy != actor(r) {
+			continue // a scoped caller sees only its own imports
+		}
+		views = append(views, a.importView(imp))
 	}
 	writeJSON(w, http.StatusOK, newList(views, next))
 	return nil
@@ -134,6 +142,9 @@ func (a *API) getImport(w http.ResponseWriter, r *http.Request) error {
 	imp, err := a.db.FindImportByID(r.Context(), id)
 	if err != nil {
 		return err
+	}
+	if callerScope(r) != "" && imp.CreatedBy != actor(r) {
+		return notFound("import %d not found", id)
 	}
 	writeJSON(w, http.StatusOK, a.importView(imp))
 	return nil

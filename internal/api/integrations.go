@@ -49,6 +49,9 @@ func (a *API) createIntegration(w http.ResponseWriter, r *http.Request) error {
 		TicketTypes: deref(req.TicketTypes), Priority: deref(req.Priority), RequestsPerSecond: deref(req.RequestsPerSecond),
 		Sync: deref(req.Sync),
 	}
+	if !scopeWithin(r, in.Scope) {
+		return steward.Errorf(steward.CodeForbidden, "scope %q is not inside this token's scope %s", in.Scope, callerScope(r))
+	}
 	secrets := store.IntegrationSecrets{Password: deref(req.Password), ClientSecret: deref(req.ClientSecret), WebhookSecret: deref(req.WebhookSecret)}
 	if err := a.tickets.CreateIntegration(r.Context(), in, secrets, req.SkipValidation, actor(r)); err != nil {
 		return err
@@ -69,6 +72,12 @@ func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Type != nil {
 		return invalid("type cannot be changed")
+	}
+	if err := a.integrationInScope(r, id); err != nil {
+		return err
+	}
+	if req.Scope != nil && !scopeWithin(r, *req.Scope) {
+		return steward.Errorf(steward.CodeForbidden, "scope %q is not inside this token's scope %s", *req.Scope, callerScope(r))
 	}
 	upd := store.IntegrationUpdate{
 		Name: req.Name, Scope: req.Scope, InstanceURL: req.InstanceURL, Local: req.Local, AuthMode: req.AuthMode,
@@ -92,6 +101,13 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	visible := all[:0]
+	for _, in := range all {
+		if scopeWithin(r, in.Scope) {
+			visible = append(visible, in)
+		}
+	}
+	all = visible
 	writeJSON(w, http.StatusOK, newList(all, ""))
 	return nil
 }
@@ -111,6 +127,9 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !scopeWithin(r, in.Scope) {
+		return notFound("integration %d not found", id)
+	}
 	d := integrationDetail{Integration: in}
 	if in.State == steward.IntegrationDeleting {
 		p, err := a.db.IntegrationDeletePreview(r.Context(), id)
@@ -126,6 +145,9 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) error {
 func (a *API) integrationDeletePreview(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
+		return err
+	}
+	if err := a.integrationInScope(r, id); err != nil {
 		return err
 	}
 	if _, err := a.db.FindIntegrationByID(r.Context(), id); err != nil {
@@ -151,6 +173,9 @@ func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
+	if err := a.integrationInScope(r, id); err != nil {
+		return err
+	}
 	if !confirm {
 		p, err := a.db.IntegrationDeletePreview(r.Context(), id)
 		if err != nil {
@@ -172,6 +197,9 @@ func (a *API) validateIntegration(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if err := a.integrationInScope(r, id); err != nil {
+		return err
+	}
 	if err := a.tickets.ValidateStored(r.Context(), id, actor(r)); err != nil {
 		return err
 	}
@@ -182,6 +210,7 @@ func (a *API) validateIntegration(w http.ResponseWriter, r *http.Request) error 
 func (a *API) listTickets(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "integration", "type", "state", "status", "recommendation", "owner", "assignment_state")
 	f := store.TicketFilter{
+		Scope:             callerScope(r),
 		IntegrationID:     int64(q.intParam("integration")),
 		RecommendationKey: q.str("recommendation"),
 		Owner:             q.str("owner"),
@@ -228,6 +257,9 @@ func (a *API) retryTicket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.assignmentInScope(r, id); err != nil {
+		return err
+	}
 	t, err := a.tickets.RetryTicket(r.Context(), id, actor(r))
 	if err != nil {
 		return err
@@ -237,6 +269,9 @@ func (a *API) retryTicket(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
+	if err := requireUnscoped(r, "the audit log"); err != nil {
+		return err
+	}
 	q := newQuery(r, "integration", "assignment", "action")
 	f := store.AuditFilter{
 		IntegrationID: int64(q.intParam("integration")),

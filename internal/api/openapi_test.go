@@ -42,3 +42,25 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(served)
 	require.Equal(t, served, documented)
 }
+
+// TestOpenAPIDocumentsRoles checks that every operation's x-steward-role
+// is the role the route table enforces, and that exactly the public ones
+// are documented without security.
+func TestOpenAPIDocumentsRoles(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Role     string            `json:"x-steward-role"`
+			Security *[]map[string]any `json:"security"`
+		} `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(api.OpenAPIDocument(), &doc))
+	a := api.New(api.Config{}, api.Deps{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	for route, want := range a.RouteAccess() {
+		method, path, _ := strings.Cut(route, " ")
+		op := doc.Paths[strings.ReplaceAll(path, "...}", "}")][strings.ToLower(method)]
+		require.Equal(t, want, op.Role, "x-steward-role of %s", route)
+		public := op.Security != nil && len(*op.Security) == 0
+		require.Equal(t, want == "public", public, "security of %s", route)
+	}
+}

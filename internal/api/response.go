@@ -19,6 +19,8 @@ import (
 var statusByCode = map[steward.Code]int{
 	steward.CodeInvalid:              http.StatusBadRequest,
 	steward.CodeUnauthorized:         http.StatusUnauthorized,
+	steward.CodeForbidden:            http.StatusForbidden,
+	steward.CodeRateLimited:          http.StatusTooManyRequests,
 	steward.CodeNotFound:             http.StatusNotFound,
 	steward.CodeConflict:             http.StatusConflict,
 	steward.CodeTooLarge:             http.StatusRequestEntityTooLarge,

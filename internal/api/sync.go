@@ -42,6 +42,9 @@ func (a *API) getSync(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.integrationInScope(r, id); err != nil {
+		return err
+	}
 	return a.syncStatus(w, r, http.StatusOK, id)
 }
 
@@ -50,6 +53,9 @@ func (a *API) getSync(w http.ResponseWriter, r *http.Request) error {
 func (a *API) postSync(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
+		return err
+	}
+	if err := a.integrationInScope(r, id); err != nil {
 		return err
 	}
 	if err := a.tickets.SyncNow(r.Context(), id, actor(r)); err != nil {

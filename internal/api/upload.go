@@ -106,7 +106,14 @@ func (m *minRateReader) fail() error {
 // TODO: take it from Config (UploadMinRate, UploadRateWindow) so tests can
 // scale the window down; Config lives in api.go, which is being reworked.
 func (c *Config) uploadRate() uploadRate {
-	return uploadRate{minRate: defaultUploadMinRate, window: defaultUploadWindow}
+	r := uploadRate{minRate: defaultUploadMinRate, window: defaultUploadWindow}
+	if c.UploadMinRate > 0 {
+		r.minRate = c.UploadMinRate
+	}
+	if c.UploadRateWindow > 0 {
+		r.window = c.UploadRateWindow
+	}
+	return r
 }
 
 // importContentTypes are the body types POST /api/v1/imports accepts: the

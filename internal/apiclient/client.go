@@ -24,17 +24,27 @@ import (
 type Client struct {
 	base  *url.URL
 	http  *http.Client
-	actor string
+	token string
 }
 
-// New returns a client for the server at baseURL (e.g. http://127.0.0.1:8080).
-// actor is sent as X-Steward-Actor and recorded in histories.
-func New(baseURL, actor string) (*Client, error) {
+// New returns a client for the server at baseURL (e.g. http://127.0.0.1:8080)
+// that authenticates with the API token token (sent as a bearer token; the
+// server records the token's name in histories).
+func New(baseURL, token string) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server URL %q must look like http://host:port", baseURL)
 	}
-	return &Client{base: u, http: &http.Client{Timeout: 5 * time.Minute}, actor: actor}, nil
+	return &Client{base: u, http: &http.Client{Timeout: 5 * time.Minute}, token: token}, nil
+}
+
+// Token is the API token the client sends.
+func (c *Client) Token() string { return c.token }
+
+// WithHTTPClient makes the client use hc (e.g. to trust a test CA).
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	c.http = hc
+	return c
 }
 
 // Error is an error answer from the server, in its one JSON error shape.
@@ -269,8 +279,8 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.actor != "" {
-		req.Header.Set("X-Steward-Actor", c.actor)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	return req, nil
 }
@@ -452,4 +462,28 @@ func (c *Client) SyncNow(ctx context.Context, id int64) (*SyncStatus, error) {
 func (c *Client) SyncStatus(ctx context.Context, id int64) (*SyncStatus, error) {
 	var out SyncStatus
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/integrations/"+strconv.FormatInt(id, 10)+"/sync", nil, nil, &out)
+}
+
+// Me returns the token the client authenticates with, as the server sees it.
+func (c *Client) Me(ctx context.Context) (*steward.Token, error) {
+	var out steward.Token
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/me", nil, nil, &out)
+}
+
+// CreateToken creates an API token; the answer holds its secret, shown once.
+func (c *Client) CreateToken(ctx context.Context, req steward.TokenCreate) (*steward.IssuedToken, error) {
+	var out steward.IssuedToken
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, req, &out)
+}
+
+// ListTokens lists every API token, revoked ones included.
+func (c *Client) ListTokens(ctx context.Context) (*Page[steward.Token], error) {
+	var out Page[steward.Token]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
+}
+
+// RevokeToken revokes the token with id.
+func (c *Client) RevokeToken(ctx context.Context, id int64) (*steward.Token, error) {
+	var out steward.Token
+	return &out, c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+strconv.FormatInt(id, 10), nil, nil, &out)
 }

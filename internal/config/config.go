@@ -60,6 +60,12 @@ type Config struct {
 	// cannot hold a connection open. Uploads are exempt from the fixed
 	// bound and must instead keep a minimum data rate.
 	ReadTimeout time.Duration
+	// UploadMinRate is the average data rate, in bytes per second, an
+	// upload must keep over every UploadRateWindow
+	// (STEWARD_UPLOAD_MIN_RATE, default 1024; STEWARD_UPLOAD_RATE_WINDOW,
+	// default 10s).
+	UploadMinRate    int64
+	UploadRateWindow time.Duration
 	// TLSCertFile and TLSKeyFile, when both set (--tls-cert, --tls-key,
 	// STEWARD_TLS_CERT, STEWARD_TLS_KEY), make the listener serve HTTPS.
 	TLSCertFile string
@@ -74,13 +80,15 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Addr:            "127.0.0.1:8080",
-		DatabaseURL:     "./steward.db",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		MaxImportBytes:  4 << 30,
-		ShutdownTimeout: 30 * time.Second,
-		ReadTimeout:     30 * time.Second,
+		Addr:             "127.0.0.1:8080",
+		DatabaseURL:      "./steward.db",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		MaxImportBytes:   4 << 30,
+		ShutdownTimeout:  30 * time.Second,
+		ReadTimeout:      30 * time.Second,
+		UploadMinRate:    1024,
+		UploadRateWindow: 10 * time.Second,
 	}
 }
 
@@ -104,6 +112,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STEWARD_PUBLIC_URL", &c.PublicURL)
 	str("STEWARD_TLS_CERT", &c.TLSCertFile)
 	str("STEWARD_TLS_KEY", &c.TLSKeyFile)
+	if v := getenv("STEWARD_UPLOAD_MIN_RATE"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return c, steward.Errorf(steward.CodeInvalid, "STEWARD_UPLOAD_MIN_RATE %q is not a positive number of bytes per second", v)
+		}
+		c.UploadMinRate = n
+	}
+	if v := getenv("STEWARD_UPLOAD_RATE_WINDOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, steward.Errorf(steward.CodeInvalid, "STEWARD_UPLOAD_RATE_WINDOW %q is not a duration of at least 1s", v)
+		}
+		c.UploadRateWindow = d
+	}
 	if v := getenv("STEWARD_READ_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -166,13 +188,13 @@ func (c *Config) Validate() error {
 		return steward.Errorf(steward.CodeInvalid, "TLS needs both a certificate and a key (--tls-cert and --tls-key)")
 	}
 	if c.SpoolDir == "" {
-		c.SpoolDir = filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward-spool")
+		c.SpoolDir = filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward-spool")
 	}
 	if c.SecretKey != "" && c.SecretKeyFile != "" {
 		return steward.Errorf(steward.CodeInvalid, "set STEWARD_SECRET_KEY or STEWARD_SECRET_KEY_FILE, not both")
 	}
 	if c.SecretKey == "" && c.SecretKeyFile == "" {
-		c.SecretKeyFile = filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward.key")
+		c.SecretKeyFile = filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward.key")
 	}
 	return nil
 }
@@ -261,11 +283,11 @@ func ParsePrefixes(list string) ([]netip.Prefix, error) {
 // TokenFile is where `steward serve --sample` writes the owner token it
 // creates on a new database: steward.token next to the database file.
 func (c *Config) TokenFile() string {
-	return filepath.Join(filepath.Dir(sqlitePath(c.DatabaseURL)), "steward.token")
+	return filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward.token")
 }
 
-// sqlitePath strips the URL forms store.Open accepts down to the file path.
-func sqlitePath(url string) string {
+// SQLitePath strips the URL forms store.Open accepts down to the file path.
+func SQLitePath(url string) string {
 	p := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "file:")
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		p = p[:i]

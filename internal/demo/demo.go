@@ -26,6 +26,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
@@ -50,6 +51,9 @@ type Options struct {
 	Pace time.Duration
 	// Logger receives the servers' own logs (default: discarded).
 	Logger *slog.Logger
+	// CLI is how the user runs Steward's CLI, for the hints the demo
+	// prints ("go run ./cmd/steward" or a binary's path; default "steward").
+	CLI string
 }
 
 // Demo is one run.
@@ -61,6 +65,7 @@ type Demo struct {
 	emuSrv *http.Server
 	srv    *server.Server
 	client *apiclient.Client
+	token  string
 	checks []Check
 	dir    string
 	tmp    bool
@@ -118,12 +123,19 @@ func Run(ctx context.Context, opts Options, out io.Writer) (err error) {
 	}
 	d.say("")
 	d.say("The demo keeps running; try your own changes, e.g.:")
-	d.say("  steward snow-emulator act --emulator %s state incident <NUMBER> Resolved", d.emuURL)
-	d.say("  steward --server %s assignments list --state all", d.srv.URL())
+	d.say("  %s snow-emulator act --emulator %s state incident <NUMBER> Resolved", d.cli(), d.emuURL)
+	d.say("  %s assignments list --state all", d.cli())
 	d.say("Press Ctrl-C to stop.")
 	<-ctx.Done()
 	d.say("\nStopping.")
 	return nil
+}
+
+func (d *Demo) cli() string {
+	if d.opts.CLI == "" {
+		return "steward"
+	}
+	return d.opts.CLI
 }
 
 func (d *Demo) say(format string, args ...any) {
@@ -238,7 +250,13 @@ func (d *Demo) start(ctx context.Context) error {
 	if err := d.srv.Start(ctx); err != nil {
 		return err
 	}
-	d.client, err = apiclient.New(d.srv.URL(), "demo-admin@example.com")
+	// The demo acts as an owner token of its own; its hints hand the same
+	// token to the user's CLI.
+	d.token, _, err = auth.Issue(ctx, d.srv.DB, auth.TokenRequest{Name: "demo-admin@example.com", Role: steward.RoleOwner}, "system:demo")
+	if err != nil {
+		return fmt.Errorf("create the demo's API token: %w", err)
+	}
+	d.client, err = apiclient.New(d.srv.URL(), d.token)
 	if err != nil {
 		return err
 	}
@@ -284,9 +302,9 @@ func (d *Demo) story(ctx context.Context) error {
 	d.say("")
 	d.say("Have a look while the demo runs:")
 	d.say("  ServiceNow list view  %s/   (the tickets as an agent sees them)", d.emuURL)
-	d.say("  Steward tickets       %s/api/v1/tickets", d.srv.URL())
-	d.say("  Steward assignments   %s/api/v1/assignments?state=all", d.srv.URL())
-	d.say("  CLI                   steward --server %s tickets list", d.srv.URL())
+	d.say("  Steward's CLI         first, in another terminal: export STEWARD_SERVER=%s STEWARD_TOKEN=%s", d.srv.URL(), d.token)
+	d.say("                        then: %s tickets list", d.cli())
+	d.say("  Steward's API         curl -H \"Authorization: Bearer $STEWARD_TOKEN\" %s/api/v1/tickets", d.srv.URL())
 	return d.agentWorks(ctx, tickets)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/stewardhq/steward/internal/api"
+	"github.com/stewardhq/steward/internal/auth"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
@@ -42,6 +43,8 @@ type Server struct {
 	Ingester *ingest.Ingester
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
+	Auth     *auth.Authenticator
+	api      *api.API
 	river    *river.Client[*sql.Tx]
 	clientID string
 	http     *http.Server
@@ -126,10 +129,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	}
 	s.Queue.Bind(s.river)
 
-	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes, PublicURL: cfg.PublicURL},
-		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets}, logger.With("component", "api"), reg)
+	// /metrics is served by the API too, so it needs a token like every
+	// other route that is not public.
+	s.Auth = auth.NewAuthenticator(db, logger.With("component", "auth"))
+	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes, PublicURL: cfg.PublicURL,
+		UploadMinRate: cfg.UploadMinRate, UploadRateWindow: cfg.UploadRateWindow},
+		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Auth: s.Auth,
+			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}, logger.With("component", "api"), reg)
+	s.api = apiHandler
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/", apiHandler)
 	s.http = &http.Server{
 		Handler:           mux,
@@ -187,6 +195,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.logger.Info("steward listening", "addr", s.Addr(), "database", s.cfg.DatabaseURL)
 	return nil
 }
+
+// RouteAccess lists every route and who may call it (see api.RouteAccess).
+func (s *Server) RouteAccess() map[string]string { return s.api.RouteAccess() }
 
 // Addr is the address the server listens on, e.g. 127.0.0.1:43121.
 func (s *Server) Addr() string {

@@ -2,14 +2,11 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
-	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
 )
@@ -27,24 +23,20 @@ type testBundle struct {
 	srv    *server.Server
 	client *apiclient.Client
 	url    string
+	token  string
+}
+
+// authorize makes req carry the bundle's owner token.
+func (b *testBundle) authorize(req *http.Request) {
+	req.Header.Set("Authorization", "Bearer "+b.token)
 }
 
 // setup starts a whole Steward (store, workers, API) on a fresh SQLite file
 // and a free loopback port, as `steward serve` would.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
-	cfg.ShutdownTimeout = 10 * time.Second
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(t.Context(), cfg, logger)
-	require.NoError(t, err)
-	require.NoError(t, srv.Start(t.Context()))
-	t.Cleanup(func() { require.NoError(t, srv.Shutdown(context.Background())) })
-	client, err := apiclient.New(srv.URL(), "tester@example.com")
-	require.NoError(t, err)
-	return &testBundle{srv: srv, client: client, url: srv.URL()}
+	b, _ := startInbound(t, nil, nil)
+	return b
 }
 
 // batch builds a Steward JSON batch.
@@ -68,6 +60,7 @@ func (b *testBundle) rawRequest(t *testing.T, method, path, contentType string, 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	b.authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -430,7 +423,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	_, err := b.client.PostAssessments(t.Context(), bytes.NewReader(batch(row("rec-a", "High", "/subscriptions/s1/vm1", "Unhealthy"))))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(b.url + "/metrics")
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, b.url+"/metrics", nil)
+		require.NoError(t, err)
+		b.authorize(req)
+		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		raw, _ := io.ReadAll(resp.Body)

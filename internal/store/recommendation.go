@@ -222,3 +222,32 @@ func (db *DB) FindRecommendationByKey(ctx context.Context, key string) (*Recomme
 	}
 	return s, nil
 }
+
+// FindRecommendationInScope is FindRecommendationByKey with the counts of
+// the assessments in scope only, computed on the fly; a recommendation with
+// none there is CodeNotFound, as if it did not exist (a caller limited to a
+// scope must not learn about the rest).
+func (db *DB) FindRecommendationInScope(ctx context.Context, key string, scope steward.Scope) (*RecommendationSummary, error) {
+	scopeCond, scopeArgs, err := scopeRange("res.norm_id", scope)
+	if err != nil {
+		return nil, err
+	}
+	if scopeCond == "" {
+		return db.FindRecommendationByKey(ctx, key)
+	}
+	s := new(RecommendationSummary)
+	var rank int
+	row := db.read.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`,
+		SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END),
+		SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END)
+		FROM recommendation r JOIN assessment a ON a.recommendation_id = r.id JOIN resource res ON res.id = a.resource_id
+		WHERE r.key = ? AND `+scopeCond+` GROUP BY r.id`), append([]any{key}, scopeArgs...)...)
+	err = scanRecommendation(row, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable)
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "recommendation %q not found", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("find recommendation %q in scope: %w", key, err)
+	}
+	return s, nil
+}

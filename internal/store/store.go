@@ -282,6 +282,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
 // WithTx runs fn in one write transaction and commits it if fn returns nil.
 // It rolls back when fn returns an error or panics (the panic continues).
 func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {

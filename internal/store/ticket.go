@@ -44,8 +44,10 @@ type TicketFilter struct {
 	// AssignmentStates keeps tickets whose assignment is in one of them;
 	// empty means all.
 	AssignmentStates []steward.AssignmentState
-	Cursor           string
-	Limit            int
+	// Scope keeps tickets of resources inside it.
+	Scope  steward.Scope
+	Cursor string
+	Limit  int
 }
 
 // ticketColumns reads a ticket aliased t. Every column is COALESCEd so the
@@ -295,6 +297,12 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 			args = append(args, string(s))
 		}
 		where = append(where, "g.state IN ("+placeholders(len(f.AssignmentStates))+")")
+	}
+	if cond, cargs, err := scopeRange("res.norm_id", f.Scope); err != nil {
+		return nil, "", err
+	} else if cond != "" {
+		where = append(where, cond)
+		args = append(args, cargs...)
 	}
 	if hasAfter {
 		where = append(where, "t.assignment_id > ?")

@@ -28,10 +28,6 @@ const (
 	viaOwnWrite = "own_write"
 )
 
-// ActorServiceNow is the actor of assignment changes that came from the
-// ITSM (assignee changed, ticket ended or deleted there).
-const ActorServiceNow = "servicenow"
-
 // SyncOutcome says what applying one remote view did.
 type SyncOutcome struct {
 	// Changed: the stored ticket's state, assignee or flag changed.
@@ -251,6 +247,13 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 	case store.RemoteSame:
 		return nil
 	}
+	// Changes that sync applies are recorded as the integration
+	// (steward.IntegrationActor), which no API token can spell.
+	in, err := tx.FindIntegrationByID(ctx, cur.IntegrationID)
+	if err != nil {
+		return err
+	}
+	syncActor := steward.IntegrationActor(in.Name)
 	stateChanged := cur.RawState != remote.RawState
 	assigneeChanged := !strings.EqualFold(cur.AssigneeEmail, remote.AssigneeEmail)
 	out.Changed = stateChanged || assigneeChanged || cur.Flag == steward.TicketFlagDeleted
@@ -269,7 +272,7 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 				label = string(remote.State)
 			}
 			reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
-			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentCompleted, ActorServiceNow, reason); err != nil {
+			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
 				return err
 			}
 			endedAt := t.UpdatedAt
@@ -296,12 +299,12 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 			if conflict {
 				reason = fmt.Sprintf("conflict: overridden by ServiceNow (%s assigned to %s; Steward had set %s)", t.Number, email, a.Owner)
 			}
-			if _, err := tx.UpdateAssignment(ctx, assignmentID, store.AssignmentUpdate{Owner: &email}, ActorServiceNow, reason); err != nil {
+			if _, err := tx.UpdateAssignment(ctx, assignmentID, store.AssignmentUpdate{Owner: &email}, syncActor, reason); err != nil {
 				return err
 			}
 			out.OwnerChanged, out.Conflict = true, conflict
 			if conflict {
-				if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorServiceNow, Action: store.AuditTicketSyncConflict,
+				if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: syncActor, Action: store.AuditTicketSyncConflict,
 					IntegrationID: cur.IntegrationID, AssignmentID: assignmentID,
 					Details: map[string]any{"via": via, "number": t.Number, "rule": "servicenow_wins",
 						"steward_owner": a.Owner, "servicenow_assignee": email, "last_synced_assignee": cur.AssigneeEmail}}); err != nil {
@@ -313,7 +316,7 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 	if !out.Changed || via == viaOwnWrite {
 		return nil
 	}
-	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorServiceNow, Action: store.AuditTicketSynced,
+	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: syncActor, Action: store.AuditTicketSynced,
 		IntegrationID: cur.IntegrationID, AssignmentID: assignmentID, Details: details})
 }
 
@@ -381,12 +384,12 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 		}
 		if a.State == steward.AssignmentActive && policy == "end" {
 			reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
-			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentRemoved, ActorServiceNow, reason); err != nil {
+			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
 				return err
 			}
 			out.Ended = true
 		}
-		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorServiceNow, Action: store.AuditTicketDeletedInITSM,
+		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: steward.IntegrationActor(in.Name), Action: store.AuditTicketDeletedInITSM,
 			IntegrationID: in.ID, AssignmentID: assignmentID,
 			Details: map[string]any{"via": via, "number": t.Number, "sys_id": t.SysID, "policy": policy, "assignment_ended": out.Ended}})
 	})

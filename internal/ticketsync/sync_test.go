@@ -164,7 +164,7 @@ func TestSyncRemoteStateRules(t *testing.T) {
 					require.Equal(t, c.label, tk.EndedState)
 					last := d.History[len(d.History)-1]
 					require.Equal(t, steward.ActionCompleted, last.Action, "kept in history")
-					require.Equal(t, ticketsync.ActorServiceNow, last.Actor)
+					require.Equal(t, steward.IntegrationActor("emulator"), last.Actor)
 				} else {
 					require.Equal(t, steward.AssignmentActive, d.State, "%s %s", c.table, c.label)
 				}
@@ -210,7 +210,7 @@ func TestSyncReassign(t *testing.T) {
 		require.Equal(t, to[i], got.Owner)
 		require.Equal(t, to[i], got.Ticket.AssigneeEmail)
 		last := got.History[len(got.History)-1]
-		require.Equal(t, ticketsync.ActorServiceNow, last.Actor)
+		require.Equal(t, steward.IntegrationActor("emulator"), last.Actor)
 		require.Contains(t, last.Reason, "assignee changed in ServiceNow")
 		require.Equal(t, to[i], last.Changes["owner"].To)
 	}
@@ -347,8 +347,14 @@ func refOf(d *apiclient.AssignmentDetail) itsm.Ref {
 	return itsm.Ref{Table: d.Ticket.Table, SysID: d.Ticket.SysID}
 }
 
-func httpGet(u string) (string, error) {
-	resp, err := http.Get(u)
+// httpGet reads u with token as its bearer token.
+func httpGet(u, token string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -451,7 +457,7 @@ func TestSyncHealthyResolves(t *testing.T) {
 	require.Zero(t, rep.Changed, "%+v", rep)
 	require.Zero(t, b.reconcile(t).Repaired)
 	for _, d := range []*apiclient.AssignmentDetail{inc, prbNew} {
-		require.NotEqual(t, ticketsync.ActorServiceNow, b.get(t, d.ID).History[len(b.get(t, d.ID).History)-1].Actor,
+		require.NotEqual(t, steward.IntegrationActor("emulator"), b.get(t, d.ID).History[len(b.get(t, d.ID).History)-1].Actor,
 			"completed by the scan, not by the ticket")
 	}
 }
@@ -638,7 +644,7 @@ func TestSyncNowPollThenReconcile(t *testing.T) {
 
 func (b *syncBundle) metrics(t *testing.T) string {
 	t.Helper()
-	resp, err := httpGet(b.srv.URL() + "/metrics")
+	resp, err := httpGet(b.srv.URL()+"/metrics", b.token)
 	require.NoError(t, err)
 	return strings.TrimSpace(resp)
 }

@@ -57,7 +57,6 @@ type Service struct {
 
 	sync *syncRuntime // sync.go
 
-	refusals refusalLog // webhook_refusals.go
 }
 
 // cachedProvider keeps one provider per integration so its rate limiter and

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/snowemu"
@@ -57,6 +57,7 @@ type testBundle struct {
 	client *apiclient.Client
 	logs   *syncBuffer
 	dbPath string
+	token  string
 }
 
 type setupOpts struct {
@@ -102,7 +103,10 @@ func (b *testBundle) start(t *testing.T) {
 			_ = srv.Shutdown(context.Background())
 		}
 	})
-	b.client, err = apiclient.New(srv.URL(), "secadmin@example.com")
+	if b.token == "" { // a restart keeps the token: it lives in the database
+		b.token = authtest.Token(t, srv.DB, "secadmin@example.com", steward.RoleOwner)
+	}
+	b.client, err = apiclient.New(srv.URL(), b.token)
 	require.NoError(t, err)
 }
 
@@ -353,20 +357,28 @@ func TestSecretsNeverLeak(t *testing.T) {
 	_, err := b.client.UpdateIntegration(t.Context(), in.ID, apiclient.IntegrationRequest{ClientSecret: ptr("another-secret-must-not-leak")})
 	require.Error(t, err)
 
+	// Tokens are credentials too: a second one is created and used, and
+	// neither secret may appear anywhere either.
+	issued, err := b.client.CreateToken(t.Context(), steward.TokenCreate{Name: "leak-check", Role: steward.RoleReader})
+	require.NoError(t, err)
 	var answers []string
-	for _, path := range []string{"/api/v1/integrations", fmt.Sprintf("/api/v1/integrations/%d", in.ID), "/api/v1/audit", "/api/v1/tickets", "/metrics"} {
-		resp, err := http.Get(b.srv.URL() + path)
+	for _, path := range []string{"/api/v1/integrations", fmt.Sprintf("/api/v1/integrations/%d", in.ID), "/api/v1/audit", "/api/v1/tickets", "/metrics", "/api/v1/tokens", "/api/v1/me"} {
+		raw, err := httpGet(b.srv.URL()+path, b.token)
 		require.NoError(t, err)
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answers = append(answers, string(raw))
+		answers = append(answers, raw)
+		raw, err = httpGet(b.srv.URL()+path, issued.Secret)
+		require.NoError(t, err)
+		answers = append(answers, raw)
 	}
+	// A refused token is logged: without its secret.
+	_, err = httpGet(b.srv.URL()+"/api/v1/tickets", issued.Secret+"x")
+	require.NoError(t, err)
 	got, err := b.client.GetIntegration(t.Context(), in.ID)
 	require.NoError(t, err)
 	require.True(t, got.HasPassword)
 	require.True(t, got.HasClientSecret)
 	for _, text := range append(answers, b.logs.String()) {
-		for _, s := range []string{emuPassword, emuClientSecret, "another-secret-must-not-leak"} {
+		for _, s := range []string{emuPassword, emuClientSecret, "another-secret-must-not-leak", b.token, issued.Secret} {
 			require.NotContains(t, text, s)
 		}
 	}

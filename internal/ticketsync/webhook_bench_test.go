@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/server"
@@ -202,13 +202,10 @@ func (env *webhookBench) jobTimes(b *testing.B) (wait, work float64) {
 // from its own HTTP metrics.
 func (env *webhookBench) answerMillis(b *testing.B) float64 {
 	b.Helper()
-	resp, err := http.Get(env.srv.URL() + "/metrics")
-	require.NoError(b, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	raw, err := httpGet(env.srv.URL()+"/metrics", authtest.Token(b, env.srv.DB, fmt.Sprintf("metrics-%d", time.Now().UnixNano()), steward.RoleReader))
 	require.NoError(b, err)
 	var sum, count float64
-	for _, line := range strings.Split(string(raw), "\n") {
+	for _, line := range strings.Split(raw, "\n") {
 		if !strings.Contains(line, `route="/api/v1/integrations/{id}/events"`) || !strings.Contains(line, `code="202"`) {
 			continue
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/snowemu"
-	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 const webhookSecret = "webhook-secret-must-not-leak"
@@ -340,7 +339,7 @@ func TestWebhookDuplicatesAndReordering(t *testing.T) {
 	require.Equal(t, "david.loo@example.com", got.Owner)
 	var owners []string
 	for _, e := range got.History {
-		if e.Actor == ticketsync.ActorServiceNow {
+		if e.Actor == steward.IntegrationActor("emulator") {
 			owners = append(owners, e.Reason)
 		}
 	}
