@@ -18,6 +18,10 @@ port=$((20000 + RANDOM % 20000))
 "$work/steward" serve --addr "127.0.0.1:$port" --db "$work/steward.db" --log-level warn &
 pid=$!
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+# Every API call needs a token: make one on the database file, as an
+# operator makes the first.
+STEWARD_TOKEN="$("$work/steward" tokens create --db "$work/steward.db" --name bench --role owner)"
+export STEWARD_TOKEN
 
 start=$(date +%s.%N)
 "$work/steward" import --server "http://127.0.0.1:$port" "$work/findings.jsonl" >/dev/null
@@ -28,7 +32,7 @@ echo "server peak RSS: $(grep VmHWM /proc/$pid/status | awk '{print $2/1024 " Mi
 
 # Summaries are recomputed by a job after the import; wait for it.
 for _ in $(seq 600); do
-  [ "$(curl -fsS "http://127.0.0.1:$port/api/v1/recommendations?limit=1" | grep -c '"unhealthy":0,"healthy":0')" = 0 ] && break
+  [ "$(curl -fsS -H "Authorization: Bearer $STEWARD_TOKEN" "http://127.0.0.1:$port/api/v1/recommendations?limit=1" | grep -c '"unhealthy":0,"healthy":0')" = 0 ] && break
   sleep 0.1
 done
 go run ./scripts/benchtool get -url "http://127.0.0.1:$port/api/v1/recommendations?limit=100" -n 2000

@@ -83,12 +83,20 @@ func get(args []string) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	url := fs.String("url", "", "URL to GET")
 	n := fs.Int("n", 1000, "requests")
+	token := fs.String("token", os.Getenv("STEWARD_TOKEN"), "API token (default $STEWARD_TOKEN)")
 	_ = fs.Parse(args)
 	client := &http.Client{Timeout: 30 * time.Second}
 	var d []time.Duration
 	for range *n {
+		req, err := http.NewRequest(http.MethodGet, *url, nil)
+		if err != nil {
+			return err
+		}
+		if *token != "" {
+			req.Header.Set("Authorization", "Bearer "+*token)
+		}
 		start := time.Now()
-		resp, err := client.Get(*url)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
