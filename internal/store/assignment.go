@@ -21,6 +21,10 @@ type AssignmentUpdate struct {
 	ETAJustification   *string
 	OwnerEmailOptOut   *bool
 	ManagerEmailOptOut *bool
+	// Ended allows the update on an assignment that has ended too: sync
+	// moves the owner of an assignment its ticket completed when
+	// ServiceNow reassigns the ended ticket.
+	Ended bool
 }
 
 // AssignmentFilter selects assignments. Zero fields do not filter.
@@ -195,8 +199,8 @@ func changeTime(t *time.Time) any {
 // UpdateAssignment applies upd to an active assignment and records an
 // "updated" event listing each field that really changed (JSON field name →
 // from/to; times as RFC 3339 strings). An update that changes nothing writes
-// nothing. Errors: CodeNotFound; CodeConflict if the assignment has ended;
-// CodeInvalid for bad fields.
+// nothing. Errors: CodeNotFound; CodeConflict if the assignment has ended
+// (unless upd.Ended); CodeInvalid for bad fields.
 func (tx *Tx) UpdateAssignment(ctx context.Context, id int64, upd AssignmentUpdate, actor, reason string) (*steward.Assignment, error) {
 	a, err := tx.updateAssignment(ctx, id, upd, actor, reason)
 	if err != nil {
@@ -210,6 +214,9 @@ func (tx *Tx) updateAssignment(ctx context.Context, id int64, upd AssignmentUpda
 		return nil, steward.Errorf(steward.CodeInvalid, "eta cannot be set and cleared at once")
 	}
 	a, err := tx.loadActive(ctx, id, "changed")
+	if upd.Ended && steward.ErrorCode(err) == steward.CodeConflict {
+		a, err = tx.FindAssignmentByID(ctx, id)
+	}
 	if err != nil {
 		return nil, err
 	}

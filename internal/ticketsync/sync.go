@@ -264,60 +264,76 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 	if assigneeChanged {
 		details["assignee"] = map[string]any{"from": cur.AssigneeEmail, "to": remote.AssigneeEmail}
 	}
-	if a.State == steward.AssignmentActive {
-		switch {
-		case remote.State.Ended():
-			label := t.StateLabel
-			if label == "" {
-				label = string(remote.State)
-			}
-			reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
-			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
-				return err
-			}
-			endedAt := t.UpdatedAt
-			if endedAt.IsZero() {
-				endedAt = time.Now()
-			}
-			if err := tx.SetTicketSync(ctx, assignmentID, store.TicketSyncUpdate{EndedState: &label, RemoteEndedAt: &endedAt}); err != nil {
-				return err
-			}
-			out.Ended = true
-			details["assignment"] = "completed"
-		case assigneeChanged && remote.AssigneeEmail != "" && !strings.EqualFold(a.Owner, remote.AssigneeEmail):
-			email := remote.AssigneeEmail
-			if err := steward.ValidateEmail("assignee", email); err != nil {
-				details["owner_not_changed"] = steward.ErrorMessage(err)
-				break
-			}
-			// Conflict rule (docs/sync.md): Steward changed the owner since
-			// the last sync (owner != last known assignee) and ServiceNow
-			// changed the assignee too. ServiceNow wins: it is where the
-			// assignee works.
-			conflict := !strings.EqualFold(a.Owner, cur.AssigneeEmail)
-			reason := fmt.Sprintf("assignee changed in ServiceNow (%s)", t.Number)
-			if conflict {
-				reason = fmt.Sprintf("conflict: overridden by ServiceNow (%s assigned to %s; Steward had set %s)", t.Number, email, a.Owner)
-			}
-			if _, err := tx.UpdateAssignment(ctx, assignmentID, store.AssignmentUpdate{Owner: &email}, syncActor, reason); err != nil {
-				return err
-			}
-			out.OwnerChanged, out.Conflict = true, conflict
-			if conflict {
-				if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: syncActor, Action: store.AuditTicketSyncConflict,
-					IntegrationID: cur.IntegrationID, AssignmentID: assignmentID,
-					Details: map[string]any{"via": via, "number": t.Number, "rule": "servicenow_wins",
-						"steward_owner": a.Owner, "servicenow_assignee": email, "last_synced_assignee": cur.AssigneeEmail}}); err != nil {
-					return err
-				}
-			}
+	// The owner follows the assignee first, then an ended ticket ends the
+	// assignment: one view can carry both (the agent reassigned and
+	// resolved between two reads), and the assignment must end with the
+	// owner ServiceNow ended it with. A later reassignment of the ended
+	// ticket moves the owner of the assignment it completed too, so the
+	// final owner is the final assignee whatever order or grouping the
+	// versions arrive in.
+	endedByTicket := a.State == steward.AssignmentCompleted && cur.EndedState != ""
+	if (a.State == steward.AssignmentActive || endedByTicket) &&
+		assigneeChanged && remote.AssigneeEmail != "" && !strings.EqualFold(a.Owner, remote.AssigneeEmail) {
+		if err := s.followAssignee(ctx, tx, a, cur, t, remote.AssigneeEmail, syncActor, via, details, out); err != nil {
+			return err
 		}
+	}
+	if a.State == steward.AssignmentActive && remote.State.Ended() {
+		label := t.StateLabel
+		if label == "" {
+			label = string(remote.State)
+		}
+		reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
+		if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
+			return err
+		}
+		endedAt := t.UpdatedAt
+		if endedAt.IsZero() {
+			endedAt = time.Now()
+		}
+		if err := tx.SetTicketSync(ctx, assignmentID, store.TicketSyncUpdate{EndedState: &label, RemoteEndedAt: &endedAt}); err != nil {
+			return err
+		}
+		out.Ended = true
+		details["assignment"] = "completed"
 	}
 	if !out.Changed || via == viaOwnWrite {
 		return nil
 	}
 	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: syncActor, Action: store.AuditTicketSynced,
 		IntegrationID: cur.IntegrationID, AssignmentID: assignmentID, Details: details})
+}
+
+// followAssignee makes ServiceNow's new assignee the assignment's owner
+// (history event as the integration), deciding a conflict by the rule of
+// docs/sync.md. An assignee whose e-mail is not a valid owner is noted in
+// details and leaves the owner as it is.
+func (s *Service) followAssignee(ctx context.Context, tx *store.Tx, a *steward.Assignment, cur *steward.Ticket, t *itsm.Ticket,
+	email, syncActor, via string, details map[string]any, out *SyncOutcome) error {
+	if err := steward.ValidateEmail("assignee", email); err != nil {
+		details["owner_not_changed"] = steward.ErrorMessage(err)
+		return nil
+	}
+	// Conflict rule (docs/sync.md): Steward changed the owner since the
+	// last sync (owner != last known assignee) and ServiceNow changed the
+	// assignee too. ServiceNow wins: it is where the assignee works.
+	conflict := !strings.EqualFold(a.Owner, cur.AssigneeEmail)
+	reason := fmt.Sprintf("assignee changed in ServiceNow (%s)", t.Number)
+	if conflict {
+		reason = fmt.Sprintf("conflict: overridden by ServiceNow (%s assigned to %s; Steward had set %s)", t.Number, email, a.Owner)
+	}
+	upd := store.AssignmentUpdate{Owner: &email, Ended: a.State != steward.AssignmentActive}
+	if _, err := tx.UpdateAssignment(ctx, a.ID, upd, syncActor, reason); err != nil {
+		return err
+	}
+	out.OwnerChanged, out.Conflict = true, conflict
+	if !conflict {
+		return nil
+	}
+	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: syncActor, Action: store.AuditTicketSyncConflict,
+		IntegrationID: cur.IntegrationID, AssignmentID: a.ID,
+		Details: map[string]any{"via": via, "number": t.Number, "rule": "servicenow_wins",
+			"steward_owner": a.Owner, "servicenow_assignee": email, "last_synced_assignee": cur.AssigneeEmail}})
 }
 
 // RefreshTicket re-reads one linked record through the Table API and
