@@ -23,6 +23,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 
@@ -83,7 +84,9 @@ func ParserFor(f Format) (Parser, error) {
 const HeadSize = 64 << 10
 
 // Detect sniffs the format from the first bytes of an input (HeadSize is
-// plenty): a JSON object whose first key belongs to Steward's format is
+// plenty): a SARIF log (a top-level "$schema" naming SARIF, or a string
+// "version" with "runs") is refused as not supported yet, whatever its key
+// order; a JSON object whose first key belongs to Steward's format is
 // "steward"; a JSON array (or object) of objects carrying OCSF's
 // "class_uid", "finding_info", "type_uid" or "metadata.event_code" is "ocsf". Anything else is a CodeInvalid
 // error that lists the supported formats and, where it recognises the
@@ -100,6 +103,11 @@ func Detect(head []byte) (Format, error) {
 	}
 	switch trimmed[0] {
 	case '{':
+		// Before the Steward keys: SARIF also starts with "version" at
+		// times (Trivy writes it first).
+		if looksLikeSARIF(trimmed) {
+			return "", steward.Errorf(steward.CodeInvalid, "this looks like SARIF, which is not supported yet; %s", supported)
+		}
 		key := firstKey(trimmed)
 		if stewardjson.IsDocumentKey(key) || isRecordKey(key) {
 			return FormatSteward, nil
@@ -107,13 +115,8 @@ func Detect(head []byte) (Format, error) {
 		if ocsfMarks {
 			return FormatOCSF, nil
 		}
-		switch key {
-		case "Findings":
+		if key == "Findings" {
 			return "", steward.Errorf(steward.CodeInvalid, "this looks like AWS Security Hub ASFF, which is not supported yet; %s", supported)
-		case "$schema", "runs":
-			if bytes.Contains(trimmed, []byte("sarif")) {
-				return "", steward.Errorf(steward.CodeInvalid, "this looks like SARIF, which is not supported yet; %s", supported)
-			}
 		}
 	case '[':
 		if ocsfMarks {
@@ -121,6 +124,39 @@ func Detect(head []byte) (Format, error) {
 		}
 	}
 	return "", steward.Errorf(steward.CodeInvalid, "cannot tell the format of the input; %s", supported)
+}
+
+// looksLikeSARIF reports whether the object b starts with is a SARIF log:
+// its top level has a "$schema" naming SARIF, or "runs" next to a string
+// "version" (a Steward document's is a number) or a mention of SARIF. Only
+// top-level keys count, read as far as the head goes (a value may run past
+// it): a Steward record may well mention SARIF in its text.
+func looksLikeSARIF(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	var stringVersion, runs bool
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, _ := tok.(string)
+		runs = runs || key == "runs"
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		var s string
+		switch {
+		case key == "$schema" && json.Unmarshal(v, &s) == nil && strings.Contains(strings.ToLower(s), "sarif"):
+			return true
+		case key == "version" && json.Unmarshal(v, &s) == nil:
+			stringVersion = true
+		}
+	}
+	return runs && (stringVersion || bytes.Contains(bytes.ToLower(b), []byte("sarif")))
 }
 
 func isRecordKey(key string) bool {

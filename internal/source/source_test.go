@@ -17,6 +17,8 @@ func TestDetect(t *testing.T) {
 	t.Parallel()
 	prowler, err := os.ReadFile("../../testdata/findings/prowler_example_output_aws.ocsf.json")
 	require.NoError(t, err)
+	trivy, err := os.ReadFile("../../testdata/findings/trivy_alpine-310.sarif")
+	require.NoError(t, err)
 	tests := []struct {
 		title string
 		head  string
@@ -31,6 +33,12 @@ func TestDetect(t *testing.T) {
 		{"empty", "  \n", "", "input is empty"},
 		{"asff", `{"Findings": [{"SchemaVersion": "2018-10-08"}]}`, "", "AWS Security Hub ASFF, which is not supported yet"},
 		{"sarif", `{"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": []}`, "", "SARIF, which is not supported yet"},
+		{"sarif with version first (trivy)", string(trivy), "", "SARIF, which is not supported yet"},
+		{"sarif head cut inside runs", string(trivy[:600]), "", "SARIF, which is not supported yet"},
+		{"sarif without $schema", `{"version": "2.1.0", "runs": [{"tool": {}}]}`, "", "SARIF, which is not supported yet"},
+		{"sarif runs first", `{"runs": [{"results": []}], "$schema": "https://json.schemastore.org/sarif-2.1.0.json"}`, "", "SARIF, which is not supported yet"},
+		{"steward document mentioning sarif", `{"version": 1, "assessments": [{"status_reason": "runs from a sarif tool"}]}`, source.FormatSteward, ""},
+		{"steward jsonl mentioning sarif", `{"resource": {"id": "x"}, "status": "Healthy", "status_reason": "$schema sarif runs"}` + "\n", source.FormatSteward, ""},
 		{"csv", "Assessment;Check", "", `cannot tell the format of the input; supported formats: "steward"`},
 		{"array of numbers", "[1,2]", "", "cannot tell the format"},
 	}
