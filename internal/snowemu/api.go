@@ -24,6 +24,11 @@ func (e *Emulator) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/emulator/admin/", e.handleAdmin)
 	mux.HandleFunc("GET /{$}", e.handleUI)
+	// Record pages, where ticket links lead (record_page.go).
+	mux.HandleFunc("GET /nav_to.do", e.handleNavTo)
+	for _, name := range taskTables {
+		mux.HandleFunc("GET /"+name+".do", e.handleRecord(name))
+	}
 	mux.Handle("/oauth_token.do", e.withFaults(http.HandlerFunc(e.handleToken)))
 	mux.Handle("/", e.withFaults(http.HandlerFunc(e.handleAPI)))
 	return mux

@@ -30,16 +30,20 @@
 //     and request counts; see handleAdmin in admin.go for the routes and JSON
 //     shapes.
 //   - GET /: a read-only HTML page listing the latest records, refreshed
-//     every 5 s, without authentication.
+//     every 5 s, without authentication; each number links to the record's
+//     page, GET /<table>.do?sys_id=<id> and GET /nav_to.do?uri=<table>.do?sys_id=<id>
+//     (the links Steward puts on tickets): fields, state, assignee, work
+//     notes and history, or a 404 page.
 //
 // Authentication is Basic (sys_user user_name + password), Bearer (tokens
 // from /oauth_token.do) or, when Options.APIKeys is set, x-sn-apikey (§1).
 // New seeds the admin user (Options.AdminUser/AdminPassword, default
-// admin/admin) and, unless Options.NoSeed, demo users with the password
-// DefaultUserPassword: fred.luddy, david.loo, beth.anglin
-// (beth.anglin@example.com, manager david.loo), don.goodliffe, abel.tuter and
-// svc.steward, and the groups Service Desk, Cloud Security and Network. Seed
-// sys_ids are derived from names, so they are stable across runs.
+// admin/admin) and, unless Options.NoSeed, the DemoUsers (fred.luddy,
+// david.loo, beth.anglin, don.goodliffe, abel.tuter and svc.steward, each
+// <user_name>@example.com except svc.steward, with the password
+// DefaultUserPassword) and the groups Service Desk, Cloud Security and
+// Network. Seed sys_ids are derived from names, so they are stable across
+// runs.
 //
 // # Behaviour
 //

@@ -175,21 +175,30 @@ func (e *Emulator) seedLocked() {
 	if o.NoSeed {
 		return
 	}
-	p := DefaultUserPassword
-	for _, u := range []UserSpec{
+	for _, u := range DemoUsers() {
+		must(e.addUserLocked(u))
+	}
+	must(e.addGroupLocked(GroupSpec{Name: "Service Desk", Email: "servicedesk@example.com", Manager: "david.loo", Members: []string{"beth.anglin", "don.goodliffe"}}))
+	must(e.addGroupLocked(GroupSpec{Name: "Cloud Security", Email: "cloudsec@example.com", Manager: "beth.anglin", Members: []string{"beth.anglin", "don.goodliffe"}}))
+	must(e.addGroupLocked(GroupSpec{Name: "Network", Email: "network@example.com", Manager: "fred.luddy", Members: []string{"don.goodliffe"}}))
+}
+
+// DemoUsers returns the users New seeds besides the admin (unless
+// Options.NoSeed), managers before the people they manage, each with the
+// password DefaultUserPassword. Help texts list them from here.
+func DemoUsers() []UserSpec {
+	users := []UserSpec{
 		{UserName: "fred.luddy", FirstName: "Fred", LastName: "Luddy", Email: "fred.luddy@example.com", Title: "Chief Information Officer", Department: "IT", Roles: []string{"itil"}},
 		{UserName: "david.loo", FirstName: "David", LastName: "Loo", Email: "david.loo@example.com", Manager: "fred.luddy", Title: "Service Desk Manager", Department: "IT", Roles: []string{"itil", "itil_admin"}},
 		{UserName: "beth.anglin", FirstName: "Beth", LastName: "Anglin", Email: "beth.anglin@example.com", Manager: "david.loo", Title: "Security Engineer", Department: "IT", Roles: []string{"itil"}},
 		{UserName: "don.goodliffe", FirstName: "Don", LastName: "Goodliffe", Email: "don.goodliffe@example.com", Manager: "david.loo", Title: "Cloud Engineer", Department: "IT", Roles: []string{"itil"}},
 		{UserName: "abel.tuter", FirstName: "Abel", LastName: "Tuter", Email: "abel.tuter@example.com", Manager: "fred.luddy", Title: "Application Owner", Department: "Finance"},
 		{UserName: "svc.steward", FirstName: "Steward", LastName: "Integration", Email: "steward@example.com", Title: "Integration user", Roles: []string{"itil", "rest_api_explorer"}},
-	} {
-		u.Password = p
-		must(e.addUserLocked(u))
 	}
-	must(e.addGroupLocked(GroupSpec{Name: "Service Desk", Email: "servicedesk@example.com", Manager: "david.loo", Members: []string{"beth.anglin", "don.goodliffe"}}))
-	must(e.addGroupLocked(GroupSpec{Name: "Cloud Security", Email: "cloudsec@example.com", Manager: "beth.anglin", Members: []string{"beth.anglin", "don.goodliffe"}}))
-	must(e.addGroupLocked(GroupSpec{Name: "Network", Email: "network@example.com", Manager: "fred.luddy", Members: []string{"don.goodliffe"}}))
+	for i := range users {
+		users[i].Password = DefaultUserPassword
+	}
+	return users
 }
 
 // AddUser creates an active sys_user that can authenticate with Basic auth

@@ -32,7 +32,7 @@ th{background:#f4f4f4}.muted{color:#888}
 <table>
 <thead><tr><th>Number</th><th>Short description</th><th>State</th><th>Assigned to</th><th>Correlation ID</th><th>Updated (UTC)</th><th>By</th></tr></thead>
 <tbody>
-{{range .Rows}}<tr><td>{{.Number}}</td><td>{{.ShortDescription}}</td><td>{{.State}}</td><td>{{.AssignedTo}}</td><td>{{.CorrelationID}}</td><td>{{.Updated}}</td><td>{{.UpdatedBy}}</td></tr>
+{{range .Rows}}<tr><td><a href="{{.Link}}">{{.Number}}</a></td><td>{{.ShortDescription}}</td><td>{{.State}}</td><td>{{.AssignedTo}}</td><td>{{.CorrelationID}}</td><td>{{.Updated}}</td><td>{{.UpdatedBy}}</td></tr>
 {{end}}
 </tbody>
 </table>
@@ -44,6 +44,7 @@ th{background:#f4f4f4}.muted{color:#888}
 
 type uiRow struct {
 	Number, ShortDescription, State, AssignedTo, CorrelationID, Updated, UpdatedBy string
+	Link                                                                           string // the record's page
 }
 
 type uiTable struct {
@@ -54,6 +55,7 @@ type uiTable struct {
 
 // handleUI serves GET / without authentication: a person can watch tickets
 // appear during a demo. It exposes no credentials and offers no actions.
+// Each number links to the record's page (record_page.go).
 func (e *Emulator) handleUI(w http.ResponseWriter, r *http.Request) {
 	const limit = 50
 	data := struct {
@@ -73,6 +75,7 @@ func (e *Emulator) handleUI(w http.ResponseWriter, r *http.Request) {
 			f := rec.fields
 			ut.Rows = append(ut.Rows, uiRow{
 				Number:           f["number"],
+				Link:             recordURL(name, f["sys_id"]),
 				ShortDescription: f["short_description"],
 				State:            t.def.field("state").choiceLabel(f["state"]),
 				AssignedTo:       e.displayLocked(t.def.field("assigned_to"), f["assigned_to"]),
