@@ -1,14 +1,12 @@
 package netpolicy_test
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -131,31 +129,6 @@ func TestCheckMessage(t *testing.T) {
 		"127.0.0.1 is a loopback address (127.0.0.0/8); only an integration marked local (the emulator) may connect there")
 }
 
-// guard is the base dialer's Control: it records every address that
-// passed the policy and, unless open, stops the connect, so a test can
-// never reach an address outside loopback even when the policy is wrong.
-type guard struct {
-	mu    sync.Mutex
-	addrs []string
-	open  bool
-}
-
-func (g *guard) control(_ context.Context, _, address string, _ syscall.RawConn) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.addrs = append(g.addrs, address)
-	if !g.open {
-		return errors.New("test guard: the policy let " + address + " through")
-	}
-	return nil
-}
-
-func (g *guard) seen() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]string(nil), g.addrs...)
-}
-
 // countingListener accepts on loopback and counts connections.
 func countingListener(t *testing.T) (port string, count func() int) {
 	t.Helper()
@@ -207,8 +180,8 @@ func TestDialRefusesWhatANameResolvesTo(t *testing.T) {
 		{"mixed.steward.test", netpolicy.ReasonPrivate},
 	}
 	for _, tc := range cases {
-		g := &guard{}
-		p := netpolicy.Policy{Dialer: &net.Dialer{Resolver: resolver, ControlContext: g.control, Timeout: 5 * time.Second}}
+		g := &netpolicytest.Guard{}
+		p := netpolicy.Policy{Dialer: &net.Dialer{Resolver: resolver, ControlContext: g.Control, Timeout: 5 * time.Second}}
 		conn, err := p.DialContext(t.Context(), "tcp", net.JoinHostPort(tc.host, port))
 		if conn != nil {
 			conn.Close()
@@ -216,7 +189,7 @@ func TestDialRefusesWhatANameResolvesTo(t *testing.T) {
 		re, ok := errors.AsType[*netpolicy.RefusedError](err)
 		require.True(t, ok, "%s: want a refusal, got %v", tc.host, err)
 		require.Equal(t, tc.want, re.Reason, tc.host)
-		require.Empty(t, g.seen(), "%s: no address may reach the connect step", tc.host)
+		require.Empty(t, g.Seen(), "%s: no address may reach the connect step", tc.host)
 	}
 	require.Zero(t, accepted(), "nothing connected to the loopback listener")
 }
@@ -224,38 +197,38 @@ func TestDialRefusesWhatANameResolvesTo(t *testing.T) {
 func TestDialConnectsWhenAllowed(t *testing.T) {
 	t.Parallel()
 	port, accepted := countingListener(t)
-	g := &guard{open: true}
+	g := &netpolicytest.Guard{Open: true}
 	p := netpolicy.Policy{AllowLoopback: true, Dialer: &net.Dialer{
 		Resolver:       netpolicytest.Resolver(map[string][]netip.Addr{"emulator.steward.test": {netip.MustParseAddr("127.0.0.1")}}),
-		ControlContext: g.control,
+		ControlContext: g.Control,
 		Timeout:        5 * time.Second,
 	}}
 	conn, err := p.DialContext(t.Context(), "tcp", net.JoinHostPort("emulator.steward.test", port))
 	require.NoError(t, err)
 	conn.Close()
-	require.Equal(t, []string{"127.0.0.1:" + port}, g.seen(), "the base Control runs after the check")
+	require.Equal(t, []string{"127.0.0.1:" + port}, g.Seen(), "the base Control runs after the check")
 	require.Eventually(t, func() bool { return accepted() == 1 }, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestDialKeepsDNSFailures(t *testing.T) {
 	t.Parallel()
-	g := &guard{}
-	p := netpolicy.Policy{Dialer: &net.Dialer{Resolver: netpolicytest.Resolver(nil), ControlContext: g.control}}
+	g := &netpolicytest.Guard{}
+	p := netpolicy.Policy{Dialer: &net.Dialer{Resolver: netpolicytest.Resolver(nil), ControlContext: g.Control}}
 	_, err := p.DialContext(t.Context(), "tcp", "no-such-instance.steward.test:443")
 	dnsErr, ok := errors.AsType[*net.DNSError](err)
 	require.True(t, ok, "a name that does not exist stays a DNS error: %v", err)
 	require.True(t, dnsErr.IsNotFound)
-	require.Empty(t, g.seen())
+	require.Empty(t, g.Seen())
 }
 
 func TestTransportUsesNoProxyAndThePolicy(t *testing.T) {
 	// Not parallel: it sets the proxy environment.
 	t.Setenv("HTTPS_PROXY", "http://127.0.0.1:1")
 	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
-	g := &guard{}
+	g := &netpolicytest.Guard{}
 	p := netpolicy.Policy{Dialer: &net.Dialer{
 		Resolver:       netpolicytest.Resolver(map[string][]netip.Addr{"instance.steward.test": {netip.MustParseAddr("10.1.2.3")}}),
-		ControlContext: g.control,
+		ControlContext: g.Control,
 	}}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	tr := p.Transport(base)
@@ -271,6 +244,6 @@ func TestTransportUsesNoProxyAndThePolicy(t *testing.T) {
 	re, ok := errors.AsType[*netpolicy.RefusedError](err)
 	require.True(t, ok, "want a refusal, got %v", err)
 	require.Equal(t, netip.MustParseAddr("10.1.2.3"), re.Addr)
-	require.Empty(t, g.seen())
+	require.Empty(t, g.Seen())
 	require.False(t, strings.Contains(err.Error(), "127.0.0.1:1"), "the proxy was not used: %v", err)
 }

@@ -20,9 +20,9 @@ import (
 // resolver that knows no names, so the test sends no DNS query.
 func TestCreateIntegrationUnknownHost(t *testing.T) {
 	t.Parallel()
-	g := &outboundGuard{}
+	g := &netpolicytest.Guard{}
 	svc, db := outboundService(t, netpolicy.Policy{
-		Dialer: &net.Dialer{Resolver: netpolicytest.Resolver(map[string][]netip.Addr{}), ControlContext: g.control, Timeout: 5 * time.Second},
+		Dialer: &net.Dialer{Resolver: netpolicytest.Resolver(map[string][]netip.Addr{}), ControlContext: g.Control, Timeout: 5 * time.Second},
 	})
 	in := &steward.Integration{Name: "probe", Scope: "/", InstanceURL: "https://no-such-instance.steward.test", AuthMode: steward.AuthBasic, Username: "admin"}
 	err := svc.CreateIntegration(t.Context(), in, store.IntegrationSecrets{Password: secret.New(emuPassword)}, false, "test")
@@ -30,7 +30,7 @@ func TestCreateIntegrationUnknownHost(t *testing.T) {
 	require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err), "%v", err)
 	require.Contains(t, steward.ErrorMessage(err), "no-such-instance.steward.test")
 	require.NotContains(t, steward.ErrorMessage(err), emuPassword)
-	require.Empty(t, g.seen(), "no connection was attempted")
+	require.Empty(t, g.Seen(), "no connection was attempted")
 	stored, err := db.FindIntegrations(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, stored)

@@ -1,8 +1,6 @@
 package ticketsync_test
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -10,9 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,32 +23,6 @@ import (
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
-
-// outboundGuard is the base Control under the outbound policy in these
-// tests: it records every address the policy let through and, unless
-// open, stops the connect, so nothing can leave loopback even if the
-// policy were wrong.
-type outboundGuard struct {
-	mu    sync.Mutex
-	addrs []string
-	open  bool
-}
-
-func (g *outboundGuard) control(_ context.Context, _, address string, _ syscall.RawConn) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.addrs = append(g.addrs, address)
-	if !g.open {
-		return errors.New("test guard: the policy let " + address + " through")
-	}
-	return nil
-}
-
-func (g *outboundGuard) seen() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]string(nil), g.addrs...)
-}
 
 // outboundService is a ticketsync.Service on a fresh database whose
 // providers come from the production factory with policy.
@@ -93,10 +63,10 @@ func TestCreateIntegrationRefusedByOutboundPolicy(t *testing.T) {
 	}
 	for _, mode := range []steward.AuthMode{steward.AuthBasic, steward.AuthOAuthPassword} {
 		for _, tc := range cases {
-			g := &outboundGuard{}
+			g := &netpolicytest.Guard{}
 			svc, db := outboundService(t, netpolicy.Policy{
 				AllowPrivate: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, // not the range asked for
-				Dialer:       &net.Dialer{Resolver: resolver, ControlContext: g.control, Timeout: 5 * time.Second},
+				Dialer:       &net.Dialer{Resolver: resolver, ControlContext: g.Control, Timeout: 5 * time.Second},
 			})
 			in := &steward.Integration{Name: "probe", Scope: "/", InstanceURL: tc.url, AuthMode: mode, Username: "admin"}
 			secrets := store.IntegrationSecrets{Password: secret.New(emuPassword)}
@@ -110,7 +80,7 @@ func TestCreateIntegrationRefusedByOutboundPolicy(t *testing.T) {
 			require.Contains(t, msg, tc.want, tc.url)
 			require.NotContains(t, msg, emuPassword)
 			require.NotContains(t, msg, emuClientSecret)
-			require.Empty(t, g.seen(), "%s: no connection was attempted", tc.url)
+			require.Empty(t, g.Seen(), "%s: no connection was attempted", tc.url)
 			stored, err := db.FindIntegrations(t.Context())
 			require.NoError(t, err)
 			require.Empty(t, stored, "%s: nothing was stored", tc.url)
@@ -124,12 +94,12 @@ func TestCreateIntegrationAllowedPrivateRange(t *testing.T) {
 	// STEWARD_ALLOW_PRIVATE_INSTANCES reaches the dialer: the policy lets
 	// the address through and the guard, standing in for the network,
 	// records it and stops the connect.
-	g := &outboundGuard{}
+	g := &netpolicytest.Guard{}
 	svc, _ := outboundService(t, netpolicy.Policy{
 		AllowPrivate: []netip.Prefix{netip.MustParsePrefix("192.168.10.0/24")},
 		Dialer: &net.Dialer{Resolver: netpolicytest.Resolver(map[string][]netip.Addr{
 			"onprem.steward.test": {netip.MustParseAddr("192.168.10.20")},
-		}), ControlContext: g.control, Timeout: 5 * time.Second},
+		}), ControlContext: g.Control, Timeout: 5 * time.Second},
 	})
 	secrets := store.IntegrationSecrets{Password: secret.New(emuPassword)}
 
@@ -146,7 +116,7 @@ func TestCreateIntegrationAllowedPrivateRange(t *testing.T) {
 	err = svc.CreateIntegration(t.Context(), in, secrets, false, "test")
 	require.Error(t, err)
 	require.NotContains(t, steward.ErrorMessage(err), "outbound policy")
-	require.Equal(t, []string{"192.168.10.20:443"}, g.seen())
+	require.Equal(t, []string{"192.168.10.20:443"}, g.Seen())
 }
 
 func TestCreateIntegrationRedirectToAnotherHost(t *testing.T) {
@@ -165,8 +135,8 @@ func TestCreateIntegrationRedirectToAnotherHost(t *testing.T) {
 	t.Cleanup(instance.Close)
 
 	for _, mode := range []steward.AuthMode{steward.AuthBasic, steward.AuthOAuthPassword} {
-		g := &outboundGuard{open: true} // loopback, local: connections are allowed
-		svc, _ := outboundService(t, netpolicy.Policy{Dialer: &net.Dialer{ControlContext: g.control, Timeout: 5 * time.Second}})
+		g := &netpolicytest.Guard{Open: true} // loopback, local: connections are allowed
+		svc, _ := outboundService(t, netpolicy.Policy{Dialer: &net.Dialer{ControlContext: g.Control, Timeout: 5 * time.Second}})
 		in := &steward.Integration{Name: "moved", Scope: "/", InstanceURL: instance.URL, Local: true, AuthMode: mode, Username: "admin"}
 		secrets := store.IntegrationSecrets{Password: secret.New(emuPassword)}
 		if mode == steward.AuthOAuthPassword {
@@ -178,7 +148,7 @@ func TestCreateIntegrationRedirectToAnotherHost(t *testing.T) {
 		msg := steward.ErrorMessage(err)
 		require.Contains(t, msg, "the instance answered with a redirect to "+other.URL+"; use that URL as the instance URL", string(mode))
 		require.NotContains(t, msg, "remote text")
-		require.NotEmpty(t, g.seen(), "the instance itself was reached through the policy")
+		require.NotEmpty(t, g.Seen(), "the instance itself was reached through the policy")
 	}
 	require.EqualValues(t, 2, asked.Load(), "one request per validation")
 	require.Zero(t, elsewhere.Load(), "the other host received no request")

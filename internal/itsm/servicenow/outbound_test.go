@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,31 +24,6 @@ import (
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
-// dialGuard is the policy's base Control in these tests: it records the
-// addresses that passed the policy and, unless open, stops the connect,
-// so no test can reach beyond loopback even if the policy were wrong.
-type dialGuard struct {
-	mu    sync.Mutex
-	addrs []string
-	open  bool
-}
-
-func (g *dialGuard) control(_ context.Context, _, address string, _ syscall.RawConn) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.addrs = append(g.addrs, address)
-	if !g.open {
-		return errors.New("test guard: the policy let " + address + " through")
-	}
-	return nil
-}
-
-func (g *dialGuard) seen() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]string(nil), g.addrs...)
-}
-
 // testHosts are the names the tests' resolver knows.
 var testHosts = map[string][]netip.Addr{
 	"metadata.steward.test": {netip.MustParseAddr("169.254.169.254")},
@@ -57,10 +31,10 @@ var testHosts = map[string][]netip.Addr{
 	"rebound.steward.test":  {netip.MustParseAddr("127.0.0.1")},
 }
 
-func guardedPolicy(g *dialGuard, allowLoopback bool) *netpolicy.Policy {
+func guardedPolicy(g *netpolicytest.Guard, allowLoopback bool) *netpolicy.Policy {
 	return &netpolicy.Policy{AllowLoopback: allowLoopback, Dialer: &net.Dialer{
 		Resolver:       netpolicytest.Resolver(testHosts),
-		ControlContext: g.control,
+		ControlContext: g.Control,
 		Timeout:        5 * time.Second,
 	}}
 }
@@ -113,7 +87,7 @@ func TestClient_PolicyRefusesBeforeConnecting(t *testing.T) {
 	}
 	for _, mode := range []servicenow.AuthMode{servicenow.AuthBasic, servicenow.AuthOAuthPassword} {
 		for _, tc := range cases {
-			g := &dialGuard{}
+			g := &netpolicytest.Guard{}
 			cfg := fastConfig(tc.url)
 			cfg.AllowInsecureLoopback = false
 			cfg.AuthMode, cfg.ClientID, cfg.ClientSecret = mode, testClientID, secret.New(testSecret)
@@ -130,7 +104,7 @@ func TestClient_PolicyRefusesBeforeConnecting(t *testing.T) {
 			require.False(t, e.Retryable, tc.url)
 			require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err))
 			require.Contains(t, steward.ErrorMessage(err), tc.want, tc.url)
-			require.Empty(t, g.seen(), "%s: nothing may reach the connect step", tc.url)
+			require.Empty(t, g.Seen(), "%s: nothing may reach the connect step", tc.url)
 			itsmtest.AssertNoSecretLeak(t, err, testPassword, testSecret)
 			itsmtest.AssertNoSecretLeak(t, logs.String(), testPassword, testSecret)
 		}
@@ -142,7 +116,7 @@ func TestClient_PolicyAllowsListedPrivateRange(t *testing.T) {
 	t.Parallel()
 	// Allowed by the policy, the dial reaches the guard, which stops it:
 	// the guard seeing the address is the proof, and nothing leaves.
-	g := &dialGuard{}
+	g := &netpolicytest.Guard{}
 	p := guardedPolicy(g, false)
 	p.AllowPrivate = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
 	cfg := fastConfig("https://internal.steward.test")
@@ -154,7 +128,7 @@ func TestClient_PolicyAllowsListedPrivateRange(t *testing.T) {
 	err = c.Validate(t.Context())
 	require.Error(t, err)
 	require.NotContains(t, steward.ErrorMessage(err), "outbound policy")
-	require.Equal(t, []string{"10.0.0.1:443"}, g.seen())
+	require.Equal(t, []string{"10.0.0.1:443"}, g.Seen())
 }
 
 func TestClient_PolicyWithCustomTLSClient(t *testing.T) {
@@ -163,7 +137,7 @@ func TestClient_PolicyWithCustomTLSClient(t *testing.T) {
 	t.Cleanup(func() { _ = emu.Close() })
 	srv := httptest.NewTLSServer(emu)
 	t.Cleanup(srv.Close)
-	g := &dialGuard{open: true}
+	g := &netpolicytest.Guard{Open: true}
 	cfg := fastConfig(srv.URL)
 	cfg.Username, cfg.Password = snowemu.DefaultAdminUser, secret.New(snowemu.DefaultAdminPassword)
 	cfg.ClientID, cfg.ClientSecret = snowemu.DefaultClientID, secret.New(snowemu.DefaultClientSecret)
@@ -172,7 +146,7 @@ func TestClient_PolicyWithCustomTLSClient(t *testing.T) {
 	c, err := servicenow.New(cfg, nil)
 	require.NoError(t, err)
 	require.NoError(t, c.Validate(t.Context()), "the caller's TLS roots are kept")
-	require.NotEmpty(t, g.seen(), "connections went through the policy's dialer")
+	require.NotEmpty(t, g.Seen(), "connections went through the policy's dialer")
 
 	// Another RoundTripper would connect without the policy.
 	cfg.HTTPClient = &http.Client{Transport: roundTripperFunc(func(*http.Request) (*http.Response, error) {

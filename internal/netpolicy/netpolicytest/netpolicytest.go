@@ -7,10 +7,13 @@ package netpolicytest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // DNS wire constants (RFC 1035).
@@ -119,4 +122,34 @@ func answer(query []byte, hosts map[string][]netip.Addr) []byte {
 		reply = append(reply, rdata...)
 	}
 	return reply
+}
+
+// Guard is a dialer's Control for tests of the outbound policy: put it
+// under the policy (net.Dialer.ControlContext) and it records every address
+// the policy let through and, unless Open, stops the connect, so a test can
+// never reach beyond loopback even when the policy under test is wrong.
+type Guard struct {
+	// Open lets connects proceed after recording them (loopback tests).
+	Open bool
+
+	mu    sync.Mutex
+	addrs []string
+}
+
+// Control records address and refuses the connect unless g.Open.
+func (g *Guard) Control(_ context.Context, _, address string, _ syscall.RawConn) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.addrs = append(g.addrs, address)
+	if !g.Open {
+		return errors.New("test guard: the policy let " + address + " through")
+	}
+	return nil
+}
+
+// Seen lists the addresses that reached the guard, in order.
+func (g *Guard) Seen() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.addrs...)
 }
