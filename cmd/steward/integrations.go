@@ -25,6 +25,7 @@ type integrationFlags struct {
 	clientSecret, clientSecretFile                         string
 	webhookSecretFile                                      string
 	local, skipValidation                                  bool
+	emulatorWebhooks                                       bool
 	rps                                                    float64
 	pollInterval, reconcileInterval                        time.Duration
 	closedNotFixed, deletedTicket                          string
@@ -244,14 +245,27 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			var hooks *emulatorWebhooks
+			if cf.emulatorWebhooks {
+				if hooks, err = prepareEmulatorWebhooks(cmd.Context(), &req); err != nil {
+					return err
+				}
+			}
 			in, err := c.CreateIntegration(cmd.Context(), req)
 			if err != nil {
 				return err
+			}
+			if hooks != nil {
+				if err := hooks.register(cmd.Context(), c, in.ID, g.stderr); err != nil {
+					return err
+				}
 			}
 			return g.render(in, func(w *tabwriter.Writer) { integrationTable(w, []steward.Integration{*in}) })
 		},
 	}
 	cf.add(create)
+	create.Flags().BoolVar(&cf.emulatorWebhooks, "emulator-webhooks", false,
+		"for the built-in emulator: generate a webhook secret and have the emulator post its changes to this integration (admin API as STEWARD_SNOW_ADMIN_USER/STEWARD_SNOW_ADMIN_PASSWORD, default admin/admin)")
 
 	var uf integrationFlags
 	update := &cobra.Command{

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,7 +92,9 @@ with a certificate generated at start for 127.0.0.1, ::1 and localhost;
 NODE_EXTRA_CA_CERTS, SSL_CERT_FILE).
 
 Use 'steward snow-emulator act' to act as an agent (resolve, reassign,
-comment, delete) or to change the injected faults while it runs.`,
+comment, delete) or to change the injected faults while it runs.
+
+` + emulatorUsersHelp(),
 		Example: `  steward snow-emulator --addr 127.0.0.1:8089
   steward snow-emulator --tls --tls-cert-out snow.pem --data snow.json
   steward snow-emulator --webhook http://127.0.0.1:8080/api/v1/integrations/1/events --webhook-secret s3cret --webhook-scheme steward
@@ -138,6 +141,27 @@ comment, delete) or to change the injected faults while it runs.`,
 
 	cmd.AddCommand(newSnowActCommand(stdout))
 	return cmd
+}
+
+// emulatorUsersHelp lists the users the emulator starts with, for --help:
+// whom to log in as, and whose e-mail to give as a ticket's owner.
+func emulatorUsersHelp() string {
+	var b strings.Builder
+	b.WriteString("Users it starts with (--no-demo-users keeps only the admin):\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  USER NAME\tNAME\tE-MAIL\tPASSWORD")
+	fmt.Fprintf(tw, "  %s\tSystem Administrator\tadmin@example.com\t%s  (--admin-user, --admin-password; also the admin API's)\n",
+		snowemu.DefaultAdminUser, snowemu.DefaultAdminPassword)
+	for _, u := range snowemu.DemoUsers() {
+		note := ""
+		if u.UserName == "svc.steward" {
+			note = "  (the integration user Steward logs in as)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s\t%s%s\n", u.UserName, u.FirstName, u.LastName, u.Email, u.Password, note)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "OAuth client: %s / %s.", snowemu.DefaultClientID, snowemu.DefaultClientSecret)
+	return b.String()
 }
 
 func (cfg *snowEmulatorConfig) validate() error {
