@@ -62,7 +62,7 @@ type createAssignmentRequest struct {
 func (a *API) dueDate(days int, explicit *date) (time.Time, error) {
 	switch {
 	case days != 0 && explicit != nil:
-		return time.Time{}, invalid("give remediation_timeframe_days or due_date, not both")
+		return time.Time{}, invalid("give remediation_timeframe_days or due_date, not both (CLI: --days or --due)")
 	case explicit != nil:
 		return explicit.Time, nil
 	case days < 0 || days > 3650:
@@ -70,12 +70,12 @@ func (a *API) dueDate(days int, explicit *date) (time.Time, error) {
 	case days > 0:
 		return steward.DueDate(a.now(), days), nil
 	}
-	return time.Time{}, invalid("remediation_timeframe_days or due_date is required")
+	return time.Time{}, invalid("remediation_timeframe_days or due_date is required (CLI: --days or --due)")
 }
 
 func validateETA(eta *date, justification string) error {
 	if eta != nil && strings.TrimSpace(justification) == "" {
-		return invalid("eta_justification is required when an eta is set")
+		return invalid("eta_justification is required when an eta is set (CLI: --justification)")
 	}
 	if len(justification) > 2000 {
 		return invalid("eta_justification is longer than 2000 characters")
@@ -149,7 +149,7 @@ func (a *API) createTicketAssignment(w http.ResponseWriter, r *http.Request, req
 		return invalid("owner and assigned_to differ; on a ServiceNow assignment the owner is the ticket's assignee")
 	}
 	if req.TicketType == "" {
-		return invalid("ticket_type is required: incident, problem or change_request")
+		return invalid("ticket_type is required: incident, problem or change_request (CLI: --ticket)")
 	}
 	due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
 	if err != nil {
@@ -229,7 +229,7 @@ func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if strings.TrimSpace(cur.ETAJustification) == "" {
-			return invalid("eta_justification is required when an eta is set")
+			return invalid("eta_justification is required when an eta is set (CLI: --justification)")
 		}
 	}
 	// One transaction for the change and, on a ServiceNow assignment whose

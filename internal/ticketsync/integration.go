@@ -146,12 +146,12 @@ func checkInstanceURL(raw string, local bool) error {
 	switch {
 	case u.Scheme == "https":
 	case !loopback:
-		return steward.Errorf(steward.CodeInvalid, "instance_url must use https (plain http is allowed only for a loopback address with local: true)")
+		return steward.Errorf(steward.CodeInvalid, "instance_url must use https (plain http is allowed only for a loopback address with local: true; CLI: --local)")
 	case !local:
-		return steward.Errorf(steward.CodeInvalid, "instance_url uses http on a loopback address; set local: true if this is the emulator")
+		return steward.Errorf(steward.CodeInvalid, "instance_url uses http on a loopback address; set local: true (CLI: --local) if this is the emulator")
 	}
 	if local && !loopback {
-		return steward.Errorf(steward.CodeInvalid, "local: true is only for loopback addresses (127.0.0.1, ::1, localhost)")
+		return steward.Errorf(steward.CodeInvalid, "local: true (CLI: --local) is only for loopback addresses (127.0.0.1, ::1, localhost)")
 	}
 	return nil
 }
