@@ -76,7 +76,7 @@ func newAssignCommand(g *globals) *cobra.Command {
 		Long: `Assign an unhealthy assessment to an owner with a due date.
 Find assessment IDs with 'steward recommendations show KEY'.`,
 		Example: "  steward assign 42 --owner alice@example.com --days 30 --reason 'team owns the VM'",
-		Args:    cobra.ExactArgs(1),
+		Args:    argsFor("the assessment ID (see 'steward recommendations show KEY')"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil {
@@ -135,7 +135,7 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 		})
 	}
 
-	show := &cobra.Command{Use: "show ID", Short: "Show an assignment and its history", Args: cobra.ExactArgs(1)}
+	show := &cobra.Command{Use: "show ID", Short: "Show an assignment and its history", Args: argsFor("the assignment ID (see 'steward assignments list')")}
 	show.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		d, err := c.GetAssignment(cmd.Context(), id)
 		if err != nil {
@@ -145,17 +145,16 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 			assignmentTable(w, []steward.Assignment{d.Assignment})
 			w.Flush()
 			if t := d.Ticket; t != nil {
-				fmt.Fprintf(g.stdout, "\nTicket: %s %s in %s, status %s", orDash(t.Number), orDash(t.StateLabel), t.Table, t.Status)
-				if t.AssigneeEmail != "" {
-					fmt.Fprintf(g.stdout, ", assigned to %s", t.AssigneeEmail)
+				fmt.Fprintf(g.stdout, "\nTicket: %s\n", ticketLine(t))
+				if p := ticketProblem(t); p != "" {
+					fmt.Fprintf(g.stdout, "  reason: %s\n", p)
 				}
-				if t.Error != "" {
-					fmt.Fprintf(g.stdout, "\n  last error: %s", t.Error)
+				if t.Status == steward.TicketFailed {
+					fmt.Fprintf(g.stdout, "  retry once that is fixed: steward tickets retry %d\n", d.ID)
 				}
 				if t.Link != "" {
-					fmt.Fprintf(g.stdout, "\n  %s", t.Link)
+					fmt.Fprintf(g.stdout, "  %s\n", t.Link)
 				}
-				fmt.Fprintln(g.stdout)
 			}
 			fmt.Fprintln(g.stdout, "\nHistory:")
 			row(w, "WHEN", "WHO", "ACTION", "CHANGES", "REASON")
@@ -166,7 +165,7 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 	})
 
 	var af assignmentFlags
-	update := &cobra.Command{Use: "update ID", Short: "Change an active assignment (owner, due date, ETA, ...)", Args: cobra.ExactArgs(1)}
+	update := &cobra.Command{Use: "update ID", Short: "Change an active assignment (owner, due date, ETA, ...)", Args: argsFor("the assignment ID (see 'steward assignments list')")}
 	af.add(update)
 	update.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		a, err := c.UpdateAssignment(cmd.Context(), id, af.request(cmd))
@@ -177,7 +176,7 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 	})
 
 	var reason string
-	remove := &cobra.Command{Use: "remove ID", Aliases: []string{"delete"}, Short: "End an assignment; it stays in history", Args: cobra.ExactArgs(1)}
+	remove := &cobra.Command{Use: "remove ID", Aliases: []string{"delete"}, Short: "End an assignment; it stays in history", Args: argsFor("the assignment ID (see 'steward assignments list')")}
 	remove.Flags().StringVar(&reason, "reason", "", "why, recorded in the history")
 	remove.RunE = g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 		a, err := c.DeleteAssignment(cmd.Context(), id, reason)

@@ -27,9 +27,9 @@ func addListFlags(cmd *cobra.Command, names ...string) *listFlags {
 		"recommendation": "recommendation key",
 		"resource":       "resource ID",
 		"owner":          "owner e-mail",
-		"state":          "assignments: active, completed, removed or all; tickets: New, InProgress, OnHold, Resolved, Closed, Canceled",
-		"status":         "Healthy, Unhealthy or NotApplicable (tickets: pending, created, retrying, failed)",
-		"type":           "resource type (tickets: incident, problem or change_request)",
+		"state":          "active, completed, removed or all",
+		"status":         "Healthy, Unhealthy or NotApplicable",
+		"type":           "resource type",
 		"integration":    "integration ID",
 		"assignment":     "assignment ID",
 		"action":         "action prefix, e.g. ticket. or integration.created",
@@ -40,6 +40,26 @@ func addListFlags(cmd *cobra.Command, names ...string) *listFlags {
 	cmd.Flags().IntVar(&lf.limit, "limit", 0, "rows per page (server default 50, max 500)")
 	cmd.Flags().StringVar(&lf.cursor, "cursor", "", "continue from a previous page")
 	return lf
+}
+
+// describeTicketFilters gives the filters of 'tickets list' their own
+// help: there, status, state and type are the ticket's, not the
+// assessment's or the assignment's. It runs once the command tree is
+// built, so the tickets verb keeps its shared addListFlags call.
+func describeTicketFilters(root *cobra.Command) {
+	list, _, err := root.Find([]string{"tickets", "list"})
+	if err != nil || list == root {
+		return
+	}
+	for name, help := range map[string]string{
+		"status": "ticket status: pending, created, retrying or failed",
+		"state":  "ticket state: New, InProgress, OnHold, Resolved, Closed or Canceled",
+		"type":   "ticket type: incident, problem or change_request",
+	} {
+		if f := list.Flags().Lookup(name); f != nil {
+			f.Usage = help
+		}
+	}
 }
 
 func (lf *listFlags) values() url.Values {
@@ -91,7 +111,7 @@ func newRecommendationsCommand(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use:   "show KEY",
 		Short: "Show one recommendation and its affected resources",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsFor("the recommendation key (see 'steward recommendations list')"),
 	}
 	sf := addListFlags(show, "status", "scope")
 	show.RunE = func(cmd *cobra.Command, args []string) error {

@@ -18,73 +18,115 @@ func newImportCommand(g *globals) *cobra.Command {
 	var format string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "import FILE",
-		Short: "Upload a findings file (Steward JSON/JSON Lines, Prowler OCSF) and follow its import",
-		Long: `Upload a findings file to the server, which applies it in the background.
-The format is detected unless --format is given. A file with any bad record is
-rejected whole, naming the record and what is wrong; nothing is stored.
-On a terminal, progress (count, rate, ETA) is shown while it runs.`,
-		Args: cobra.ExactArgs(1),
+		Use:   "import FILE...",
+		Short: "Upload findings files (Steward JSON/JSON Lines, Prowler OCSF) and follow their imports",
+		Long: `Upload findings files to the server, which applies each in the background,
+one after the other. The format is detected unless --format is given. A file
+with any bad record is rejected whole, naming the record and what is wrong;
+nothing of it is stored. On a terminal, progress (count, rate, ETA) is shown
+while it runs. To import a directory, name its files: steward import findings/*.json`,
+		Example: "  steward import prowler-output.ocsf.json\n  steward import findings/*.json",
+		Args:    minArgs(1, "import needs a findings file, e.g. steward import prowler-output.ocsf.json"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
+			// Check every path before the first upload, so a typo or a
+			// directory in a list fails before anything is imported.
+			for _, path := range args {
+				if err := checkImportFile(path); err != nil {
+					return err
+				}
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			p := newProgress(g.stderr)
-			counter := &countingReader{r: f}
-			stopUpload := p.every(250*time.Millisecond, func() string {
-				return p.line("uploading", counter.n.Load(), st.Size(), counter.n.Load(), "bytes")
-			})
-			imp, err := c.UploadImport(cmd.Context(), counter, st.Size(), filepath.Base(args[0]), format)
-			stopUpload()
-			if err != nil {
-				return err
-			}
-			if noWait {
-				return g.render(imp, func(w *tabwriter.Writer) { importTable(w, imp) })
-			}
-			p.restart()
-			for imp.State == "queued" || imp.State == "running" {
-				if pr := imp.Progress; pr != nil {
-					// Two passes over the file: validate everything, then apply.
-					done := pr.BytesRead
-					if pr.Phase == "applying" {
-						done += pr.BytesTotal
+			for i, path := range args {
+				if i > 0 && g.output != "json" {
+					fmt.Fprintln(g.stdout)
+				}
+				imp, err := importFile(cmd, g, c, path, format, noWait)
+				if err != nil {
+					if len(args) > 1 {
+						return fmt.Errorf("%s: %w", path, err)
 					}
-					p.show(p.line(pr.Phase, done, 2*pr.BytesTotal, int64(pr.Records), "records"))
-				} else {
-					p.show(fmt.Sprintf("import %d %s", imp.ID, imp.State))
+					return err
 				}
-				select {
-				case <-cmd.Context().Done():
-					p.done()
-					return fmt.Errorf("stopped following import %d; it goes on on the server (steward import status is GET /api/v1/imports/%d)", imp.ID, imp.ID)
-				case <-time.After(250 * time.Millisecond):
-				}
-				if imp, err = c.GetImport(cmd.Context(), imp.ID); err != nil {
-					p.done()
+				if err := g.render(imp, func(w *tabwriter.Writer) { importTable(w, imp) }); err != nil {
 					return err
 				}
 			}
-			p.done()
-			if imp.State != "succeeded" {
-				return fmt.Errorf("import %d failed: %s", imp.ID, imp.Error)
-			}
-			return g.render(imp, func(w *tabwriter.Writer) { importTable(w, imp) })
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "steward or ocsf (default: detect)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once uploaded; don't follow the import")
 	return cmd
+}
+
+// checkImportFile says, before any request, why a path cannot be uploaded.
+func checkImportFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory; import takes files: pass a file, or its files with a shell glob, e.g. steward import %s", path, filepath.Join(path, "*.json"))
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file; import takes files", path)
+	}
+	return nil
+}
+
+// importFile uploads one file and, unless noWait, follows its import to
+// the end; a failed import is an error.
+func importFile(cmd *cobra.Command, g *globals, c *apiclient.Client, path, format string, noWait bool) (*apiclient.Import, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	p := newProgress(g.stderr)
+	counter := &countingReader{r: f}
+	stopUpload := p.every(250*time.Millisecond, func() string {
+		return p.line("uploading", counter.n.Load(), st.Size(), counter.n.Load(), "bytes")
+	})
+	imp, err := c.UploadImport(cmd.Context(), counter, st.Size(), filepath.Base(path), format)
+	stopUpload()
+	if err != nil || noWait {
+		return imp, err
+	}
+	p.restart()
+	for imp.State == "queued" || imp.State == "running" {
+		if pr := imp.Progress; pr != nil {
+			// Two passes over the file: validate everything, then apply.
+			done := pr.BytesRead
+			if pr.Phase == "applying" {
+				done += pr.BytesTotal
+			}
+			p.show(p.line(pr.Phase, done, 2*pr.BytesTotal, int64(pr.Records), "records"))
+		} else {
+			p.show(fmt.Sprintf("import %d %s", imp.ID, imp.State))
+		}
+		select {
+		case <-cmd.Context().Done():
+			p.done()
+			return nil, fmt.Errorf("stopped following import %d; it goes on on the server (steward import status is GET /api/v1/imports/%d)", imp.ID, imp.ID)
+		case <-time.After(250 * time.Millisecond):
+		}
+		if imp, err = c.GetImport(cmd.Context(), imp.ID); err != nil {
+			p.done()
+			return nil, err
+		}
+	}
+	p.done()
+	if imp.State != "succeeded" {
+		return nil, fmt.Errorf("import %d failed: %s", imp.ID, imp.Error)
+	}
+	return imp, nil
 }
 
 func importTable(w *tabwriter.Writer, imp *apiclient.Import) {

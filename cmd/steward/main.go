@@ -13,7 +13,9 @@ import (
 	"os/signal"
 	"os/user"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -87,37 +89,67 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr),
 	)
+	describeTicketFilters(root)
 	return root
 }
 
 func newVersionCommand(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print Steward's version",
-		Args:  cobra.NoArgs,
+		Short: "Print Steward's version and the commit it was built from",
+		Args:  noArgs("version takes no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintln(stdout, "steward", versionString())
+			info, _ := debug.ReadBuildInfo()
+			fmt.Fprintln(stdout, "steward", versionString(version, info))
 			return nil
 		},
 	}
 }
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " (" + s.Value[:12] + ")"
-		}
+// versionString names the build: the release version (set with -ldflags,
+// else the module version when built with go install of a tag), else
+// "dev"; then the commit, its date and whether the tree had uncommitted
+// changes, from the VCS stamp Go writes into binaries built inside a git
+// tree (go build and go run; not go test). For example
+// "dev 0123abcd4567 (2026-11-28, modified)".
+func versionString(release string, info *debug.BuildInfo) string {
+	v := release
+	if v == "" && info != nil && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
 	}
 	if v == "" {
-		return "dev"
+		v = "dev"
+	}
+	if info == nil {
+		return v
+	}
+	var revision, date string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.time":
+			if t, err := time.Parse(time.RFC3339, s.Value); err == nil {
+				date = t.UTC().Format(time.DateOnly)
+			}
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if revision == "" {
+		return v
+	}
+	v += " " + revision[:min(12, len(revision))]
+	var notes []string
+	if date != "" {
+		notes = append(notes, date)
+	}
+	if modified {
+		notes = append(notes, "modified")
+	}
+	if len(notes) > 0 {
+		v += " (" + strings.Join(notes, ", ") + ")"
 	}
 	return v
 }
@@ -161,4 +193,39 @@ func (g *globals) withID(run func(cmd *cobra.Command, c *apiclient.Client, id in
 		}
 		return run(cmd, c, id)
 	}
+}
+
+// argsFor checks a verb's positional arguments: exactly one, the thing
+// named by what (e.g. "the assessment ID"). Cobra's own message ("accepts 1
+// arg(s), received 0") does not say which argument is missing.
+func argsFor(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return fmt.Errorf("%s needs %s", verbPath(cmd), what)
+		case len(args) > 1:
+			return fmt.Errorf("%s takes one argument, %s; got %d: %s", verbPath(cmd), what, len(args), strings.Join(args, " "))
+		}
+		return nil
+	}
+}
+
+// minArgs requires at least n positional arguments, saying msg otherwise.
+func minArgs(n int, msg string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return errors.New(msg)
+		}
+		return nil
+	}
+}
+
+// verbPath is the command's path without the program name, e.g.
+// "assignments show".
+func verbPath(cmd *cobra.Command) string {
+	path := cmd.CommandPath()
+	if i := strings.IndexByte(path, ' '); i >= 0 {
+		return path[i+1:]
+	}
+	return path
 }

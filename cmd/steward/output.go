@@ -4,10 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/stewardhq/steward"
 )
 
 // render prints v as JSON with -o json, else calls table to print it for people.
@@ -62,4 +67,111 @@ func nextHint(w io.Writer, cursor string) {
 	if cursor != "" {
 		fmt.Fprintf(w, "\n(more: --cursor %s)\n", cursor)
 	}
+}
+
+// keyValues prints a details map (audit events) as readable key=value
+// pairs in key order. A nested map becomes key.sub=value, except a change
+// ({"from": a, "to": b}), which reads key=a→b. Values with spaces, quotes
+// or nothing at all are quoted, so the pairs can be told apart.
+func keyValues(d map[string]any) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	var parts []string
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			key := prefix + k
+			switch v := m[k].(type) {
+			case map[string]any:
+				if from, to, ok := change(v); ok {
+					parts = append(parts, key+"="+scalar(from)+"→"+scalar(to))
+				} else {
+					walk(key+".", v)
+				}
+			default:
+				parts = append(parts, key+"="+scalar(v))
+			}
+		}
+	}
+	walk("", d)
+	return strings.Join(parts, " ")
+}
+
+// change recognises a {"from": a, "to": b} map.
+func change(m map[string]any) (from, to any, ok bool) {
+	if len(m) != 2 {
+		return nil, nil, false
+	}
+	from, okFrom := m["from"]
+	to, okTo := m["to"]
+	return from, to, okFrom && okTo
+}
+
+func scalar(v any) string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		s = v
+	case float64:
+		// JSON numbers arrive as float64; print 1000000, not 1e+06.
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case []any:
+		items := make([]string, len(v))
+		for i, item := range v {
+			items[i] = scalar(item)
+		}
+		return strings.Join(items, ",")
+	default:
+		s = fmt.Sprint(v)
+	}
+	if s == "" || strings.ContainsAny(s, " \t\n\"=") {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// ticketLine says in one line where a ticket stands: once created, its
+// number, state, table and assignee; before that, that it is not created
+// yet and why not in a word (its status).
+func ticketLine(t *steward.Ticket) string {
+	if t.Number == "" {
+		line := fmt.Sprintf("not created yet in %s: %s", t.Table, t.Status)
+		if t.Attempts > 0 {
+			line += fmt.Sprintf(" after %d attempt%s", t.Attempts, plural(t.Attempts))
+		}
+		return line
+	}
+	state := t.StateLabel
+	if state == "" {
+		state = string(t.State)
+	}
+	line := fmt.Sprintf("%s (%s) %s", t.Number, t.Table, orDash(state))
+	if t.AssigneeEmail != "" {
+		line += ", assigned to " + t.AssigneeEmail
+	}
+	return line
+}
+
+// ticketProblem is what a person should know is wrong with a ticket, in
+// the ITSM's words: why its creation failed (or is being retried), or the
+// last write of Steward's it refused; "" when nothing is.
+func ticketProblem(t *steward.Ticket) string {
+	var out []string
+	if t.Error != "" && t.Status != steward.TicketCreated {
+		out = append(out, t.Error)
+	}
+	if t.SyncError != "" {
+		out = append(out, t.SyncError)
+	}
+	return strings.Join(out, "; ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 )
 
@@ -28,15 +33,18 @@ func newSyncCommand(g *globals) *cobra.Command {
 incremental poll for records changed since the last one, then a full
 reconcile that reads every linked ticket and repairs what differs.
 
-With --wait, follow it: progress while it runs, then what the reconcile
-checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
+With --wait, follow it: progress while it runs, then the changes the poll
+applied (from the audit log) and what the reconcile checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
 		Example: `  steward integrations sync 1 --wait`,
-		Args:    cobra.ExactArgs(1),
+		Args:    argsFor("the integration ID (see 'steward integrations list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			before, err := c.SyncStatus(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
+			// What the poll applies is recorded in the audit log; remember
+			// where it stood to report only what this sync added.
+			mark, auditErr := newestAuditID(cmd.Context(), c, id)
 			queued, err := c.SyncNow(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -52,7 +60,11 @@ checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
 			if err != nil {
 				return err
 			}
-			if err := g.render(st, func(w *tabwriter.Writer) { reconcileTable(w, st) }); err != nil {
+			rep := syncReport{SyncStatus: st}
+			if auditErr == nil {
+				rep.PollApplied, auditErr = pollChanges(cmd.Context(), c, id, mark)
+			}
+			if err := g.render(rep, func(w *tabwriter.Writer) { syncReportTable(w, rep, auditErr) }); err != nil {
 				return err
 			}
 			if st.LastError != "" && !after(st.LastReconcileSuccessAt, before.LastReconcileSuccessAt) {
@@ -61,7 +73,7 @@ checked and repaired. Ctrl-C stops following; the sync goes on on the server.`,
 			return nil
 		}),
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "follow the sync until it finishes and print the reconcile report")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the sync until it finishes and print what the poll applied and the reconcile report")
 	return cmd
 }
 
@@ -99,6 +111,80 @@ func after(t, prev *time.Time) bool {
 	return t != nil && (prev == nil || t.After(*prev))
 }
 
+// syncReport is what 'integrations sync --wait' prints: the status after
+// the sync and the changes its poll applied.
+type syncReport struct {
+	*apiclient.SyncStatus
+	PollApplied []steward.AuditEvent `json:"poll_applied"`
+}
+
+// newestAuditID is the ID of the integration's newest audit event (0 if
+// none).
+func newestAuditID(ctx context.Context, c *apiclient.Client, id int64) (int64, error) {
+	page, err := c.ListAudit(ctx, url.Values{"integration": {strconv.FormatInt(id, 10)}, "limit": {"1"}})
+	if err != nil || len(page.Items) == 0 {
+		return 0, err
+	}
+	return page.Items[0].ID, nil
+}
+
+// pollChanges returns the changes polls applied to the integration's
+// tickets after the audit event mark, oldest first: the sync's own poll,
+// and any scheduled one that ran meanwhile.
+func pollChanges(ctx context.Context, c *apiclient.Client, id, mark int64) ([]steward.AuditEvent, error) {
+	q := url.Values{"integration": {strconv.FormatInt(id, 10)}, "action": {"ticket."}, "limit": {"500"}}
+	var out []steward.AuditEvent
+	for {
+		page, err := c.ListAudit(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page.Items {
+			if e.ID <= mark {
+				slices.Reverse(out)
+				return out, nil
+			}
+			if e.Details["via"] == "poll" {
+				out = append(out, e)
+			}
+		}
+		if page.NextCursor == "" {
+			slices.Reverse(out)
+			return out, nil
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+}
+
+func syncReportTable(w *tabwriter.Writer, rep syncReport, auditErr error) {
+	switch {
+	case auditErr != nil:
+		row(w, "Poll applied:", "not shown: "+userMessage(auditErr))
+	case len(rep.PollApplied) == 0:
+		row(w, "Poll applied:", "no changes")
+	default:
+		row(w, "Poll applied:", fmt.Sprintf("%d change%s", len(rep.PollApplied), plural(len(rep.PollApplied))))
+		for _, e := range rep.PollApplied {
+			row(w, "", "- "+pollLine(e))
+		}
+	}
+	reconcileTable(w, rep.SyncStatus)
+}
+
+// pollLine tells one applied change, e.g. "INC0010001 (assignment 3):
+// state=New→Resolved assignment=completed".
+func pollLine(e steward.AuditEvent) string {
+	d := maps.Clone(e.Details)
+	number, _ := d["number"].(string)
+	for _, k := range []string{"via", "number", "mod_count", "updated_by", "sys_id"} {
+		delete(d, k)
+	}
+	if e.Action == "ticket.deleted_in_itsm" {
+		d["deleted_in_servicenow"] = true
+	}
+	return fmt.Sprintf("%s (assignment %d): %s", orDash(number), e.AssignmentID, keyValues(d))
+}
+
 func reconcileTable(w *tabwriter.Writer, st *apiclient.SyncStatus) {
 	r := st.LastReconcile
 	row(w, "Reconciled:", when(st.LastReconcileAt, time.Now()))
@@ -117,7 +203,12 @@ func newSyncStatusCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status [ID]",
 		Short: "Show how each integration's sync stands: last successful poll, reconcile and webhook, lag, last error",
-		Args:  cobra.MaximumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("integrations status takes at most one integration ID; got %d: %s", len(args), strings.Join(args, " "))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
