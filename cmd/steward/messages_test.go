@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/snowemu"
@@ -263,6 +264,19 @@ func TestFailedTicketMessages(t *testing.T) {
 	require.Contains(t, show, "  reason: "+tk.Error+"\n")
 	require.Contains(t, show, "nobody@example.com", "the reason names what to fix")
 	require.Contains(t, show, "retry once that is fixed: steward tickets retry "+itoa(a.ID))
+
+	// The ticket list keeps the reason out of its STATUS column and prints
+	// it whole under the table.
+	var page apiclient.Page[apiclient.TicketView]
+	require.NoError(t, json.Unmarshal([]byte(e.must("tickets", "list", "--status", "failed", "-o", "json")), &page))
+	require.Len(t, page.Items, 1)
+	var reasons bytes.Buffer
+	ticketReasons(&reasons, page.Items)
+	require.Equal(t, "\nReasons:\n  assignment "+itoa(a.ID)+" (failed): "+tk.Error+"\n", reasons.String())
+	reasons.Reset()
+	page.Items[0].Status, page.Items[0].Error = steward.TicketCreated, ""
+	ticketReasons(&reasons, page.Items)
+	require.Empty(t, reasons.String(), "nothing to say about a created ticket")
 }
 
 // TestVersionFromBuildInfo: the version names the commit, its date and a

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
 )
 
 // render prints v as JSON with -o json, else calls table to print it for people.
@@ -174,4 +175,21 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// ticketReasons prints, under a ticket table, the reason of each ticket
+// with a problem on its own line: reasons are too long for a column.
+func ticketReasons(w io.Writer, items []apiclient.TicketView) {
+	header := false
+	for _, t := range items {
+		p := ticketProblem(&t.Ticket)
+		if p == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nReasons:")
+			header = true
+		}
+		fmt.Fprintf(w, "  assignment %d (%s): %s\n", t.AssignmentID, t.Status, p)
+	}
 }
