@@ -427,7 +427,7 @@ func newTicketsCommand(g *globals) *cobra.Command {
 			fmt.Fprintf(g.stdout, "ticket of assignment %d queued again (%s)\n", id, t.Status)
 			return nil
 		})}
-	cmd.AddCommand(list, retry)
+	cmd.AddCommand(list, retry, newTicketsShowCommand(g))
 	return cmd
 }
 

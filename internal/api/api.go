@@ -91,7 +91,7 @@ type access struct {
 }
 
 var (
-	// public routes need no token: health, the OpenAPI document, and the
+	// public routes need no token: /, health, the OpenAPI document, and the
 	// webhook, which is authenticated by its HMAC signature instead.
 	public        = access{public: true}
 	reader        = access{role: steward.RoleReader}
@@ -123,6 +123,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		auth: deps.Auth, prom: deps.Metrics, refusalLog: logthrottle.New(5, time.Minute),
 		logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
 	a.routes = []route{
+		{"GET", "/{$}", public, a.root},
 		{"GET", "/healthz", public, a.healthz},
 		{"GET", "/readyz", public, a.readyz},
 		{"GET", "/api/openapi.json", public, a.openAPI},
@@ -167,6 +168,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"POST", "/api/v1/integrations/{id}/sync", securityAdmin, a.postSync},
 
 		{"GET", "/api/v1/tickets", reader, a.listTickets},
+		{"GET", "/api/v1/tickets/{id}", reader, a.getTicket},
 		{"GET", "/api/v1/audit", reader, a.listAudit},
 	}
 	a.mux = http.NewServeMux()
@@ -191,6 +193,11 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	a.mux.Handle("/api/", a.wrap("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no API endpoint at %s; see /api/openapi.json", r.URL.Path)
+	}))
+	// Off the API too, an unknown path answers the JSON error shape rather
+	// than the mux's plain text.
+	a.mux.Handle("/", a.wrap("/", func(w http.ResponseWriter, r *http.Request) error {
+		return notFound("nothing at %s; Steward's API is under /api/v1, described by /api/openapi.json", r.URL.Path)
 	}))
 	return a
 }
@@ -283,6 +290,19 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// rootInfo is the answer at /: no web UI exists yet, so it points at the
+// API's description.
+type rootInfo struct {
+	Name    string `json:"name"`
+	API     string `json:"api"`
+	OpenAPI string `json:"openapi"`
+}
+
+func (a *API) root(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, rootInfo{Name: "Steward", API: "/api/v1", OpenAPI: "/api/openapi.json"})
+	return nil
+}
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

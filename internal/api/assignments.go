@@ -284,16 +284,7 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
 		Cursor:            q.str("cursor"),
 		Limit:             q.limit(),
 	}
-	for _, s := range splitList(q.v["state"]) {
-		switch st := steward.AssignmentState(strings.ToLower(s)); st {
-		case steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved:
-			f.States = append(f.States, st)
-		case "all":
-			f.States = append(f.States, steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved)
-		default:
-			q.fail(invalid("state %q is not one of active, completed, removed, all", s))
-		}
-	}
+	f.States = q.assignmentStates("state")
 	if q.boolParam("overdue") {
 		f.OverdueAt = a.now()
 	}
@@ -315,9 +306,25 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type assignmentDetail struct {
-	*steward.Assignment
-	History []*steward.AssignmentEvent `json:"history"`
+// assignmentStates reads a comma list of assignment states from param, for
+// the assignment and the ticket listings alike: "all" stands for every
+// state, and no value means active only.
+func (q *query) assignmentStates(param string) []steward.AssignmentState {
+	var out []steward.AssignmentState
+	for _, s := range splitList(q.v[param]) {
+		switch st := steward.AssignmentState(strings.ToLower(s)); st {
+		case steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved:
+			out = append(out, st)
+		case "all":
+			out = append(out, steward.AssignmentActive, steward.AssignmentCompleted, steward.AssignmentRemoved)
+		default:
+			q.fail(invalid("%s %q is not one of active, completed, removed, all", param, s))
+		}
+	}
+	if len(out) == 0 {
+		out = []steward.AssignmentState{steward.AssignmentActive}
+	}
+	return out
 }
 
 func (a *API) getAssignment(w http.ResponseWriter, r *http.Request) error {
@@ -336,7 +343,11 @@ func (a *API) getAssignment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, assignmentDetail{Assignment: as, History: nonNil(events)})
+	detail := steward.AssignmentDetail{Assignment: *as, History: make([]steward.AssignmentEvent, 0, len(events))}
+	for _, e := range events {
+		detail.History = append(detail.History, *e)
+	}
+	writeJSON(w, http.StatusOK, detail)
 	return nil
 }
 

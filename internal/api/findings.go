@@ -92,7 +92,7 @@ func (a *API) getAssessment(w http.ResponseWriter, r *http.Request) error {
 	if changes == nil {
 		changes = []store.StatusChange{}
 	}
-	writeJSON(w, http.StatusOK, assessmentDetail{Assessment: as, StatusChanges: changes})
+	writeJSON(w, http.StatusOK, assessmentDetail{Assessment: as, StatusChanges: nonNil(changes)})
 	return nil
 }
 

@@ -207,51 +207,6 @@ func (a *API) validateIntegration(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-func (a *API) listTickets(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, "integration", "type", "state", "status", "recommendation", "owner", "assignment_state")
-	f := store.TicketFilter{
-		Scope:             callerScope(r),
-		IntegrationID:     int64(q.intParam("integration")),
-		RecommendationKey: q.str("recommendation"),
-		Owner:             q.str("owner"),
-		Cursor:            q.str("cursor"),
-		Limit:             q.limit(),
-	}
-	if s := q.str("type"); s != "" {
-		tt, err := steward.ParseTicketType(s)
-		q.fail(err)
-		f.Type = tt
-	}
-	if s := q.str("state"); s != "" {
-		f.State = steward.TicketState(s)
-		switch f.State {
-		case steward.TicketNew, steward.TicketInProgress, steward.TicketOnHold, steward.TicketResolved, steward.TicketClosed, steward.TicketCanceled:
-		default:
-			q.fail(invalid("state %q is not one of New, InProgress, OnHold, Resolved, Closed, Canceled", s))
-		}
-	}
-	if s := q.str("status"); s != "" {
-		f.Status = steward.TicketStatus(s)
-		switch f.Status {
-		case steward.TicketPending, steward.TicketCreated, steward.TicketRetrying, steward.TicketFailed:
-		default:
-			q.fail(invalid("status %q is not one of pending, created, retrying, failed", s))
-		}
-	}
-	for _, s := range splitList(q.v["assignment_state"]) {
-		f.AssignmentStates = append(f.AssignmentStates, steward.AssignmentState(s))
-	}
-	if q.err != nil {
-		return q.err
-	}
-	items, next, err := a.db.FindTickets(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, newList(items, next))
-	return nil
-}
-
 func (a *API) retryTicket(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {

@@ -114,11 +114,8 @@ type Import struct {
 	} `json:"progress"`
 }
 
-// AssignmentDetail is an assignment with its history.
-type AssignmentDetail struct {
-	steward.Assignment
-	History []steward.AssignmentEvent `json:"history"`
-}
+// AssignmentDetail is an assignment with its history; the API's own type.
+type AssignmentDetail = steward.AssignmentDetail
 
 // AssignmentRequest creates or changes an assignment; see the API's
 // AssignmentCreate and AssignmentUpdate schemas. Zero fields are omitted.
@@ -347,15 +344,9 @@ type DeletePreview struct {
 	OpenTickets       int `json:"open_tickets"`
 }
 
-// TicketView is a ticket with its assignment's owner, resource and recommendation.
-type TicketView struct {
-	steward.Ticket
-	Owner             string                  `json:"owner"`
-	ResourceID        string                  `json:"resource_id"`
-	RecommendationKey string                  `json:"recommendation_key"`
-	Severity          steward.Severity        `json:"severity"`
-	AssignmentState   steward.AssignmentState `json:"assignment_state"`
-}
+// TicketView is a ticket with its assignment's owner, resource and
+// recommendation; the API's own type.
+type TicketView = steward.TicketView
 
 // CreateIntegration adds an integration (validated by the server first
 // unless req.SkipValidation).
@@ -403,6 +394,13 @@ func (c *Client) ValidateIntegration(ctx context.Context, id int64) error {
 func (c *Client) ListTickets(ctx context.Context, q url.Values) (*Page[TicketView], error) {
 	var out Page[TicketView]
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/tickets", q, nil, &out)
+}
+
+// GetTicket returns one ticket. Tickets have no ID of their own: id is
+// the ticket's assignment ID.
+func (c *Client) GetTicket(ctx context.Context, id int64) (*TicketView, error) {
+	var out TicketView
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/tickets/"+strconv.FormatInt(id, 10), nil, nil, &out)
 }
 
 // RetryTicket queues a failed ticket creation again.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/api/apitest"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/auth/authtest"
 )
@@ -22,6 +23,7 @@ import (
 // route table: a route added without an entry here fails
 // TestRouteRoleMatrix, and so does a route whose enforced role differs.
 var wantAccess = map[string]string{
+	"GET /{$}":              "public",
 	"GET /healthz":          "public",
 	"GET /readyz":           "public",
 	"GET /api/openapi.json": "public",
@@ -64,8 +66,9 @@ var wantAccess = map[string]string{
 	"GET /api/v1/integrations/{id}/sync":           "reader",
 	"POST /api/v1/integrations/{id}/sync":          "security-admin",
 
-	"GET /api/v1/tickets": "reader",
-	"GET /api/v1/audit":   "reader",
+	"GET /api/v1/tickets":      "reader",
+	"GET /api/v1/tickets/{id}": "reader",
+	"GET /api/v1/audit":        "reader",
 }
 
 var roleRank = map[string]int{"reader": 1, "contributor": 2, "security-admin": 3, "owner": 4}
@@ -86,7 +89,7 @@ func call(t *testing.T, method, url, token string, body []byte) answer {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apitest.Client(t).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -125,7 +128,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 	for _, r := range routes {
 		method, pattern, _ := strings.Cut(r, " ")
 		// IDs that exist nowhere, so allowed calls change nothing.
-		path := strings.NewReplacer("{id...}", "subscriptions/none", "{id}", "999999", "{key}", "none").Replace(pattern)
+		path := strings.NewReplacer("{$}", "", "{id...}", "subscriptions/none", "{id}", "999999", "{key}", "none").Replace(pattern)
 		var body []byte
 		if method != http.MethodGet && method != http.MethodDelete {
 			body = []byte(`{}`)
@@ -170,6 +173,7 @@ func TestTokenLifecycle(t *testing.T) {
 
 	c, err := apiclient.New(b.url, issued.Secret)
 	require.NoError(t, err)
+	c.WithHTTPClient(b.http)
 	me, err := c.Me(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "ci-import", me.Name)
@@ -338,10 +342,13 @@ func TestScopedTokens(t *testing.T) {
 
 	reader, err := apiclient.New(b.url, authtest.ScopedToken(t, b.srv.DB, "s1-reader", steward.RoleReader, "/SUBSCRIPTIONS/s1"))
 	require.NoError(t, err)
+	reader.WithHTTPClient(b.http)
 	contrib, err := apiclient.New(b.url, authtest.ScopedToken(t, b.srv.DB, "s1-contrib", steward.RoleContributor, "/subscriptions/s1"))
 	require.NoError(t, err)
+	contrib.WithHTTPClient(b.http)
 	owner, err := apiclient.New(b.url, authtest.ScopedToken(t, b.srv.DB, "s1-owner", steward.RoleOwner, "/subscriptions/s1"))
 	require.NoError(t, err)
+	owner.WithHTTPClient(b.http)
 
 	// Lists hold only what is inside the scope, whatever filter is asked.
 	page, err := reader.ListAssessments(ctx, nil)

@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/api/apitest"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
@@ -58,7 +59,10 @@ func startInbound(t *testing.T, edit func(*config.Config), logs io.Writer) (b *t
 	token := authtest.Token(t, srv.DB, "tester@example.com", steward.RoleOwner)
 	client, err := apiclient.New(srv.URL(), token)
 	require.NoError(t, err)
-	return &testBundle{srv: srv, client: client, url: srv.URL(), token: token}, dir
+	// Every answer the tests receive is checked against /api/openapi.json.
+	hc := apitest.Client(t)
+	client.WithHTTPClient(hc)
+	return &testBundle{srv: srv, client: client, http: hc, url: srv.URL(), token: token}, dir
 }
 
 // syncBuffer is a log sink that tests may read while the server writes.

@@ -22,8 +22,10 @@ import (
 type testBundle struct {
 	srv    *server.Server
 	client *apiclient.Client
-	url    string
-	token  string
+	// http checks every answer against /api/openapi.json (apitest).
+	http  *http.Client
+	url   string
+	token string
 }
 
 // authorize makes req carry the bundle's owner token.
@@ -61,7 +63,7 @@ func (b *testBundle) rawRequest(t *testing.T, method, path, contentType string, 
 		req.Header.Set("Content-Type", contentType)
 	}
 	b.authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.http.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -21,16 +21,8 @@ const (
 // ActorSystem is the actor of changes Steward makes on its own.
 const ActorSystem = "system"
 
-// TicketView is a ticket with what a ticket listing shows of its
-// assignment.
-type TicketView struct {
-	steward.Ticket
-	Owner             string                  `json:"owner"`
-	ResourceID        string                  `json:"resource_id"`
-	RecommendationKey string                  `json:"recommendation_key"`
-	Severity          steward.Severity        `json:"severity"`
-	AssignmentState   steward.AssignmentState `json:"assignment_state"`
-}
+// TicketView is steward.TicketView, named here for the store's callers.
+type TicketView = steward.TicketView
 
 // TicketFilter selects tickets. Zero fields do not filter.
 type TicketFilter struct {
@@ -232,6 +224,38 @@ func (db *DB) FindTicketBySysID(ctx context.Context, integrationID int64, sysID 
 	return t, nil
 }
 
+// ticketViewSelect reads ticket views: a ticket with its assignment's
+// owner, resource, recommendation, severity and state.
+const ticketViewSelect = `SELECT ` + ticketColumns + `, g.owner, res.resource_id, r.key, r.severity, g.state
+		FROM ticket t
+		JOIN assignment g ON g.id = t.assignment_id
+		JOIN assessment a ON a.id = g.assessment_id
+		JOIN recommendation r ON r.id = a.recommendation_id
+		JOIN resource res ON res.id = a.resource_id`
+
+func scanTicketView(sc interface{ Scan(...any) error }) (*TicketView, error) {
+	var r ticketRow
+	v := new(TicketView)
+	if err := sc.Scan(append(r.dest(), &v.Owner, &v.ResourceID, &v.RecommendationKey, &v.Severity, &v.AssignmentState)...); err != nil {
+		return nil, err
+	}
+	v.Ticket = *r.ticket()
+	return v, nil
+}
+
+// FindTicketView returns the ticket of an assignment (tickets have no ID
+// of their own) with what a listing shows of the assignment, or
+// CodeNotFound.
+func (db *DB) FindTicketView(ctx context.Context, assignmentID int64) (*TicketView, error) {
+	v, err := scanTicketView(db.read.QueryRowContext(ctx, db.bind(ticketViewSelect+` WHERE t.assignment_id = ?`), assignmentID))
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
+	} else if err != nil {
+		return nil, fmt.Errorf("find ticket of assignment %d: %w", assignmentID, err)
+	}
+	return v, nil
+}
+
 // FindTickets lists tickets by assignment ID, one page at a time, with their
 // assignments' owner, resource, recommendation, severity and state.
 // Errors: CodeInvalid for a bad cursor, limit, type, state or status.
@@ -308,12 +332,7 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 		where = append(where, "t.assignment_id > ?")
 		args = append(args, after)
 	}
-	q := `SELECT ` + ticketColumns + `, g.owner, res.resource_id, r.key, r.severity, g.state
-		FROM ticket t
-		JOIN assignment g ON g.id = t.assignment_id
-		JOIN assessment a ON a.id = g.assessment_id
-		JOIN recommendation r ON r.id = a.recommendation_id
-		JOIN resource res ON res.id = a.resource_id`
+	q := ticketViewSelect
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -326,12 +345,10 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 	defer rows.Close()
 	out := []*TicketView{}
 	for rows.Next() {
-		var r ticketRow
-		v := new(TicketView)
-		if err := rows.Scan(append(r.dest(), &v.Owner, &v.ResourceID, &v.RecommendationKey, &v.Severity, &v.AssignmentState)...); err != nil {
+		v, err := scanTicketView(rows)
+		if err != nil {
 			return nil, "", err
 		}
-		v.Ticket = *r.ticket()
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/api/apitest"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
@@ -108,6 +109,8 @@ func (b *testBundle) start(t *testing.T) {
 	}
 	b.client, err = apiclient.New(srv.URL(), b.token)
 	require.NoError(t, err)
+	// Every answer the tests receive is checked against /api/openapi.json.
+	b.client.WithHTTPClient(apitest.Client(t))
 }
 
 func (b *testBundle) stop(t *testing.T, timeout time.Duration) {
