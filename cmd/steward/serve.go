@@ -29,6 +29,10 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 /readyz, and the background workers, on one listener. The database is created
 and migrated on first start.
 
+One serve per database file: a second one on the same file refuses to start,
+naming the process that runs (a lock on <database>.lock, released when that
+process ends, however it ends). 'tokens create --db' works while it runs.
+
 Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -117,8 +121,9 @@ func newMigrateCommand(stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema, then exit",
-		Long:  "serve migrates on start too; migrate is for upgrading before a rollout.",
-		Args:  cobra.NoArgs,
+		Long: `serve migrates on start too; migrate is for upgrading before a rollout.
+It refuses to run while a steward serve uses the database: stop it first.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if envErr != nil {
 				return envErr
@@ -127,6 +132,12 @@ func newMigrateCommand(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The schema changes under a running server's feet otherwise.
+			lock, err := server.LockDatabase(cfg.DatabaseURL, "migrate")
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
 			db, err := store.Open(cmd.Context(), cfg.DatabaseURL, logger)
 			if err != nil {
 				return err

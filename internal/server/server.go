@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,24 +51,45 @@ type Server struct {
 	clientID string
 	http     *http.Server
 	listener net.Listener
+	lock     *DatabaseLock
+	started  bool
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 	stopOnce sync.Once
+
+	releaseOnce sync.Once
+	releaseErr  error
 }
 
-// New opens the store (running migrations) and builds every part, but
-// starts nothing.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+// New binds the listener, takes the database's lock (one server per
+// database file), opens the store (running migrations) and builds every
+// part, but serves nothing and runs no job until Start. The listener comes
+// first, so a busy address fails before anything is written: no database,
+// key file, spool directory or lock file is left behind. On error nothing
+// stays open.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := listen(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, listener: ln, Queue: jobs.NewQueue(), stopped: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+	if s.lock, err = LockDatabase(cfg.DatabaseURL, "serve"); err != nil {
 		return nil, err
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, logger.With("component", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Server{cfg: cfg, logger: logger, DB: db, Queue: jobs.NewQueue(), stopped: make(chan struct{})}
+	s.DB = db
 	if err := s.setupSecrets(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 
@@ -75,11 +98,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	s.Ingester = ingest.New(db, s.Queue, logger.With("component", "ingest"), reg)
 	snMetrics, err := servicenow.NewMetrics(reg)
 	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("servicenow metrics: %w", err)
 	}
 	// Without a configured public URL, links use the bound address, set in
-	// Start (the configured one may be port 0).
+	// Start.
 	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
 		ServiceNowFactory(logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
@@ -108,7 +130,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		},
 		PeriodicJobs: ticketsync.PeriodicJobs(),
 		Workers:      workers,
-		Logger:       logger.With("component", "jobs"),
+		// River reports its routine (producer job counts every few
+		// seconds, elections, maintenance) at info; an operator acts on
+		// none of it, so it goes to debug. Its warnings and errors stay.
+		Logger: slog.New(routineToDebug{logger.With("component", "jobs").Handler()}),
 		// SQLite has no LISTEN/NOTIFY: River polls. A short interval keeps
 		// job pick-up latency low; each poll is one cheap indexed query.
 		FetchPollInterval: 200 * time.Millisecond,
@@ -124,7 +149,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		RescueStuckJobsAfter: 15 * time.Minute,
 	})
 	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("create job client: %w", err)
 	}
 	s.Queue.Bind(s.river)
@@ -152,20 +176,27 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	return s, nil
 }
 
-// Start begins listening and working jobs. It returns once the listener is
-// bound, so Addr is valid; the server runs until Shutdown.
-func (s *Server) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+// listen binds addr, saying plainly when another process has it.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("listen on %s: the address is in use by another process; stop it or choose another address with --addr (STEWARD_ADDR)", addr)
 	}
-	s.listener = ln
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Start serves the listener bound by New and starts working jobs. The
+// server runs until Shutdown.
+func (s *Server) Start(ctx context.Context) error {
+	ln := s.listener
 	if s.tls() {
 		// Loaded here rather than by ServeTLS so that a bad file fails
 		// Start with its name instead of only being logged.
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("load TLS certificate %s and key %s: %w", s.cfg.TLSCertFile, s.cfg.TLSKeyFile, err)
 		}
 		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -174,12 +205,12 @@ func (s *Server) Start(ctx context.Context) error {
 			"addr", ln.Addr().String())
 	}
 	if s.cfg.PublicURL == "" {
-		s.Tickets.SetPublicURL(s.URL())
+		s.Tickets.SetPublicURL(s.linkURL())
 	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
 		return fmt.Errorf("start job workers: %w", err)
 	}
+	s.started = true
 	go func() {
 		var err error
 		if s.tls() {
@@ -200,19 +231,35 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) RouteAccess() map[string]string { return s.api.RouteAccess() }
 
 // Addr is the address the server listens on, e.g. 127.0.0.1:43121.
-func (s *Server) Addr() string {
-	if s.listener == nil {
-		return s.cfg.Addr
-	}
-	return s.listener.Addr().String()
-}
+func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // URL is the server's base URL.
-func (s *Server) URL() string {
+func (s *Server) URL() string { return s.scheme() + "://" + s.Addr() }
+
+func (s *Server) scheme() string {
 	if s.tls() {
-		return "https://" + s.Addr()
+		return "https"
 	}
-	return "http://" + s.Addr()
+	return "http"
+}
+
+// linkURL is the base URL for links in tickets when no public URL is
+// configured: the listener's, except that a listener on every interface
+// (0.0.0.0, ::) has no address anyone can reach it at, so the machine's
+// host name stands in, with a warning to configure the real one.
+func (s *Server) linkURL() string {
+	tcp, ok := s.listener.Addr().(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return s.URL()
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	u := s.scheme() + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	s.logger.Warn("listening on every interface without STEWARD_PUBLIC_URL: links in ServiceNow tickets use this machine's host name; set STEWARD_PUBLIC_URL to the URL users reach Steward at",
+		"addr", s.Addr(), "links", u)
+	return u
 }
 
 // tls reports whether the listener serves HTTPS (config validation has
@@ -234,7 +281,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer cancel()
 	s.stopOnce.Do(func() { close(s.stopped) })
 	var errs []error
-	if s.listener != nil {
+	if s.started {
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http: %w", err))
 		}
@@ -248,11 +295,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			ccancel()
 		}
 	}
-	s.cancel()
-	if err := s.DB.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close store: %w", err))
-	}
+	errs = append(errs, s.release())
 	return errors.Join(errs...)
+}
+
+// release closes what New opened, in reverse order, once: the job
+// metrics, the store, then the database lock (only once the store is
+// closed may another server open it) and the listener.
+func (s *Server) release() error {
+	s.releaseOnce.Do(func() {
+		var errs []error
+		if s.cancel != nil {
+			s.cancel()
+		}
+		if s.DB != nil {
+			if err := s.DB.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
+		}
+		if err := s.lock.Release(); err != nil {
+			errs = append(errs, err)
+		}
+		// Closed by http.Server.Shutdown when it served; closed here when
+		// Start never ran or failed (a second Close is harmless).
+		_ = s.listener.Close()
+		s.releaseErr = errors.Join(errs...)
+	})
+	return s.releaseErr
 }
 
 // setupSecrets loads (or creates) the key that encrypts integration

@@ -168,6 +168,13 @@ func createPrivate(path string, logger *slog.Logger) error {
 	return nil
 }
 
+// FilePath is the file a database URL names, in any form Open accepts.
+// Errors: CodeInvalid for a URL Open refuses.
+func FilePath(url string) (string, error) {
+	path, _, err := parseURL(url)
+	return path, err
+}
+
 func parseURL(url string) (path, query string, err error) {
 	lower := strings.ToLower(url)
 	switch {
@@ -267,7 +274,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := db.migrateSteward(ctx); err != nil {
 		return err
 	}
-	migrator, err := rivermigrate.New(riversqlite.New(db.write), &rivermigrate.Config{Logger: db.logger})
+	// The migrator's own lines (info only) would repeat the one logged
+	// below for each migration; its failures come back as errors.
+	migrator, err := rivermigrate.New(riversqlite.New(db.write), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return fmt.Errorf("migrate river: %w", err)
 	}
