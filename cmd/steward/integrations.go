@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -271,7 +270,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 	update := &cobra.Command{
 		Use:   "update ID [flags]",
 		Short: "Change an integration (changed connection settings are checked again)",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsFor("the integration ID (see 'steward integrations list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			cur, err := c.GetIntegration(cmd.Context(), id)
 			if err != nil {
@@ -305,7 +304,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 			return g.render(page, func(w *tabwriter.Writer) { integrationTable(w, page.Items) })
 		}}
 
-	show := &cobra.Command{Use: "show ID", Short: "Show an integration", Args: cobra.ExactArgs(1),
+	show := &cobra.Command{Use: "show ID", Short: "Show an integration", Args: argsFor("the integration ID (see 'steward integrations list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			in, err := c.GetIntegration(cmd.Context(), id)
 			if err != nil {
@@ -332,7 +331,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 			})
 		})}
 
-	validate := &cobra.Command{Use: "validate ID", Short: "Check an integration's connection now", Args: cobra.ExactArgs(1),
+	validate := &cobra.Command{Use: "validate ID", Short: "Check an integration's connection now", Args: argsFor("the integration ID (see 'steward integrations list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			if err := c.ValidateIntegration(cmd.Context(), id); err != nil {
 				return err
@@ -342,7 +341,7 @@ func newIntegrationsCommand(g *globals) *cobra.Command {
 		})}
 
 	var yes bool
-	del := &cobra.Command{Use: "delete ID", Short: "Delete an integration and remove its assignments (kept in history)", Args: cobra.ExactArgs(1),
+	del := &cobra.Command{Use: "delete ID", Short: "Delete an integration and remove its assignments (kept in history)", Args: argsFor("the integration ID (see 'steward integrations list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			p, err := c.IntegrationDeletePreview(cmd.Context(), id)
 			if err != nil {
@@ -409,16 +408,14 @@ func newTicketsCommand(g *globals) *cobra.Command {
 					state = t.StateLabel
 				}
 				status := string(t.Status)
-				if t.Error != "" {
-					status += ": " + clip(t.Error, 50)
-				}
 				row(w, t.AssignmentID, orDash(t.Number), status, orDash(state), orDash(t.AssigneeEmail), t.ResourceID, clip(t.RecommendationKey, 40), orDash(t.Link))
 			}
 			w.Flush()
+			ticketReasons(g.stdout, page.Items)
 			nextHint(g.stdout, page.NextCursor)
 		})
 	}
-	retry := &cobra.Command{Use: "retry ASSIGNMENT_ID", Short: "Queue a failed ticket creation again", Args: cobra.ExactArgs(1),
+	retry := &cobra.Command{Use: "retry ASSIGNMENT_ID", Short: "Queue a failed ticket creation again", Args: argsFor("the assignment ID of the ticket (the ASSIGNMENT column of 'steward tickets list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			t, err := c.RetryTicket(cmd.Context(), id)
 			if err != nil {
@@ -446,7 +443,7 @@ func newAuditCommand(g *globals) *cobra.Command {
 		return g.render(page, func(w *tabwriter.Writer) {
 			row(w, "WHEN", "WHO", "ACTION", "INTEGRATION", "ASSIGNMENT", "DETAILS")
 			for _, e := range page.Items {
-				row(w, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, idOrDash(e.IntegrationID), idOrDash(e.AssignmentID), details(e.Details))
+				row(w, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, idOrDash(e.IntegrationID), idOrDash(e.AssignmentID), keyValues(e.Details))
 			}
 			w.Flush()
 			nextHint(g.stdout, page.NextCursor)
@@ -460,15 +457,4 @@ func idOrDash(id int64) string {
 		return "-"
 	}
 	return strconv.FormatInt(id, 10)
-}
-
-func details(d map[string]any) string {
-	if len(d) == 0 {
-		return "-"
-	}
-	q := url.Values{}
-	for k, v := range d {
-		q.Set(k, fmt.Sprint(v))
-	}
-	return clip(strings.ReplaceAll(q.Encode(), "&", " "), 80)
 }

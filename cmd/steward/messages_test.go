@@ -208,6 +208,9 @@ func TestAuditDetailsReadable(t *testing.T) {
 	got := keyValues(page.Items[0].Details)
 	require.Contains(t, got, "instance_url=http://127.0.0.1:")
 	require.NotContains(t, got, "%3A")
+	table := e.must("audit", "--action", "integration.created")
+	require.Contains(t, table, "instance_url=http://127.0.0.1:", "the table prints the same readable text")
+	require.NotContains(t, table, "%3A")
 
 	require.Equal(t, `assignee=""→beth.anglin@example.com mod_count=1000000 note="two words" state=New→Resolved tables=incident,problem via=poll x.a=1 x.b=true`,
 		keyValues(map[string]any{

@@ -17,7 +17,7 @@ func newTicketsShowCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ASSIGNMENT_ID",
 		Short: "Show one ticket: number, link, state, assignee, sync problems and its assignment",
-		Args:  cobra.ExactArgs(1),
+		Args:  argsFor("the assignment ID of the ticket (the ASSIGNMENT column of 'steward tickets list')"),
 		RunE: g.withID(func(cmd *cobra.Command, c *apiclient.Client, id int64) error {
 			t, err := c.GetTicket(cmd.Context(), id)
 			if err != nil {
