@@ -21,10 +21,10 @@ type AssignmentUpdate struct {
 	ETAJustification   *string
 	OwnerEmailOptOut   *bool
 	ManagerEmailOptOut *bool
-	// Ended allows the update on an assignment that has ended too: sync
+	// AllowEnded allows the update on an assignment that has ended too: sync
 	// moves the owner of an assignment its ticket completed when
 	// ServiceNow reassigns the ended ticket.
-	Ended bool
+	AllowEnded bool
 }
 
 // AssignmentFilter selects assignments. Zero fields do not filter.
@@ -200,7 +200,7 @@ func changeTime(t *time.Time) any {
 // "updated" event listing each field that really changed (JSON field name →
 // from/to; times as RFC 3339 strings). An update that changes nothing writes
 // nothing. Errors: CodeNotFound; CodeConflict if the assignment has ended
-// (unless upd.Ended); CodeInvalid for bad fields.
+// (unless upd.AllowEnded); CodeInvalid for bad fields.
 func (tx *Tx) UpdateAssignment(ctx context.Context, id int64, upd AssignmentUpdate, actor, reason string) (*steward.Assignment, error) {
 	a, err := tx.updateAssignment(ctx, id, upd, actor, reason)
 	if err != nil {
@@ -214,7 +214,7 @@ func (tx *Tx) updateAssignment(ctx context.Context, id int64, upd AssignmentUpda
 		return nil, steward.Errorf(steward.CodeInvalid, "eta cannot be set and cleared at once")
 	}
 	a, err := tx.loadActive(ctx, id, "changed")
-	if upd.Ended && steward.ErrorCode(err) == steward.CodeConflict {
+	if upd.AllowEnded && steward.ErrorCode(err) == steward.CodeConflict {
 		a, err = tx.FindAssignmentByID(ctx, id)
 	}
 	if err != nil {

@@ -322,7 +322,7 @@ func (s *Service) followAssignee(ctx context.Context, tx *store.Tx, a *steward.A
 	if conflict {
 		reason = fmt.Sprintf("conflict: overridden by ServiceNow (%s assigned to %s; Steward had set %s)", t.Number, email, a.Owner)
 	}
-	upd := store.AssignmentUpdate{Owner: &email, Ended: a.State != steward.AssignmentActive}
+	upd := store.AssignmentUpdate{Owner: &email, AllowEnded: a.State != steward.AssignmentActive}
 	if _, err := tx.UpdateAssignment(ctx, a.ID, upd, syncActor, reason); err != nil {
 		return err
 	}
