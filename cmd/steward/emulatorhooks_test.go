@@ -91,10 +91,15 @@ func TestEmulatorWebhooksFlag(t *testing.T) {
 		return err == nil && a.State == steward.AssignmentCompleted
 	}, 5*time.Second, 20*time.Millisecond, "the webhook ends the assignment within seconds")
 
+	// Deliveries are sent one after another in the background: wait for
+	// every queued one before judging them (a loaded machine may still be
+	// sending when the assignment has already ended through an earlier
+	// delivery's refresh, which reads the record as it is now).
+	emu.Emulator.WaitWebhooks()
 	accepted := 0
 	for _, d := range emu.Emulator.WebhookDeliveries() {
-		require.Less(t, d.Status, 300, "delivery refused: %+v", d)
-		if d.Status == 202 && strings.Contains(d.Body, `"number":"`+number+`"`) {
+		require.True(t, d.Status >= 200 && d.Status < 300, "delivery failed or refused: %+v", d)
+		if strings.Contains(d.Body, `"number":"`+number+`"`) {
 			accepted++
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func (v *Validator) checkError(header http.Header, body []byte) error {
 // caller unchanged.
 func Transport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	t.Helper()
-	v, err := NewValidator()
+	v, err := sharedValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +121,11 @@ func Transport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	}
 	return &transport{t: t, v: v, next: next}
 }
+
+// sharedValidator parses the document and builds its router once per test
+// binary: they never change, and building them for every client made a
+// test of 200 requests take minutes under -race.
+var sharedValidator = sync.OnceValues(NewValidator)
 
 // Client is an HTTP client whose answers are validated (see Transport),
 // with apiclient's timeout.
