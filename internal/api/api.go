@@ -167,6 +167,17 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"GET", "/api/v1/integrations/{id}/sync", reader, a.getSync},
 		{"POST", "/api/v1/integrations/{id}/sync", securityAdmin, a.postSync},
 
+		{"GET", "/api/v1/rules", reader, a.listRules},
+		{"POST", "/api/v1/rules", securityAdmin, a.createRule},
+		{"GET", "/api/v1/rules/{id}", reader, a.getRule},
+		{"PUT", "/api/v1/rules/{id}", securityAdmin, a.putRule},
+		{"PATCH", "/api/v1/rules/{id}", securityAdmin, a.patchRule},
+		{"DELETE", "/api/v1/rules/{id}", securityAdmin, a.deleteRule},
+		{"POST", "/api/v1/ruleset/plan", reader, a.planRules},
+		{"POST", "/api/v1/ruleset/apply", securityAdmin, a.applyRules},
+		{"GET", "/api/v1/scope-tags", reader, a.listScopeTags},
+		{"PUT", "/api/v1/scope-tags", securityAdmin, a.putScopeTags},
+
 		{"GET", "/api/v1/tickets", reader, a.listTickets},
 		{"GET", "/api/v1/tickets/{id}", reader, a.getTicket},
 		{"GET", "/api/v1/audit", reader, a.listAudit},

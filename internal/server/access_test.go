@@ -66,6 +66,17 @@ var wantAccess = map[string]string{
 	"GET /api/v1/integrations/{id}/sync":           "reader",
 	"POST /api/v1/integrations/{id}/sync":          "security-admin",
 
+	"GET /api/v1/rules":          "reader",
+	"POST /api/v1/rules":         "security-admin",
+	"GET /api/v1/rules/{id}":     "reader",
+	"PUT /api/v1/rules/{id}":     "security-admin",
+	"PATCH /api/v1/rules/{id}":   "security-admin",
+	"DELETE /api/v1/rules/{id}":  "security-admin",
+	"POST /api/v1/ruleset/plan":  "reader",
+	"POST /api/v1/ruleset/apply": "security-admin",
+	"GET /api/v1/scope-tags":     "reader",
+	"PUT /api/v1/scope-tags":     "security-admin",
+
 	"GET /api/v1/tickets":      "reader",
 	"GET /api/v1/tickets/{id}": "reader",
 	"GET /api/v1/audit":        "reader",
