@@ -85,6 +85,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newTicketsCommand(g),
 		newAuditCommand(g),
 		newTokensCommand(g),
+		newRulesCommand(g), newScopeTagsCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr),

@@ -58,7 +58,7 @@ func MakePlan(ctx context.Context, db *store.DB, current, desired []*steward.Rul
 		byName[strings.ToLower(r.Name)] = r
 	}
 	named := map[string]bool{}
-	var final []*steward.Rule
+	var final, kept []*steward.Rule
 	touched := map[*steward.Rule]*RuleChange{}
 	for _, d := range desired {
 		key := strings.ToLower(d.Name)
@@ -83,12 +83,14 @@ func MakePlan(ctx context.Context, db *store.DB, current, desired []*steward.Rul
 			continue
 		}
 		if opts.Partial {
-			final = append(final, r)
+			kept = append(kept, r)
 			continue
 		}
 		p.Delete = append(p.Delete, RuleChange{Name: r.Name})
 		p.changes.Delete = append(p.changes.Delete, r.ID)
 	}
+	// Kept rules first, so a clash names the desired rule as the new one.
+	final = append(kept, final...)
 	if err := checkClashes(final); err != nil {
 		return nil, err
 	}
