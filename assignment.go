@@ -49,6 +49,11 @@ type Assignment struct {
 	UpdatedAt          time.Time  `json:"updated_at"`
 	EndedAt            *time.Time `json:"ended_at,omitempty"`
 	EndReason          string     `json:"end_reason,omitempty"`
+	// RuleID and RuleCondition name the governance rule that made the
+	// assignment and the condition of it that matched; zero and empty when
+	// a person made it.
+	RuleID        int64  `json:"rule_id,omitempty"`
+	RuleCondition string `json:"rule_condition,omitempty"`
 	// Ticket is the linked ITSM record of a ServiceNow-type assignment.
 	Ticket *Ticket `json:"ticket,omitempty"`
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/store"
-	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
 // date accepts "2026-12-31" (end of that UTC day) or an RFC 3339 time.
@@ -59,30 +59,16 @@ type createAssignmentRequest struct {
 	Description      string                 `json:"description"`
 }
 
-func (a *API) dueDate(days int, explicit *date) (time.Time, error) {
-	switch {
-	case days != 0 && explicit != nil:
-		return time.Time{}, invalid("give remediation_timeframe_days or due_date, not both (CLI: --days or --due)")
-	case explicit != nil:
-		return explicit.Time, nil
-	case days < 0 || days > 3650:
-		return time.Time{}, invalid("remediation_timeframe_days %d must be between 1 and 3650", days)
-	case days > 0:
-		return steward.DueDate(a.now(), days), nil
+// explicitDue is the due date a request gives explicitly, zero when none.
+func explicitDue(d *date) time.Time {
+	if d == nil {
+		return time.Time{}
 	}
-	return time.Time{}, invalid("remediation_timeframe_days or due_date is required (CLI: --days or --due)")
+	return d.Time
 }
 
-func validateETA(eta *date, justification string) error {
-	if eta != nil && strings.TrimSpace(justification) == "" {
-		return invalid("eta_justification is required when an eta is set (CLI: --justification)")
-	}
-	if len(justification) > 2000 {
-		return invalid("eta_justification is longer than 2000 characters")
-	}
-	return nil
-}
-
+// createAssignment checks the request's shape and scope; package
+// assignment validates the rest and creates it.
 func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
 	var req createAssignmentRequest
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
@@ -94,73 +80,46 @@ func (a *API) createAssignment(w http.ResponseWriter, r *http.Request) error {
 	if err := a.assessmentInScope(r, req.AssessmentID); err != nil {
 		return err
 	}
+	cr := assignment.CreateRequest{
+		AssessmentID:             req.AssessmentID,
+		Type:                     req.Type,
+		Owner:                    req.Owner,
+		RemediationTimeframeDays: req.RemediationTimeframeDays,
+		DueDate:                  explicitDue(req.DueDate),
+		GracePeriod:              req.GracePeriod,
+		ETAJustification:         req.ETAJustification,
+		OwnerEmailOptOut:         req.OwnerEmailOptOut,
+		ManagerEmailOptOut:       req.ManagerEmailOptOut,
+		Reason:                   req.Reason,
+	}
+	if req.ETA != nil {
+		cr.ETA = &req.ETA.Time
+	}
 	switch req.Type {
 	case steward.AssignmentServiceNow:
-		return a.createTicketAssignment(w, r, req)
+		// On a ServiceNow assignment the owner is the ticket's assignee;
+		// assigned_to is the name ServiceNow users know it by.
+		if req.AssignedTo != "" {
+			if req.Owner != "" && !strings.EqualFold(req.Owner, req.AssignedTo) {
+				return invalid("owner and assigned_to differ; on a ServiceNow assignment the owner is the ticket's assignee")
+			}
+			cr.Owner = req.AssignedTo
+		}
+		cr.Ticket = &assignment.TicketRequest{IntegrationID: req.IntegrationID, Type: req.TicketType, Caller: req.Caller,
+			ShortDescription: req.ShortDescription, Description: req.Description}
 	case "", steward.AssignmentManual:
+		if req.IntegrationID != 0 || req.TicketType != "" || req.AssignedTo != "" || req.Caller != "" || req.ShortDescription != "" || req.Description != "" {
+			return invalid("integration_id, ticket_type, assigned_to, caller, short_description and description need type servicenow")
+		}
 	default:
 		return invalid("type %q is not manual or servicenow", req.Type)
 	}
-	if req.IntegrationID != 0 || req.TicketType != "" || req.AssignedTo != "" || req.Caller != "" || req.ShortDescription != "" || req.Description != "" {
-		return invalid("integration_id, ticket_type, assigned_to, caller, short_description and description need type servicenow")
-	}
-	if err := steward.ValidateEmail("owner", req.Owner); err != nil {
+	var as *steward.Assignment
+	err := a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		var err error
+		as, err = a.tickets.Assignments().Create(r.Context(), tx, cr, actor(r))
 		return err
-	}
-	due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
-	if err != nil {
-		return err
-	}
-	if err := validateETA(req.ETA, req.ETAJustification); err != nil {
-		return err
-	}
-	as := &steward.Assignment{
-		AssessmentID:       req.AssessmentID,
-		Type:               steward.AssignmentManual,
-		Owner:              req.Owner,
-		DueDate:            due,
-		GracePeriod:        req.GracePeriod,
-		ETAJustification:   req.ETAJustification,
-		OwnerEmailOptOut:   req.OwnerEmailOptOut,
-		ManagerEmailOptOut: req.ManagerEmailOptOut,
-	}
-	if req.ETA != nil {
-		as.ETA = &req.ETA.Time
-	}
-	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
-		return tx.CreateAssignment(r.Context(), as, actor(r), req.Reason)
 	})
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/api/v1/assignments/"+itoa(as.ID))
-	writeJSON(w, http.StatusCreated, as)
-	return nil
-}
-
-func (a *API) createTicketAssignment(w http.ResponseWriter, r *http.Request, req createAssignmentRequest) error {
-	if req.ETA != nil || req.ETAJustification != "" {
-		return invalid("eta can be set on a ServiceNow assignment once it exists (PATCH)")
-	}
-	assignedTo := req.AssignedTo
-	if assignedTo == "" {
-		assignedTo = req.Owner
-	} else if req.Owner != "" && !strings.EqualFold(req.Owner, req.AssignedTo) {
-		return invalid("owner and assigned_to differ; on a ServiceNow assignment the owner is the ticket's assignee")
-	}
-	if req.TicketType == "" {
-		return invalid("ticket_type is required: incident, problem or change_request (CLI: --ticket)")
-	}
-	due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
-	if err != nil {
-		return err
-	}
-	as, err := a.tickets.Assign(r.Context(), ticketsync.AssignRequest{
-		AssessmentID: req.AssessmentID, IntegrationID: req.IntegrationID, TicketType: req.TicketType,
-		AssignedTo: assignedTo, Caller: req.Caller, ShortDescription: req.ShortDescription, Description: req.Description,
-		DueDate: due, GracePeriod: req.GracePeriod, OwnerEmailOptOut: req.OwnerEmailOptOut,
-		ManagerEmailOptOut: req.ManagerEmailOptOut, Reason: req.Reason,
-	}, actor(r))
 	if err != nil {
 		return err
 	}
@@ -193,24 +152,18 @@ func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	upd := store.AssignmentUpdate{
-		Owner:              req.Owner,
-		GracePeriod:        req.GracePeriod,
-		ETAJustification:   req.ETAJustification,
-		OwnerEmailOptOut:   req.OwnerEmailOptOut,
-		ManagerEmailOptOut: req.ManagerEmailOptOut,
+	upd := assignment.Change{
+		AssignmentUpdate: store.AssignmentUpdate{
+			Owner:              req.Owner,
+			GracePeriod:        req.GracePeriod,
+			ETAJustification:   req.ETAJustification,
+			OwnerEmailOptOut:   req.OwnerEmailOptOut,
+			ManagerEmailOptOut: req.ManagerEmailOptOut,
+		},
+		RemediationTimeframeDays: req.RemediationTimeframeDays,
 	}
-	if req.Owner != nil {
-		if err := steward.ValidateEmail("owner", *req.Owner); err != nil {
-			return err
-		}
-	}
-	if req.RemediationTimeframeDays != 0 || req.DueDate != nil {
-		due, err := a.dueDate(req.RemediationTimeframeDays, req.DueDate)
-		if err != nil {
-			return err
-		}
-		upd.DueDate = &due
+	if req.DueDate != nil {
+		upd.DueDate = &req.DueDate.Time
 	}
 	switch {
 	case len(req.ETA) == 0:
@@ -223,19 +176,14 @@ func (a *API) updateAssignment(w http.ResponseWriter, r *http.Request) error {
 		}
 		upd.ETA = &eta.Time
 	}
-	if upd.ETA != nil && (upd.ETAJustification == nil || strings.TrimSpace(*upd.ETAJustification) == "") {
-		cur, err := a.db.FindAssignmentByID(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(cur.ETAJustification) == "" {
-			return invalid("eta_justification is required when an eta is set (CLI: --justification)")
-		}
-	}
 	// One transaction for the change and, on a ServiceNow assignment whose
-	// owner changed, the job that writes the ticket's assigned_to; a manual
-	// assignment is just updated. The type is read inside that transaction.
-	updated, err := a.tickets.UpdateAssignment(r.Context(), id, upd, actor(r), req.Reason)
+	// owner changed, the job that writes the ticket's assigned_to.
+	var updated *steward.Assignment
+	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		var err error
+		updated, err = a.tickets.Assignments().Update(r.Context(), tx, id, upd, actor(r), req.Reason)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -263,7 +211,7 @@ func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
 	var ended *steward.Assignment
 	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
 		var err error
-		ended, err = tx.EndAssignment(r.Context(), id, steward.AssignmentRemoved, actor(r), reason)
+		ended, err = a.tickets.Assignments().End(r.Context(), tx, id, steward.AssignmentRemoved, actor(r), reason)
 		return err
 	})
 	if err != nil {

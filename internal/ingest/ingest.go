@@ -1,8 +1,9 @@
 // Package ingest applies observation streams to the store: bounded batches
 // from the push API in one transaction, and spooled import files in two
 // passes (validate everything, then apply in chunks). It queues the
-// follow-up work (recommendation summaries) in the same transaction as the
-// data, so a committed change never misses its recomputation.
+// follow-up work (recommendation summaries; through package assignment, the
+// ticket work of assignments a batch completed) in the same transaction as
+// the data, so a committed change never misses it.
 package ingest
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/source"
 	"github.com/stewardhq/steward/internal/store"
@@ -41,6 +43,7 @@ const (
 type Ingester struct {
 	db        *store.DB
 	queue     *jobs.Queue
+	assign    *assignment.Service
 	logger    *slog.Logger
 	metrics   *metrics
 	chunkSize int
@@ -56,6 +59,7 @@ func New(db *store.DB, queue *jobs.Queue, logger *slog.Logger, reg prometheus.Re
 	return &Ingester{
 		db:        db,
 		queue:     queue,
+		assign:    assignment.New(queue, nil),
 		logger:    logger,
 		metrics:   newMetrics(reg),
 		chunkSize: DefaultChunkSize,
@@ -111,7 +115,7 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 		if err != nil {
 			return err
 		}
-		if err := in.queueTicketSync(ctx, tx, res.CompletedAssignments); err != nil {
+		if err := in.assign.AfterImport(ctx, tx, res); err != nil {
 			return err
 		}
 		return in.queueRecompute(ctx, tx, res.ChangedRecommendations)
@@ -121,37 +125,6 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 	}
 	in.recomputeInline(ctx, res.ChangedRecommendations)
 	return res, nil
-}
-
-// queueTicketSync queues, in the transaction that changed the data, the
-// ticket work the change implies (docs/sync.md): a ticket_resolve for each
-// completed assignment whose ServiceNow ticket is still open, and a
-// ticket_closed_not_fixed for each ticket that ended in ServiceNow while a
-// scan after it still finds the resource unhealthy (flagged here). Without
-// a queue (no job client) nothing is queued.
-func (in *Ingester) queueTicketSync(ctx context.Context, tx *store.Tx, completed []int64) error {
-	if in.queue == nil {
-		return nil
-	}
-	resolve, err := tx.TicketsToResolve(ctx, completed)
-	if err != nil {
-		return err
-	}
-	for _, id := range resolve {
-		if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.ResolveTicketArgs{AssignmentID: id}); err != nil {
-			return fmt.Errorf("queue resolve of assignment %d: %w", id, err)
-		}
-	}
-	flagged, err := tx.CheckClosedNotFixed(ctx)
-	if err != nil {
-		return err
-	}
-	for _, c := range flagged {
-		if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.ClosedNotFixedArgs{AssignmentID: c.AssignmentID}); err != nil {
-			return fmt.Errorf("queue closed-not-fixed of assignment %d: %w", c.AssignmentID, err)
-		}
-	}
-	return nil
 }
 
 // queueRecompute queues the summaries job in tx. Nothing to queue without
@@ -275,7 +248,7 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 			if err != nil {
 				return err
 			}
-			if err := in.queueTicketSync(ctx, tx, r.CompletedAssignments); err != nil {
+			if err := in.assign.AfterImport(ctx, tx, r); err != nil {
 				return err
 			}
 			if last {

@@ -49,7 +49,7 @@ type AssignmentFilter struct {
 
 const assignmentSelect = `SELECT g.id, g.assessment_id, r.key, res.resource_id, r.severity, g.type, g.state, g.owner,
 	g.due_date, g.grace_period, g.eta, g.eta_justification, g.owner_email_opt_out, g.manager_email_opt_out,
-	g.created_at, g.created_by, g.updated_at, g.ended_at, g.end_reason, ` + ticketColumns + `
+	g.created_at, g.created_by, g.updated_at, g.ended_at, g.end_reason, COALESCE(g.rule_id, 0), g.rule_condition, ` + ticketColumns + `
 	FROM assignment g
 	JOIN assessment a ON a.id = g.assessment_id
 	JOIN recommendation r ON r.id = a.recommendation_id
@@ -62,7 +62,7 @@ func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, er
 	var t ticketRow
 	if err := sc.Scan(append([]any{&a.ID, &a.AssessmentID, &a.RecommendationKey, &a.ResourceID, &a.Severity, &a.Type, &a.State, &a.Owner,
 		&due, &a.GracePeriod, &eta, &a.ETAJustification, &a.OwnerEmailOptOut, &a.ManagerEmailOptOut,
-		&created, &a.CreatedBy, &updated, &ended, &a.EndReason}, t.dest()...)...); err != nil {
+		&created, &a.CreatedBy, &updated, &ended, &a.EndReason, &a.RuleID, &a.RuleCondition}, t.dest()...)...); err != nil {
 		return nil, err
 	}
 	a.DueDate, a.ETA, a.CreatedAt, a.UpdatedAt, a.EndedAt = due.T, eta.ptr(), created.T, updated.T, ended.ptr()
@@ -91,13 +91,15 @@ func findAssignmentByID(ctx context.Context, db *DB, q querier, id int64) (*stew
 	return a, nil
 }
 
-// CreateAssignment creates an active assignment on a.AssessmentID and records
+// CreateAssignment stores an active assignment on a.AssessmentID and records
 // a "created" event with reason. It fills in a.ID, State, RecommendationKey,
 // ResourceID, Severity, CreatedAt, UpdatedAt and CreatedBy (actor); Type
 // defaults to manual. A servicenow assignment gets its ticket from
-// Tx.CreateTicket in the same transaction. Errors: CodeNotFound if the assessment does not exist;
-// CodeInvalid if it is not Unhealthy or a field is bad; CodeConflict if it
-// already has an active assignment.
+// Tx.CreateTicket in the same transaction. It is data access only: the
+// owner, dates and ETA are validated by package assignment, which every
+// path that creates assignments goes through. Errors: CodeNotFound if the
+// assessment does not exist; CodeInvalid if it is not Unhealthy or the type
+// is unknown; CodeConflict if it already has an active assignment.
 func (tx *Tx) CreateAssignment(ctx context.Context, a *steward.Assignment, actor, reason string) error {
 	if err := tx.createAssignment(ctx, a, actor, reason); err != nil {
 		return fmt.Errorf("create assignment on assessment %d: %w", a.AssessmentID, mapError(err))
@@ -115,12 +117,6 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	}
 	if asm.AssignmentID != 0 {
 		return steward.Errorf(steward.CodeConflict, "assessment %d already has active assignment %d", asm.ID, asm.AssignmentID)
-	}
-	if err := steward.ValidateEmail("owner", a.Owner); err != nil {
-		return err
-	}
-	if a.DueDate.IsZero() {
-		return steward.Errorf(steward.CodeInvalid, "due_date is missing")
 	}
 	switch a.Type {
 	case "":
@@ -143,12 +139,17 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	}
 	a.CreatedAt, a.UpdatedAt, a.CreatedBy = now, now, actor
 	a.EndedAt, a.EndReason = nil, ""
+	var ruleID any // NULL unless a rule made it
+	if a.RuleID != 0 {
+		ruleID = a.RuleID
+	}
 	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO assignment (assessment_id, type, state, owner, owner_norm, due_date,
-		grace_period, eta, eta_justification, owner_email_opt_out, manager_email_opt_out, created_at, created_by, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		grace_period, eta, eta_justification, owner_email_opt_out, manager_email_opt_out, created_at, created_by, updated_at,
+		rule_id, rule_condition)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		a.AssessmentID, string(a.Type), string(a.State), a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate),
 		a.GracePeriod, tx.db.nullTimeArg(a.ETA), a.ETAJustification, a.OwnerEmailOptOut, a.ManagerEmailOptOut,
-		tx.db.timeArg(now), actor, tx.db.timeArg(now)).Scan(&a.ID)
+		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition).Scan(&a.ID)
 	if err != nil {
 		return err
 	}
@@ -199,8 +200,9 @@ func changeTime(t *time.Time) any {
 // UpdateAssignment applies upd to an active assignment and records an
 // "updated" event listing each field that really changed (JSON field name →
 // from/to; times as RFC 3339 strings). An update that changes nothing writes
-// nothing. Errors: CodeNotFound; CodeConflict if the assignment has ended
-// (unless upd.AllowEnded); CodeInvalid for bad fields.
+// nothing. The new values are validated by package assignment. Errors:
+// CodeNotFound; CodeConflict if the assignment has ended (unless
+// upd.AllowEnded).
 func (tx *Tx) UpdateAssignment(ctx context.Context, id int64, upd AssignmentUpdate, actor, reason string) (*steward.Assignment, error) {
 	a, err := tx.updateAssignment(ctx, id, upd, actor, reason)
 	if err != nil {
@@ -210,9 +212,6 @@ func (tx *Tx) UpdateAssignment(ctx context.Context, id int64, upd AssignmentUpda
 }
 
 func (tx *Tx) updateAssignment(ctx context.Context, id int64, upd AssignmentUpdate, actor, reason string) (*steward.Assignment, error) {
-	if upd.ETA != nil && upd.ClearETA {
-		return nil, steward.Errorf(steward.CodeInvalid, "eta cannot be set and cleared at once")
-	}
 	a, err := tx.loadActive(ctx, id, "changed")
 	if upd.AllowEnded && steward.ErrorCode(err) == steward.CodeConflict {
 		a, err = tx.FindAssignmentByID(ctx, id)
@@ -222,16 +221,10 @@ func (tx *Tx) updateAssignment(ctx context.Context, id int64, upd AssignmentUpda
 	}
 	changes := make(map[string]steward.Change)
 	if upd.Owner != nil && *upd.Owner != a.Owner {
-		if err := steward.ValidateEmail("owner", *upd.Owner); err != nil {
-			return nil, err
-		}
 		changes["owner"] = steward.Change{From: a.Owner, To: *upd.Owner}
 		a.Owner = *upd.Owner
 	}
-	if upd.DueDate != nil {
-		if upd.DueDate.IsZero() {
-			return nil, steward.Errorf(steward.CodeInvalid, "due_date cannot be cleared")
-		}
+	if upd.DueDate != nil && !upd.DueDate.IsZero() {
 		if d := storedTime(*upd.DueDate); !d.Equal(a.DueDate) {
 			changes["due_date"] = steward.Change{From: changeTime(&a.DueDate), To: changeTime(&d)}
 			a.DueDate = d
@@ -450,4 +443,31 @@ func (db *DB) FindAssignmentEvents(ctx context.Context, assignmentID int64) ([]*
 		return nil, fmt.Errorf("find events of assignment %d: %w", assignmentID, err)
 	}
 	return out, nil
+}
+
+// FindActiveAssignmentIDsByIntegration returns up to limit IDs of the active
+// assignments whose tickets belong to the integration, lowest first: the
+// batches an integration delete ends.
+func (tx *Tx) FindActiveAssignmentIDsByIntegration(ctx context.Context, integrationID int64, limit int) ([]int64, error) {
+	if limit <= 0 {
+		return nil, steward.Errorf(steward.CodeInvalid, "limit must be positive")
+	}
+	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(`SELECT g.id FROM ticket t JOIN assignment g ON g.id = t.assignment_id
+		WHERE t.integration_id = ? AND g.state = 'active' ORDER BY t.assignment_id LIMIT ?`), integrationID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find active assignments of integration %d: %w", integrationID, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find active assignments of integration %d: %w", integrationID, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find active assignments of integration %d: %w", integrationID, err)
+	}
+	return ids, nil
 }

@@ -103,6 +103,10 @@ func validTicketState(s steward.TicketState) bool {
 	return false
 }
 
+// InstallationID is DB.InstallationID, for code that holds only the
+// transaction (a ticket's correlation ID is made inside it).
+func (tx *Tx) InstallationID(ctx context.Context) (string, error) { return tx.db.InstallationID(ctx) }
+
 // CreateTicket stores the ticket of a ServiceNow-type assignment. It sets
 // CreatedAt and UpdatedAt, and Status pending when empty. Errors:
 // CodeNotFound when the assignment does not exist; CodeInvalid when it is

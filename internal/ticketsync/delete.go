@@ -31,9 +31,9 @@ func (s *Service) RequestDelete(ctx context.Context, id int64, actor string) (*s
 }
 
 // DeleteIntegration removes the integration's assignments in batches (each
-// ended as removed, kept in history) and then the integration. It is
-// resumable: after a crash the job runs again and continues with what is
-// left.
+// ended as removed through assignment.Service.End, kept in history) and
+// then the integration. It is resumable: after a crash the job runs again
+// and continues with what is left.
 func (s *Service) DeleteIntegration(ctx context.Context, id int64, actor string) error {
 	in, err := s.db.FindIntegrationByID(ctx, id)
 	if err != nil {
@@ -47,9 +47,17 @@ func (s *Service) DeleteIntegration(ctx context.Context, id int64, actor string)
 	for {
 		var n int
 		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-			var err error
-			n, err = tx.RemoveIntegrationAssignments(ctx, id, deleteBatch, actor, reason)
-			return err
+			ids, err := tx.FindActiveAssignmentIDsByIntegration(ctx, id, deleteBatch)
+			if err != nil {
+				return err
+			}
+			for _, aid := range ids {
+				if _, err := s.assign.End(ctx, tx, aid, steward.AssignmentRemoved, actor, reason); err != nil {
+					return err
+				}
+			}
+			n = len(ids)
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("remove assignments of integration %d: %w", id, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -284,7 +285,7 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 			label = string(remote.State)
 		}
 		reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
-		if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
+		if _, err := s.assign.End(ctx, tx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
 			return err
 		}
 		endedAt := t.UpdatedAt
@@ -322,8 +323,9 @@ func (s *Service) followAssignee(ctx context.Context, tx *store.Tx, a *steward.A
 	if conflict {
 		reason = fmt.Sprintf("conflict: overridden by ServiceNow (%s assigned to %s; Steward had set %s)", t.Number, email, a.Owner)
 	}
-	upd := store.AssignmentUpdate{Owner: &email, AllowEnded: a.State != steward.AssignmentActive}
-	if _, err := tx.UpdateAssignment(ctx, a.ID, upd, syncActor, reason); err != nil {
+	// FromTicket: the owner came from the ticket, so nothing is pushed back.
+	upd := assignment.Change{AssignmentUpdate: store.AssignmentUpdate{Owner: &email, AllowEnded: a.State != steward.AssignmentActive}, FromTicket: true}
+	if _, err := s.assign.Update(ctx, tx, a.ID, upd, syncActor, reason); err != nil {
 		return err
 	}
 	out.OwnerChanged, out.Conflict = true, conflict
@@ -400,7 +402,7 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 		}
 		if a.State == steward.AssignmentActive && policy == "end" {
 			reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
-			if _, err := tx.EndAssignment(ctx, assignmentID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
+			if _, err := s.assign.End(ctx, tx, assignmentID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
 				return err
 			}
 			out.Ended = true

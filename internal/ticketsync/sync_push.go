@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/itsm"
-	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/store"
 )
 
@@ -23,25 +23,17 @@ const (
 // errNotYet means the ticket is still being created; the job retries.
 var errNotYet = errors.New("the ticket is not created yet")
 
-// UpdateAssignment applies upd to an active assignment and, when the owner
-// of a ServiceNow assignment changed, queues the job that writes it to the
-// ticket's assigned_to - in one transaction, so an accepted change is
-// never lost. Errors: as store.Tx.UpdateAssignment.
+// UpdateAssignment applies upd to an assignment in its own transaction
+// (assignment.Service.Update): when the owner of a ServiceNow assignment
+// changed, the job that writes it to the ticket's assigned_to is queued in
+// that transaction, so an accepted change is never lost. Errors: as
+// assignment.Service.Update.
 func (s *Service) UpdateAssignment(ctx context.Context, id int64, upd store.AssignmentUpdate, actor, reason string) (*steward.Assignment, error) {
 	var out *steward.Assignment
 	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-		before, err := tx.FindAssignmentByID(ctx, id)
-		if err != nil {
-			return err
-		}
-		if out, err = tx.UpdateAssignment(ctx, id, upd, actor, reason); err != nil {
-			return err
-		}
-		if before.Type != steward.AssignmentServiceNow || before.Ticket == nil || before.Ticket.Status == steward.TicketFailed ||
-			strings.EqualFold(before.Owner, out.Owner) {
-			return nil
-		}
-		return s.queue.InsertTx(ctx, tx.SQL(), jobs.UpdateOwnerArgs{AssignmentID: id})
+		var err error
+		out, err = s.assign.Update(ctx, tx, id, assignment.Change{AssignmentUpdate: upd}, actor, reason)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -333,7 +325,7 @@ func (s *Service) ApplyClosedNotFixed(ctx context.Context, assignmentID int64) e
 		}
 		return s.db.WithTx(ctx, func(tx *store.Tx) error {
 			reason := fmt.Sprintf("ticket %s reopened: %s", t.Number, strings.TrimPrefix(note, "Reopened by Steward: "))
-			if _, err := tx.ReopenAssignment(ctx, a.ID, store.ActorSystem, reason); err != nil {
+			if _, err := s.assign.Reopen(ctx, tx, a.ID, store.ActorSystem, reason); err != nil {
 				return err
 			}
 			none, empty := steward.TicketFlag(""), ""

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/store"
@@ -49,6 +50,9 @@ type Service struct {
 	factory ProviderFactory
 	logger  *slog.Logger
 	metrics *metrics
+	// assign creates, changes and ends assignments; ticketsync is its
+	// Ticketing (integration by scope, ticket text).
+	assign *assignment.Service
 
 	publicURL atomic.Pointer[string]
 
@@ -68,9 +72,15 @@ type cachedProvider struct {
 
 // New returns a Service. reg receives its metrics; nil registers none.
 func New(cfg Config, db *store.DB, queue *jobs.Queue, factory ProviderFactory, logger *slog.Logger, reg prometheus.Registerer) *Service {
-	return &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
+	s := &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
 		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}, sync: newSyncRuntime(reg)}
+	s.assign = assignment.New(queue, s)
+	return s
 }
+
+// Assignments returns the assignment service, able to create
+// ServiceNow-type assignments through this Service.
+func (s *Service) Assignments() *assignment.Service { return s.assign }
 
 // PublicURL is Steward's base URL for links, as configured or as set once
 // the listener is bound.
@@ -176,88 +186,25 @@ type AssignRequest struct {
 }
 
 // Assign creates the assignment and its pending ticket, and queues the
-// ticket's creation, in one transaction: a crash either leaves nothing or
-// leaves work that will run.
+// ticket's creation, in one transaction (assignment.Service.Create): a
+// crash either leaves nothing or leaves work that will run.
 func (s *Service) Assign(ctx context.Context, req AssignRequest, actor string) (*steward.Assignment, error) {
-	if _, err := steward.ParseTicketType(string(req.TicketType)); err != nil {
-		return nil, err
-	}
-	if err := steward.ValidateEmail("assigned_to", req.AssignedTo); err != nil {
-		return nil, err
-	}
-	if req.Caller != "" {
-		if err := steward.ValidateEmail("caller", req.Caller); err != nil {
-			return nil, err
-		}
-	}
-	as, err := s.db.FindAssessmentByID(ctx, req.AssessmentID)
-	if err != nil {
-		return nil, err
-	}
-	in, err := s.chooseIntegration(ctx, as.ResourceID, req.IntegrationID)
-	if err != nil {
-		return nil, err
-	}
-	mapping := in.TicketTypes[req.TicketType]
-	table := mapping.Table
-	if table == "" {
-		table = itsm.DefaultTable(req.TicketType)
-	}
-
-	a := &steward.Assignment{
-		AssessmentID:       as.ID,
-		Type:               steward.AssignmentServiceNow,
-		Owner:              req.AssignedTo,
-		DueDate:            req.DueDate,
-		GracePeriod:        req.GracePeriod,
-		OwnerEmailOptOut:   req.OwnerEmailOptOut,
-		ManagerEmailOptOut: req.ManagerEmailOptOut,
-	}
-	installation, err := s.db.InstallationID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-		if err := tx.CreateAssignment(ctx, a, actor, req.Reason); err != nil {
-			return err
-		}
-		short, desc := req.ShortDescription, req.Description
-		if short == "" || desc == "" {
-			data, err := s.templateData(ctx, as, a)
-			if err != nil {
-				return err
-			}
-			rs, rd, err := Render(mapping, data)
-			if err != nil {
-				return err
-			}
-			if short == "" {
-				short = rs
-			}
-			if desc == "" {
-				desc = rd
-			}
-		}
-		t := &steward.Ticket{
-			AssignmentID:     a.ID,
-			IntegrationID:    in.ID,
-			Type:             req.TicketType,
-			Table:            table,
-			CorrelationID:    CorrelationID(installation, a.ID),
-			Status:           steward.TicketPending,
-			ShortDescription: short,
-			Description:      desc,
-			CallerEmail:      req.Caller,
-		}
-		if err := tx.CreateTicket(ctx, t); err != nil {
-			return err
-		}
-		a.Ticket = t
-		if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: actor, Action: "ticket.requested", IntegrationID: in.ID, AssignmentID: a.ID,
-			Details: map[string]any{"type": req.TicketType, "table": table, "correlation_id": t.CorrelationID}}); err != nil {
-			return err
-		}
-		return s.queue.InsertTx(ctx, tx.SQL(), jobs.CreateTicketArgs{AssignmentID: a.ID})
+	var a *steward.Assignment
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		a, err = s.assign.Create(ctx, tx, assignment.CreateRequest{
+			AssessmentID:       req.AssessmentID,
+			Type:               steward.AssignmentServiceNow,
+			Owner:              req.AssignedTo,
+			DueDate:            req.DueDate,
+			GracePeriod:        req.GracePeriod,
+			OwnerEmailOptOut:   req.OwnerEmailOptOut,
+			ManagerEmailOptOut: req.ManagerEmailOptOut,
+			Reason:             req.Reason,
+			Ticket: &assignment.TicketRequest{IntegrationID: req.IntegrationID, Type: req.TicketType, Caller: req.Caller,
+				ShortDescription: req.ShortDescription, Description: req.Description},
+		}, actor)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -265,16 +212,37 @@ func (s *Service) Assign(ctx context.Context, req AssignRequest, actor string) (
 	return a, nil
 }
 
-// CorrelationID is the stable ID written to a ticket's correlation_id. The
-// installation part keeps two Steward installations sharing one instance
-// from ever matching each other's records.
-func CorrelationID(installation string, assignmentID int64) string {
-	return "steward-" + installation + "-" + strconv.FormatInt(assignmentID, 10)
+// CorrelationPrefix is the prefix every correlation ID of this installation
+// starts with (assignment.CorrelationID makes them).
+func CorrelationPrefix(installation string) string { return assignment.CorrelationPrefix(installation) }
+
+// TicketRoute implements assignment.Ticketing: the integration that serves
+// resourceID (chooseIntegration) and the table its mapping of typ names.
+func (s *Service) TicketRoute(ctx context.Context, resourceID string, integrationID int64, typ steward.TicketType) (*steward.Integration, string, error) {
+	in, err := s.chooseIntegration(ctx, resourceID, integrationID)
+	if err != nil {
+		return nil, "", err
+	}
+	table := in.TicketTypes[typ].Table
+	if table == "" {
+		table = itsm.DefaultTable(typ)
+	}
+	return in, table, nil
 }
 
-// CorrelationPrefix is the prefix every correlation ID of this installation
-// starts with.
-func CorrelationPrefix(installation string) string { return "steward-" + installation + "-" }
+// TicketText implements assignment.Ticketing: the integration's templates
+// for typ, rendered for a.
+func (s *Service) TicketText(ctx context.Context, in *steward.Integration, typ steward.TicketType, a *steward.Assignment) (string, string, error) {
+	as, err := s.db.FindAssessmentByID(ctx, a.AssessmentID)
+	if err != nil {
+		return "", "", err
+	}
+	data, err := s.templateData(ctx, as, a)
+	if err != nil {
+		return "", "", err
+	}
+	return Render(in.TicketTypes[typ], data)
+}
 
 func (s *Service) templateData(ctx context.Context, as *steward.Assessment, a *steward.Assignment) (TemplateData, error) {
 	rec, err := s.db.FindRecommendationByKey(ctx, as.RecommendationKey)
