@@ -144,6 +144,12 @@ func importTable(w *tabwriter.Writer, imp *apiclient.Import) {
 		if n := len(r.CompletedAssignments); n > 0 {
 			row(w, "Assignments completed:", n)
 		}
+		if r.RuleAssignments > 0 || len(r.RuleSkipped) > 0 {
+			row(w, "Assigned by rules:", r.RuleAssignments)
+		}
+		if len(r.RuleSkipped) > 0 {
+			row(w, "Skipped by rules:", countsText(r.RuleSkipped))
+		}
 	}
 	if imp.StartedAt != nil && imp.FinishedAt != nil {
 		row(w, "Took:", imp.FinishedAt.Sub(*imp.StartedAt).Round(time.Millisecond))

@@ -26,7 +26,7 @@ func newRulesCommand(g *globals) *cobra.Command {
 		Short: "Governance rules: who owns which findings, by when, with which tickets (docs/rules.md)",
 	}
 	cmd.AddCommand(newRulesApplyCommand(g), newRulesListCommand(g), newRulesShowCommand(g), newRulesDeleteCommand(g),
-		newRulesExportCommand(g), newRulesImportCommand(g))
+		newRulesExportCommand(g), newRulesImportCommand(g), newRulesRunCommand(g))
 	return cmd
 }
 

@@ -173,6 +173,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"PUT", "/api/v1/rules/{id}", securityAdmin, a.putRule},
 		{"PATCH", "/api/v1/rules/{id}", securityAdmin, a.patchRule},
 		{"DELETE", "/api/v1/rules/{id}", securityAdmin, a.deleteRule},
+		{"POST", "/api/v1/rules/{id}/run", securityAdmin, a.runRule},
+		{"GET", "/api/v1/rules/{id}/runs/{run}", reader, a.getRuleRun},
 		{"POST", "/api/v1/ruleset/plan", reader, a.planRules},
 		{"POST", "/api/v1/ruleset/apply", securityAdmin, a.applyRules},
 		{"GET", "/api/v1/scope-tags", reader, a.listScopeTags},

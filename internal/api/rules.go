@@ -6,8 +6,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -312,5 +314,70 @@ func (a *API) putScopeTags(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// runRuleBody is what POST /api/v1/rules/{id}/run takes.
+type runRuleBody struct {
+	Override bool `json:"override"`
+	DryRun   bool `json:"dry_run"`
+}
+
+// runRule runs a rule over the assessments that exist: a dry run answers
+// its counts at once and writes nothing; otherwise the run is recorded and
+// its job queued in one transaction, and the answer (202) is the queued
+// run, whose URL shows its progress.
+func (a *API) runRule(w http.ResponseWriter, r *http.Request) error {
+	rule, err := a.findRule(r)
+	if err != nil {
+		return err
+	}
+	var body runRuleBody
+	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	run := &store.RuleRun{RuleID: rule.ID, RuleName: rule.Name, Override: body.Override, RequestedBy: actor(r)}
+	if body.DryRun {
+		run.DryRun, run.CreatedAt = true, a.now()
+		// A dry run creates nothing: no assignment service is needed.
+		if err := rules.NewEvaluator(a.db, nil, a.logger).Run(r.Context(), rule, run, true); err != nil {
+			return err
+		}
+		run.State = store.RuleRunSucceeded
+		writeJSON(w, http.StatusOK, run)
+		return nil
+	}
+	err = a.db.WithTx(r.Context(), func(tx *store.Tx) error {
+		if err := tx.CreateRuleRun(r.Context(), run); err != nil {
+			return err
+		}
+		return a.queue.InsertTx(r.Context(), tx.SQL(), jobs.RuleRunArgs{RunID: run.ID})
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/rules/"+itoa(rule.ID)+"/runs/"+itoa(run.ID))
+	writeJSON(w, http.StatusAccepted, run)
+	return nil
+}
+
+// getRuleRun shows one run of a rule: its state and counts so far.
+func (a *API) getRuleRun(w http.ResponseWriter, r *http.Request) error {
+	if q := newQuery(r); q.err != nil {
+		return q.err
+	}
+	rule, err := a.findRule(r)
+	if err != nil {
+		return err
+	}
+	id, perr := strconv.ParseInt(r.PathValue("run"), 10, 64)
+	if perr != nil {
+		return notFound("run %q of rule %q not found", r.PathValue("run"), rule.Name)
+	}
+	run, err := a.db.FindRuleRun(r.Context(), rule.ID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
 	return nil
 }

@@ -83,14 +83,17 @@ type RecommendationDetail struct {
 
 // ApplyResult counts what an ingest changed.
 type ApplyResult struct {
-	Observations           int      `json:"observations"`
-	AssessmentsCreated     int      `json:"assessments_created"`
-	StatusChanged          int      `json:"status_changed"`
-	Unchanged              int      `json:"unchanged"`
-	ResourcesCreated       int      `json:"resources_created"`
-	RecommendationsCreated int      `json:"recommendations_created"`
-	CompletedAssignments   []int64  `json:"completed_assignments"`
-	ChangedRecommendations []string `json:"changed_recommendations"`
+	Observations           int     `json:"observations"`
+	AssessmentsCreated     int     `json:"assessments_created"`
+	StatusChanged          int     `json:"status_changed"`
+	Unchanged              int     `json:"unchanged"`
+	ResourcesCreated       int     `json:"resources_created"`
+	RecommendationsCreated int     `json:"recommendations_created"`
+	CompletedAssignments   []int64 `json:"completed_assignments"`
+	// RuleAssignments and RuleSkipped say what governance rules did.
+	RuleAssignments        int            `json:"rule_assignments"`
+	RuleSkipped            map[string]int `json:"rule_skipped"`
+	ChangedRecommendations []string       `json:"changed_recommendations"`
 }
 
 // Import is an uploaded findings file and its processing state.

@@ -2,8 +2,10 @@ package apiclient
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/stewardhq/steward"
 )
@@ -71,4 +73,38 @@ func (c *Client) ListScopeTags(ctx context.Context) (*Page[steward.ScopeTags], e
 func (c *Client) SetScopeTags(ctx context.Context, scope steward.Scope, tags map[string]string) (*steward.ScopeTags, error) {
 	var out steward.ScopeTags
 	return &out, c.do(ctx, http.MethodPut, "/api/v1/scope-tags", nil, map[string]any{"scope": scope, "tags": tags}, &out)
+}
+
+// RuleRun is a run of one rule over the assessments that exist.
+type RuleRun struct {
+	ID          int64          `json:"id"`
+	RuleID      int64          `json:"rule_id"`
+	RuleName    string         `json:"rule_name"`
+	Override    bool           `json:"override"`
+	DryRun      bool           `json:"dry_run"`
+	State       string         `json:"state"`
+	Scanned     int            `json:"scanned"`
+	Total       int            `json:"total"`
+	Assigned    int            `json:"assigned"`
+	Replaced    int            `json:"replaced"`
+	Skipped     map[string]int `json:"skipped"`
+	Error       string         `json:"error"`
+	RequestedBy string         `json:"requested_by"`
+	CreatedAt   time.Time      `json:"created_at"`
+	StartedAt   *time.Time     `json:"started_at"`
+	FinishedAt  *time.Time     `json:"finished_at"`
+}
+
+// RunRule runs a rule by ID or name: a dry run answers its counts, a real
+// one the queued run (follow it with GetRuleRun).
+func (c *Client) RunRule(ctx context.Context, ref string, override, dryRun bool) (*RuleRun, error) {
+	var out RuleRun
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/rules/"+url.PathEscape(ref)+"/run", nil,
+		map[string]bool{"override": override, "dry_run": dryRun}, &out)
+}
+
+// GetRuleRun returns one run of a rule.
+func (c *Client) GetRuleRun(ctx context.Context, ruleID, runID int64) (*RuleRun, error) {
+	var out RuleRun
+	return &out, c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/rules/%d/runs/%d", ruleID, runID), nil, nil, &out)
 }

@@ -32,8 +32,9 @@ type Ticketing interface {
 	// whose scope holds the resource most specifically.
 	TicketRoute(ctx context.Context, resourceID string, integrationID int64, typ steward.TicketType) (*steward.Integration, string, error)
 	// TicketText renders the short description and description of a ticket
-	// of type typ on in for a, which is stored (its ID is set).
-	TicketText(ctx context.Context, in *steward.Integration, typ steward.TicketType, a *steward.Assignment) (short, description string, err error)
+	// of type typ on in for a, which is stored (its ID is set). It reads
+	// through tx, which sees an assessment an import chunk just created.
+	TicketText(ctx context.Context, tx *store.Tx, in *steward.Integration, typ steward.TicketType, a *steward.Assignment) (short, description string, err error)
 }
 
 // Service creates, changes and ends assignments in its callers'
@@ -234,7 +235,7 @@ func (s *Service) openTicket(ctx context.Context, tx *store.Tx, a *steward.Assig
 	req *TicketRequest, actor string) error {
 	short, desc := req.ShortDescription, req.Description
 	if short == "" || desc == "" {
-		rs, rd, err := s.ticketing.TicketText(ctx, in, req.Type, a)
+		rs, rd, err := s.ticketing.TicketText(ctx, tx, in, req.Type, a)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func (f *fakeTicketing) TicketRoute(_ context.Context, _ string, id int64, typ s
 	return f.in, "x_" + string(typ), nil
 }
 
-func (f *fakeTicketing) TicketText(_ context.Context, _ *steward.Integration, typ steward.TicketType, a *steward.Assignment) (string, string, error) {
+func (f *fakeTicketing) TicketText(_ context.Context, _ *store.Tx, _ *steward.Integration, typ steward.TicketType, a *steward.Assignment) (string, string, error) {
 	return fmt.Sprintf("%s for assignment %d", typ, a.ID), "Please fix " + a.ResourceID, nil
 }
 

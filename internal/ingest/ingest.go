@@ -1,9 +1,11 @@
 // Package ingest applies observation streams to the store: bounded batches
 // from the push API in one transaction, and spooled import files in two
-// passes (validate everything, then apply in chunks). It queues the
-// follow-up work (recommendation summaries; through package assignment, the
-// ticket work of assignments a batch completed) in the same transaction as
-// the data, so a committed change never misses it.
+// passes (validate everything, then apply in chunks). In the transaction
+// of each batch or chunk it gives the assessments that became Unhealthy
+// their governance rule assignments (package rules), and queues the
+// follow-up work (recommendation summaries; through package assignment,
+// the ticket work of assignments a batch made or completed), so a
+// committed change never misses it.
 package ingest
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/assignment"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/source"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -44,6 +47,7 @@ type Ingester struct {
 	db        *store.DB
 	queue     *jobs.Queue
 	assign    *assignment.Service
+	rules     *rules.Evaluator
 	logger    *slog.Logger
 	metrics   *metrics
 	chunkSize int
@@ -55,16 +59,56 @@ type Ingester struct {
 // New returns an Ingester. Metrics are registered on reg (never the global
 // registry); a nil reg registers nothing. A nil queue means no job client:
 // recommendation summaries are then recomputed inline after each commit.
+//
+// Governance rules assign what a batch turns Unhealthy; until
+// SetAssignments gives the Ingester an assignment service that can open
+// tickets, rules with a ticket skip their assessments (SkipRefused).
 func New(db *store.DB, queue *jobs.Queue, logger *slog.Logger, reg prometheus.Registerer) *Ingester {
-	return &Ingester{
+	in := &Ingester{
 		db:        db,
 		queue:     queue,
-		assign:    assignment.New(queue, nil),
 		logger:    logger,
 		metrics:   newMetrics(reg),
 		chunkSize: DefaultChunkSize,
 		progress:  make(map[int64]Progress),
 	}
+	in.SetAssignments(assignment.New(queue, nil))
+	return in
+}
+
+// SetAssignments makes the Ingester create and end assignments through
+// svc (ticketsync's, which can open tickets, built after the Ingester).
+// Call it before the first batch.
+func (in *Ingester) SetAssignments(svc *assignment.Service) {
+	in.assign = svc
+	in.rules = rules.NewEvaluator(in.db, svc, in.logger)
+}
+
+// applyRules gives the targets (assessments that became Unhealthy) their
+// rule assignments in tx, and records the counts in res. Rules and scope tags
+// are loaded once per call, that is per batch or chunk: they are few, and
+// a rule change takes effect from the next chunk on.
+func (in *Ingester) applyRules(ctx context.Context, tx *store.Tx, res *store.ApplyResult, targets []store.RuleTarget) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	env, err := rules.LoadEnv(ctx, in.db)
+	if err != nil {
+		return fmt.Errorf("load governance rules: %w", err)
+	}
+	out, err := in.rules.OnArrival(ctx, tx, env, targets)
+	if err != nil {
+		return err
+	}
+	res.RuleAssignments, res.RuleSkipped = out.Assigned, out.Skipped
+	if len(out.Skipped) > 0 {
+		attrs := []any{slog.Int("assigned", out.Assigned), slog.Any("skipped", out.Skipped)}
+		if out.Refusal != "" {
+			attrs = append(attrs, slog.String("first_refusal", out.Refusal))
+		}
+		in.logger.WarnContext(ctx, "governance rules skipped assessments", attrs...)
+	}
+	return nil
 }
 
 // Progress is how far an import is.
@@ -98,7 +142,8 @@ func (in *Ingester) ApplyBatch(ctx context.Context, obs []steward.Observation) (
 		return store.ApplyResult{}, err
 	}
 	in.logger.InfoContext(ctx, "batch applied", slog.Int("observations", res.Observations),
-		slog.Int("created", res.AssessmentsCreated), slog.Int("changed", res.StatusChanged))
+		slog.Int("created", res.AssessmentsCreated), slog.Int("changed", res.StatusChanged),
+		slog.Int("rule_assignments", res.RuleAssignments))
 	return res, nil
 }
 
@@ -111,8 +156,12 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 	var res store.ApplyResult
 	err := in.db.WithTx(ctx, func(tx *store.Tx) error {
 		var err error
-		res, err = tx.ApplyObservations(ctx, obs, time.Time{})
+		var targets []store.RuleTarget
+		res, targets, err = tx.ApplyObservationsForRules(ctx, obs, time.Time{})
 		if err != nil {
+			return err
+		}
+		if err := in.applyRules(ctx, tx, &res, targets); err != nil {
 			return err
 		}
 		if err := in.assign.AfterImport(ctx, tx, res); err != nil {
@@ -180,7 +229,8 @@ func (in *Ingester) ApplyFile(ctx context.Context, path string, format source.Fo
 	}
 	in.logger.InfoContext(ctx, "file applied", slog.String("format", string(format)),
 		slog.Int("observations", res.Observations), slog.Int("created", res.AssessmentsCreated),
-		slog.Int("changed", res.StatusChanged), slog.Duration("took", time.Since(start)))
+		slog.Int("changed", res.StatusChanged), slog.Int("rule_assignments", res.RuleAssignments),
+		slog.Duration("took", time.Since(start)))
 	return res, nil
 }
 
@@ -244,8 +294,11 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 	done := 0
 	apply := func(last bool) error {
 		err := in.db.WithTx(ctx, func(tx *store.Tx) error {
-			r, err := tx.ApplyObservations(ctx, chunk, at)
+			r, targets, err := tx.ApplyObservationsForRules(ctx, chunk, at)
 			if err != nil {
+				return err
+			}
+			if err := in.applyRules(ctx, tx, &r, targets); err != nil {
 				return err
 			}
 			if err := in.assign.AfterImport(ctx, tx, r); err != nil {

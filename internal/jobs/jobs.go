@@ -235,3 +235,19 @@ func (ClosedNotFixedArgs) Kind() string { return "ticket_closed_not_fixed" }
 func (ClosedNotFixedArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
 }
+
+// RuleRunArgs asks for a governance rule to be run over the assessments
+// that exist (steward rules run); the run row says which rule and how.
+type RuleRunArgs struct {
+	RunID int64 `json:"run_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (RuleRunArgs) Kind() string { return "rule_run" }
+
+// InsertOpts puts rule runs on the ingest queue: like imports they write
+// many rows, and one writer at a time is all SQLite has. A retried run
+// starts over, skipping what the earlier attempt assigned.
+func (RuleRunArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueIngest, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
@@ -105,6 +106,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
 		ServiceNowFactory(logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
+	// Imports and rule runs assign through ticketsync's assignment
+	// service, which can open the tickets of ServiceNow-type rules.
+	s.Ingester.SetAssignments(s.Tickets.Assignments())
+	ruleEval := rules.NewEvaluator(db, s.Tickets.Assignments(), logger.With("component", "rules"))
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
@@ -112,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	river.AddWorker(workers, ticketsync.NewCreateTicketWorker(s.Tickets))
 	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
 	ticketsync.AddWorkers(workers, s.Tickets)
+	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
 	s.clientID = jobClientID()
 	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
 		ID: s.clientID,

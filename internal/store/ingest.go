@@ -34,6 +34,34 @@ type ApplyResult struct {
 	// ChangedRecommendations are the keys whose assessment counts may have
 	// changed: pass them to RecomputeRecommendationSummaries. Sorted, unique.
 	ChangedRecommendations []string `json:"changed_recommendations,omitempty"`
+	// RuleAssignments counts the assignments governance rules made on
+	// assessments that became Unhealthy; RuleSkipped counts, by reason,
+	// those a winning rule could not assign (no owner found, no
+	// integration). Filled by the caller that evaluates the rules.
+	RuleAssignments int            `json:"rule_assignments"`
+	RuleSkipped     map[string]int `json:"rule_skipped,omitempty"`
+
+	// becameUnhealthy collects ApplyObservationsForRules' targets.
+	becameUnhealthy []RuleTarget
+}
+
+// RuleTarget is an Unhealthy assessment with what governance rules match
+// on: its resource and recommendation as stored (assessments of one
+// resource share its pointer).
+type RuleTarget struct {
+	AssessmentID int64
+	// Created is true when ApplyObservations created the assessment just
+	// now: it cannot have an assignment yet.
+	Created        bool
+	Resource       *steward.Resource
+	Recommendation *steward.Recommendation
+}
+
+// Assessment is the assessment as rules match it.
+func (n RuleTarget) Assessment() *steward.Assessment {
+	return &steward.Assessment{ID: n.AssessmentID, RecommendationKey: n.Recommendation.Key, ResourceID: n.Resource.ID,
+		ResourceName: n.Resource.Name, ResourceType: n.Resource.Type, Status: steward.StatusUnhealthy,
+		Severity: n.Recommendation.Severity, Cloud: n.Resource.Cloud}
 }
 
 // Add accumulates o into r; ChangedRecommendations stay sorted and unique.
@@ -45,6 +73,13 @@ func (r *ApplyResult) Add(o ApplyResult) {
 	r.ResourcesCreated += o.ResourcesCreated
 	r.RecommendationsCreated += o.RecommendationsCreated
 	r.CompletedAssignments = append(r.CompletedAssignments, o.CompletedAssignments...)
+	r.RuleAssignments += o.RuleAssignments
+	for k, n := range o.RuleSkipped {
+		if r.RuleSkipped == nil {
+			r.RuleSkipped = map[string]int{}
+		}
+		r.RuleSkipped[k] += n
+	}
 	if len(o.ChangedRecommendations) > 0 {
 		r.ChangedRecommendations = append(r.ChangedRecommendations, o.ChangedRecommendations...)
 		slices.Sort(r.ChangedRecommendations)
@@ -102,11 +137,22 @@ type resState struct {
 //
 // Chunks of a few thousand observations per transaction are the sweet spot.
 func (tx *Tx) ApplyObservations(ctx context.Context, obs []steward.Observation, at time.Time) (ApplyResult, error) {
+	res, _, err := tx.ApplyObservationsForRules(ctx, obs, at)
+	return res, err
+}
+
+// ApplyObservationsForRules is ApplyObservations that also returns the
+// assessments the call created Unhealthy or changed to Unhealthy, with what
+// governance rules match on: the candidates for rule assignments in the
+// same transaction. It knows them while applying, so this costs no query.
+func (tx *Tx) ApplyObservationsForRules(ctx context.Context, obs []steward.Observation, at time.Time) (ApplyResult, []RuleTarget, error) {
 	res, err := tx.applyObservations(ctx, obs, at)
 	if err != nil {
-		return ApplyResult{}, fmt.Errorf("apply observations: %w", mapError(err))
+		return ApplyResult{}, nil, fmt.Errorf("apply observations: %w", mapError(err))
 	}
-	return res, nil
+	targets := res.becameUnhealthy
+	res.becameUnhealthy = nil
+	return res, targets, nil
 }
 
 func (tx *Tx) applyObservations(ctx context.Context, obs []steward.Observation, at time.Time) (ApplyResult, error) {
@@ -520,6 +566,10 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 		inserts  []any
 		healthy  []healthyChange
 		lastSeen = make(map[int64][]int64)
+		// newUnhealthy are the items inserted Unhealthy, by pair, until
+		// the insert returns their IDs.
+		newUnhealthy = make(map[pairID]*obsItem)
+		targets      = newTargets(recs, ress)
 	)
 	for i := range items {
 		it := &items[i]
@@ -529,6 +579,9 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 		if !ok {
 			t := tx.db.timeArg(it.atT)
 			inserts = append(inserts, rs.id, re.dbID, string(o.Status), o.StatusReason, rs.merged.Severity.Rank(), t, t, t)
+			if o.Status == steward.StatusUnhealthy {
+				newUnhealthy[pairID{rs.id, re.dbID}] = it
+			}
 			res.AssessmentsCreated++
 			changed[rs.merged.Key] = true
 			continue
@@ -554,8 +607,11 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 			}
 			res.StatusChanged++
 			changed[rs.merged.Key] = true
-			if o.Status == steward.StatusHealthy {
+			switch o.Status {
+			case steward.StatusHealthy:
 				healthy = append(healthy, healthyChange{id: a.id, at: it.atT})
+			case steward.StatusUnhealthy:
+				res.becameUnhealthy = append(res.becameUnhealthy, targets.of(a.id, false, it))
 			}
 		case o.StatusReason != a.reason:
 			stmt, err := tx.stmt(ctx, `UPDATE assessment SET status_reason = ?, last_seen = ? WHERE id = ?`)
@@ -573,8 +629,22 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 			res.Unchanged++
 		}
 	}
-	if err := tx.insertRows(ctx, `INSERT INTO assessment (recommendation_id, resource_id, status, status_reason,
-		severity_rank, first_seen, last_seen, status_changed_at) VALUES `, 8, inserts); err != nil {
+	// Only the IDs of those inserted Unhealthy are wanted; RETURNING's row
+	// order is not the VALUES order, hence the pair.
+	err := tx.insertRowsReturning(ctx, `INSERT INTO assessment (recommendation_id, resource_id, status, status_reason,
+		severity_rank, first_seen, last_seen, status_changed_at) VALUES `, 8, inserts,
+		` RETURNING id, recommendation_id, resource_id`, func(rows *sql.Rows) error {
+			var id int64
+			var p pairID
+			if err := rows.Scan(&id, &p.rec, &p.res); err != nil {
+				return err
+			}
+			if it, ok := newUnhealthy[p]; ok {
+				res.becameUnhealthy = append(res.becameUnhealthy, targets.of(id, true, it))
+			}
+			return nil
+		})
+	if err != nil {
 		return nil, fmt.Errorf("insert assessments: %w", err)
 	}
 	for last, ids := range lastSeen {
@@ -584,6 +654,88 @@ func (tx *Tx) applyAssessments(ctx context.Context, items []obsItem, recs map[st
 		}
 	}
 	return healthy, nil
+}
+
+// targets builds the resources and recommendations of RuleTarget
+// entries once each, from the state ApplyObservations already holds.
+type targets struct {
+	recs map[string]*recState
+	ress map[string]*resState
+	res  map[string]*steward.Resource
+	rec  map[string]*steward.Recommendation
+}
+
+func newTargets(recs map[string]*recState, ress map[string]*resState) *targets {
+	return &targets{recs: recs, ress: ress, res: map[string]*steward.Resource{}, rec: map[string]*steward.Recommendation{}}
+}
+
+func (t *targets) of(id int64, created bool, it *obsItem) RuleTarget {
+	key := it.o.Recommendation.Key
+	rec, ok := t.rec[key]
+	if !ok {
+		m := t.recs[key].merged
+		rec = &m
+		t.rec[key] = rec
+	}
+	res, ok := t.res[it.norm]
+	if !ok {
+		m := t.ress[it.norm].merged
+		res = &steward.Resource{ID: m.id, Name: m.name, Type: m.typ, Cloud: steward.Cloud(m.cloud), Region: m.region}
+		// Tags were encoded from a map a moment ago; a decode error cannot
+		// happen, and without tags the rules simply see none.
+		_ = decodeJSON(m.tags, &res.Tags)
+		t.res[it.norm] = res
+	}
+	return RuleTarget{AssessmentID: id, Created: created, Resource: res, Recommendation: rec}
+}
+
+// ActiveAssignmentsOf returns, of the given assessments, those with an
+// active assignment, mapped to it.
+func (tx *Tx) ActiveAssignmentsOf(ctx context.Context, assessmentIDs []int64) (map[int64]ActiveAssignment, error) {
+	return activeAssignmentsOf(ctx, tx.db, tx.tx, assessmentIDs)
+}
+
+// ActiveAssignmentsOf is Tx.ActiveAssignmentsOf on the reader pool.
+func (db *DB) ActiveAssignmentsOf(ctx context.Context, assessmentIDs []int64) (map[int64]ActiveAssignment, error) {
+	return activeAssignmentsOf(ctx, db, db.read, assessmentIDs)
+}
+
+func activeAssignmentsOf(ctx context.Context, db *DB, q querier, ids []int64) (map[int64]ActiveAssignment, error) {
+	out := make(map[int64]ActiveAssignment)
+	for start := 0; start < len(ids); start += inBatch {
+		batch := ids[start:min(start+inBatch, len(ids))]
+		args := make([]any, len(batch))
+		for i, id := range batch {
+			args[i] = id
+		}
+		rows, err := q.QueryContext(ctx, db.bind(`SELECT assessment_id, id, COALESCE(rule_id, 0), created_at FROM assignment
+			WHERE state = 'active' AND assessment_id IN (`+placeholders(len(batch))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("find active assignments: %w", err)
+		}
+		for rows.Next() {
+			var asm int64
+			var a ActiveAssignment
+			var created dbTime
+			if err := rows.Scan(&asm, &a.ID, &a.RuleID, &created); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find active assignments: %w", err)
+			}
+			a.CreatedAt = created.T
+			out[asm] = a
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("find active assignments: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// ActiveAssignment is an active assignment and the rule that made it (0
+// for a person's).
+type ActiveAssignment struct {
+	ID, RuleID int64
+	CreatedAt  time.Time
 }
 
 // completeHealthyAssignments ends the active assignments of assessments that

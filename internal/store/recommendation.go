@@ -208,9 +208,19 @@ func pageRecommendations(out []*RecommendationSummary, ranks []int, limit int) (
 // FindRecommendationByKey returns one recommendation with its summary counts
 // (as of the last RecomputeRecommendationSummaries), or CodeNotFound.
 func (db *DB) FindRecommendationByKey(ctx context.Context, key string) (*RecommendationSummary, error) {
+	return findRecommendationByKey(ctx, db, db.read, key)
+}
+
+// FindRecommendationByKey is DB.FindRecommendationByKey inside the
+// transaction, which sees what the transaction wrote.
+func (tx *Tx) FindRecommendationByKey(ctx context.Context, key string) (*RecommendationSummary, error) {
+	return findRecommendationByKey(ctx, tx.db, tx.tx, key)
+}
+
+func findRecommendationByKey(ctx context.Context, db *DB, q querier, key string) (*RecommendationSummary, error) {
 	s := new(RecommendationSummary)
 	var rank int
-	row := db.read.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`,
+	row := q.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`,
 		COALESCE(s.unhealthy, 0), COALESCE(s.healthy, 0), COALESCE(s.not_applicable, 0)
 		FROM recommendation r LEFT JOIN recommendation_summary s ON s.recommendation_id = r.id AND s.cloud = ''
 		WHERE r.key = ?`), key)

@@ -106,7 +106,17 @@ func (db *DB) findResources(ctx context.Context, f ResourceFilter) ([]*steward.R
 // FindResourceByID returns the resource whose ID equals id once both are
 // normalized (case-insensitive, trailing slash ignored), or CodeNotFound.
 func (db *DB) FindResourceByID(ctx context.Context, id string) (*steward.Resource, error) {
-	r, _, err := scanResource(db.read.QueryRowContext(ctx, db.bind(resourceSelect+` WHERE norm_id = ?`), steward.NormalizeResourceID(id)))
+	return findResourceByID(ctx, db, db.read, id)
+}
+
+// FindResourceByID is DB.FindResourceByID inside the transaction, which
+// sees what the transaction wrote.
+func (tx *Tx) FindResourceByID(ctx context.Context, id string) (*steward.Resource, error) {
+	return findResourceByID(ctx, tx.db, tx.tx, id)
+}
+
+func findResourceByID(ctx context.Context, db *DB, q querier, id string) (*steward.Resource, error) {
+	r, _, err := scanResource(q.QueryRowContext(ctx, db.bind(resourceSelect+` WHERE norm_id = ?`), steward.NormalizeResourceID(id)))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "resource %q not found", id)
 	} else if err != nil {

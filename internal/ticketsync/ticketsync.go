@@ -232,24 +232,24 @@ func (s *Service) TicketRoute(ctx context.Context, resourceID string, integratio
 
 // TicketText implements assignment.Ticketing: the integration's templates
 // for typ, rendered for a.
-func (s *Service) TicketText(ctx context.Context, in *steward.Integration, typ steward.TicketType, a *steward.Assignment) (string, string, error) {
-	as, err := s.db.FindAssessmentByID(ctx, a.AssessmentID)
+func (s *Service) TicketText(ctx context.Context, tx *store.Tx, in *steward.Integration, typ steward.TicketType, a *steward.Assignment) (string, string, error) {
+	as, err := tx.FindAssessmentByID(ctx, a.AssessmentID)
 	if err != nil {
 		return "", "", err
 	}
-	data, err := s.templateData(ctx, as, a)
+	data, err := s.templateData(ctx, tx, as, a)
 	if err != nil {
 		return "", "", err
 	}
 	return Render(in.TicketTypes[typ], data)
 }
 
-func (s *Service) templateData(ctx context.Context, as *steward.Assessment, a *steward.Assignment) (TemplateData, error) {
-	rec, err := s.db.FindRecommendationByKey(ctx, as.RecommendationKey)
+func (s *Service) templateData(ctx context.Context, tx *store.Tx, as *steward.Assessment, a *steward.Assignment) (TemplateData, error) {
+	rec, err := tx.FindRecommendationByKey(ctx, as.RecommendationKey)
 	if err != nil {
 		return TemplateData{}, err
 	}
-	res, err := s.db.FindResourceByID(ctx, as.ResourceID)
+	res, err := tx.FindResourceByID(ctx, as.ResourceID)
 	if err != nil {
 		return TemplateData{}, err
 	}
