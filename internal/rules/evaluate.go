@@ -59,6 +59,7 @@ func (o *Outcome) skip(reason string) {
 // keeps a rule change effective from the next chunk on.
 type Env struct {
 	Rules        []*steward.Rule
+	set          *Set // Rules compiled
 	scopeTags    map[steward.Scope]map[string]string
 	integrations map[string]int64 // by lower-cased, trimmed name
 }
@@ -75,6 +76,7 @@ func LoadEnv(ctx context.Context, db *store.DB) (*Env, error) {
 			env.Rules = append(env.Rules, r)
 		}
 	}
+	env.set = NewSet(env.Rules)
 	if len(env.Rules) == 0 {
 		return env, nil
 	}
@@ -91,6 +93,14 @@ func LoadEnv(ctx context.Context, db *store.DB) (*Env, error) {
 		}
 	}
 	return env, nil
+}
+
+// winner is Winner over env's rules, compiled once.
+func (env *Env) winner(t Target) (*steward.Rule, string) {
+	if env.set == nil {
+		env.set = NewSet(env.Rules)
+	}
+	return env.set.Winner(t)
 }
 
 func integrationKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
@@ -143,7 +153,7 @@ func (e *Evaluator) OnArrival(ctx context.Context, tx *store.Tx, env *Env, targe
 			continue
 		}
 		tg := target(t)
-		r, cond := Winner(env.Rules, tg)
+		r, cond := env.winner(tg)
 		if r == nil {
 			continue
 		}

@@ -121,8 +121,9 @@ func count(ctx context.Context, db *store.DB, final []*steward.Rule, touched map
 	}
 	lookup := func(s steward.Scope) map[string]string { return tags[s] }
 	groups := map[*steward.Rule]map[string]bool{}
+	set := NewSet(final)
 	err = db.ForEachUnassignedUnhealthy(ctx, scope, func(a *steward.Assessment, res *steward.Resource, rec *steward.Recommendation) error {
-		w, _ := Winner(final, Target{Assessment: a, Resource: res, Recommendation: rec})
+		w, _ := set.Winner(Target{Assessment: a, Resource: res, Recommendation: rec})
 		ch, ok := touched[w]
 		if !ok || Owner(w, res, lookup) == "" {
 			return nil

@@ -110,7 +110,7 @@ func (e *Evaluator) runPage(ctx context.Context, tx *store.Tx, env *Env, r *stew
 		if !Applies(r, tg.Resource.ID) {
 			continue
 		}
-		w, cond := Winner(env.Rules, tg)
+		w, cond := env.winner(tg)
 		if w == nil {
 			continue
 		}
