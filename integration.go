@@ -150,6 +150,9 @@ const (
 	TicketCreated  TicketStatus = "created"  // the record exists in the ITSM
 	TicketRetrying TicketStatus = "retrying" // a try failed in a way a retry can fix
 	TicketFailed   TicketStatus = "failed"   // the ITSM refused it; a user may retry
+	// TicketDeferred: the governance rule that made the assignment has
+	// used its daily cap of tickets; the ticket is sent at DeferredUntil.
+	TicketDeferred TicketStatus = "deferred"
 )
 
 // TicketFlag marks a ticket whose two sides cannot simply be kept in sync.
@@ -177,6 +180,9 @@ type Ticket struct {
 	// Error is the reason the ITSM gave for the last failure.
 	Error    string `json:"error,omitempty"`
 	Attempts int    `json:"attempts"`
+	// DeferredUntil is when a ticket its rule's daily cap deferred will be
+	// sent (status deferred); it stays as history once the ticket is sent.
+	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
 
 	SysID      string      `json:"sys_id,omitempty"`
 	Number     string      `json:"number,omitempty"`

@@ -146,6 +146,9 @@ func newAssignmentsCommand(g *globals) *cobra.Command {
 			w.Flush()
 			if t := d.Ticket; t != nil {
 				fmt.Fprintf(g.stdout, "\nTicket: %s\n", ticketLine(t))
+				if until := deferredUntil(t); until != "" {
+					fmt.Fprintf(g.stdout, "  deferred by the daily cap of rule %d; opens at %s\n", d.RuleID, until)
+				}
 				if p := ticketProblem(t); p != "" {
 					fmt.Fprintf(g.stdout, "  reason: %s\n", p)
 				}

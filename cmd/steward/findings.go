@@ -52,7 +52,7 @@ func describeTicketFilters(root *cobra.Command) {
 		return
 	}
 	for name, help := range map[string]string{
-		"status": "ticket status: pending, created, retrying or failed",
+		"status": "ticket status: deferred (by a rule's daily cap), pending, created, retrying or failed",
 		"state":  "ticket state: New, InProgress, OnHold, Resolved, Closed or Canceled",
 		"type":   "ticket type: incident, problem or change_request",
 	} {

@@ -387,6 +387,15 @@ func integrationTable(w *tabwriter.Writer, items []steward.Integration) {
 	}
 }
 
+// deferredUntil is when a ticket a rule's daily cap deferred will be sent,
+// "" for any other ticket.
+func deferredUntil(t *steward.Ticket) string {
+	if t.Status != steward.TicketDeferred || t.DeferredUntil == nil {
+		return ""
+	}
+	return t.DeferredUntil.UTC().Format("2006-01-02 15:04 UTC")
+}
+
 func newTicketsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tickets", Short: "List tickets and retry failed ones"}
 	list := &cobra.Command{Use: "list", Short: "List tickets with number, link, state and assignee", Args: cobra.NoArgs}
@@ -408,6 +417,9 @@ func newTicketsCommand(g *globals) *cobra.Command {
 					state = t.StateLabel
 				}
 				status := string(t.Status)
+				if until := deferredUntil(&t.Ticket); until != "" {
+					status += " until " + until
+				}
 				row(w, t.AssignmentID, orDash(t.Number), status, orDash(state), orDash(t.AssigneeEmail), t.ResourceID, clip(t.RecommendationKey, 40), orDash(t.Link))
 			}
 			w.Flush()

@@ -37,9 +37,9 @@ func (a *API) listTickets(w http.ResponseWriter, r *http.Request) error {
 	if s := q.str("status"); s != "" {
 		f.Status = steward.TicketStatus(s)
 		switch f.Status {
-		case steward.TicketPending, steward.TicketCreated, steward.TicketRetrying, steward.TicketFailed:
+		case steward.TicketPending, steward.TicketDeferred, steward.TicketCreated, steward.TicketRetrying, steward.TicketFailed:
 		default:
-			q.fail(invalid("status %q is not one of pending, created, retrying, failed", s))
+			q.fail(invalid("status %q is not one of pending, deferred, created, retrying, failed", s))
 		}
 	}
 	f.AssignmentStates = q.assignmentStates("assignment_state")

@@ -16,6 +16,7 @@ const (
 	AuditTicketFailed         = "ticket.failed"
 	AuditTicketRetrying       = "ticket.retrying"
 	AuditTicketRetryRequested = "ticket.retry_requested"
+	AuditTicketDeferred       = "ticket.deferred"
 )
 
 // ActorSystem is the actor of changes Steward makes on its own.
@@ -50,20 +51,20 @@ const ticketColumns = `t.assignment_id, COALESCE(t.integration_id, 0), COALESCE(
 	COALESCE(t.sys_id, ''), COALESCE(t.number, ''), COALESCE(t.link, ''), COALESCE(t.raw_state, ''), COALESCE(t.state_label, ''),
 	COALESCE(t.state, ''), COALESCE(t.assignee_email, ''), t.remote_updated_at, COALESCE(t.mod_count, 0), t.last_synced_at,
 	COALESCE(t.short_description, ''), COALESCE(t.description, ''), COALESCE(t.caller_email, ''), t.created_at, t.updated_at,
-	COALESCE(t.flag, ''), COALESCE(t.ended_state, ''), COALESCE(t.sync_error, '')`
+	COALESCE(t.flag, ''), COALESCE(t.ended_state, ''), COALESCE(t.sync_error, ''), t.deferred_until`
 
 // ticketRow receives ticketColumns.
 type ticketRow struct {
-	id                                      sql.NullInt64
-	t                                       steward.Ticket
-	remoteUpdated, lastSynced, created, upd dbTime
+	id                                                sql.NullInt64
+	t                                                 steward.Ticket
+	remoteUpdated, lastSynced, created, upd, deferred dbTime
 }
 
 func (r *ticketRow) dest() []any {
 	t := &r.t
 	return []any{&r.id, &t.IntegrationID, &t.Type, &t.Table, &t.CorrelationID, &t.Status, &t.Error, &t.Attempts,
 		&t.SysID, &t.Number, &t.Link, &t.RawState, &t.StateLabel, &t.State, &t.AssigneeEmail, &r.remoteUpdated, &t.ModCount, &r.lastSynced,
-		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd, &t.Flag, &t.EndedState, &t.SyncError}
+		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd, &t.Flag, &t.EndedState, &t.SyncError, &r.deferred}
 }
 
 // ticket returns the scanned ticket, or nil when the LEFT JOIN found none.
@@ -74,6 +75,7 @@ func (r *ticketRow) ticket() *steward.Ticket {
 	t := r.t
 	t.AssignmentID = r.id.Int64
 	t.RemoteUpdatedAt, t.LastSyncedAt, t.CreatedAt, t.UpdatedAt = r.remoteUpdated.ptr(), r.lastSynced.ptr(), r.created.T, r.upd.T
+	t.DeferredUntil = r.deferred.ptr()
 	return &t
 }
 
@@ -89,7 +91,7 @@ func scanTicket(sc interface{ Scan(...any) error }) (*steward.Ticket, error) {
 
 func validTicketStatus(s steward.TicketStatus) bool {
 	switch s {
-	case steward.TicketPending, steward.TicketCreated, steward.TicketRetrying, steward.TicketFailed:
+	case steward.TicketPending, steward.TicketCreated, steward.TicketRetrying, steward.TicketFailed, steward.TicketDeferred:
 		return true
 	}
 	return false
@@ -147,6 +149,9 @@ func (tx *Tx) createTicket(ctx context.Context, t *steward.Ticket) error {
 	}
 	if !validTicketStatus(t.Status) {
 		return steward.Errorf(steward.CodeInvalid, "unknown ticket status %q", t.Status)
+	}
+	if t.Status == steward.TicketDeferred {
+		return steward.Errorf(steward.CodeInvalid, "a ticket is deferred by its daily cap when it is sent, not when it is created")
 	}
 	if t.State != "" && !validTicketState(t.State) {
 		return steward.Errorf(steward.CodeInvalid, "unknown ticket state %q", t.State)
@@ -302,7 +307,7 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 	}
 	if f.Status != "" {
 		if !validTicketStatus(f.Status) {
-			return nil, "", steward.Errorf(steward.CodeInvalid, "unknown ticket status %q (want pending, created, retrying or failed)", f.Status)
+			return nil, "", steward.Errorf(steward.CodeInvalid, "unknown ticket status %q (want pending, deferred, created, retrying or failed)", f.Status)
 		}
 		where = append(where, "t.status = ?")
 		args = append(args, string(f.Status))
@@ -363,26 +368,6 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 		return out, encodeCursor(cursorTicket, out[limit-1].AssignmentID), nil
 	}
 	return out, "", nil
-}
-
-// MarkTicketAttempt counts a send of the ticket's creation request in its
-// own short write transaction, before the request goes out, and returns the
-// new count: after a crash the next try knows an earlier request may have
-// reached the ITSM. Must not be called inside WithTx. Errors: CodeNotFound.
-func (db *DB) MarkTicketAttempt(ctx context.Context, assignmentID int64) (int, error) {
-	var n int
-	err := db.WithTx(ctx, func(tx *Tx) error {
-		err := tx.tx.QueryRowContext(ctx, db.bind(`UPDATE ticket SET attempts = attempts + 1, updated_at = ? WHERE assignment_id = ? RETURNING attempts`),
-			db.timeArg(db.now()), assignmentID).Scan(&n)
-		if isNoRows(err) {
-			return steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
-		}
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("count attempt of ticket for assignment %d: %w", assignmentID, mapError(err))
-	}
-	return n, nil
 }
 
 // RecordTicketCreated records that the ticket's record exists in the ITSM:
@@ -482,6 +467,9 @@ func (tx *Tx) recordTicketFailure(ctx context.Context, assignmentID int64, statu
 	}
 	if t.Status == status && t.Error == reason {
 		return nil
+	}
+	if err := tx.releaseRuleTicketDay(ctx, t); err != nil {
+		return err
 	}
 	now := tx.db.now()
 	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE ticket SET status = ?, error = ?, updated_at = ? WHERE assignment_id = ?`),

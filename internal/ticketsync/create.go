@@ -21,6 +21,10 @@ import (
 // timeout, a 5xx, a dropped connection or a crash between send and commit -
 // makes the provider look the correlation ID up first, so a record that was
 // created but never recorded is found instead of duplicated.
+//
+// Recording the attempt also applies the daily cap of the governance rule
+// that made the assignment (store.DB.MarkTicketAttempt): a ticket beyond it
+// is not sent, and CreateTicket returns a *DeferredError saying until when.
 func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	t, err := s.db.FindTicketByAssignment(ctx, assignmentID)
 	if err != nil {
@@ -40,9 +44,29 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	if err != nil {
 		return err
 	}
-	attempts, err := s.db.MarkTicketAttempt(ctx, assignmentID)
+	attempt, err := s.db.MarkTicketAttempt(ctx, assignmentID)
 	if err != nil {
 		return err
+	}
+	if !attempt.DeferredUntil.IsZero() {
+		if attempt.NewlyDeferred {
+			s.metrics.tickets.WithLabelValues(string(t.Type), string(steward.TicketDeferred)).Inc()
+			s.logger.InfoContext(ctx, "ticket deferred: its rule's daily cap is reached", "assignment_id", assignmentID,
+				"rule_id", a.RuleID, "until", attempt.DeferredUntil)
+		}
+		return &DeferredError{AssignmentID: assignmentID, Until: attempt.DeferredUntil}
+	}
+	if t.Status == steward.TicketDeferred {
+		// Its day has come. The owner push and resolve jobs leave deferred
+		// tickets alone, so read the assignment again now that the ticket
+		// is no longer deferred: a new owner goes with it, an ended
+		// assignment sends nothing.
+		if a, err = s.db.FindAssignmentByID(ctx, assignmentID); err != nil {
+			return err
+		}
+		if a.State != steward.AssignmentActive {
+			return s.fail(ctx, t, steward.TicketFailed, fmt.Sprintf("assignment %s before its ticket was created", a.State))
+		}
 	}
 	iu, ok := in.Priority[a.Severity]
 	if !ok {
@@ -61,7 +85,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 		Impact:             iu.Impact,
 		Urgency:            iu.Urgency,
 		Fields:             in.TicketTypes[t.Type].Fields,
-		FirstAttempt:       attempts == 1,
+		FirstAttempt:       attempt.Attempts == 1,
 	})
 	s.metrics.createDuration.WithLabelValues(string(t.Type)).Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -81,6 +105,17 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	s.metrics.tickets.WithLabelValues(string(t.Type), "created").Inc()
 	s.logger.InfoContext(ctx, "ticket created", "assignment_id", assignmentID, "number", remote.Number, "table", remote.Table)
 	return nil
+}
+
+// DeferredError is CreateTicket's answer for a ticket that waits for a day
+// its rule's daily cap has room on; the worker snoozes the job until then.
+type DeferredError struct {
+	AssignmentID int64
+	Until        time.Time
+}
+
+func (e *DeferredError) Error() string {
+	return fmt.Sprintf("the ticket of assignment %d is deferred until %s by its rule's daily cap", e.AssignmentID, e.Until.Format(time.RFC3339))
 }
 
 func (s *Service) fail(ctx context.Context, t *steward.Ticket, status steward.TicketStatus, reason string) error {
@@ -125,12 +160,17 @@ func (w *CreateTicketWorker) Timeout(*river.Job[jobs.CreateTicketArgs]) time.Dur
 }
 
 // Work maps the outcome onto River: throttled tries are snoozed (they do
-// not use up attempts), refused ones cancelled (a retry cannot help; the
+// not use up attempts), and so are tickets a daily cap deferred, until
+// their day; refused ones are cancelled (a retry cannot help; the
 // user can retry after fixing the cause), others retried with backoff.
 func (w *CreateTicketWorker) Work(ctx context.Context, job *river.Job[jobs.CreateTicketArgs]) error {
 	err := w.svc.CreateTicket(ctx, job.Args.AssignmentID)
 	if err == nil {
 		return nil
+	}
+	if d, ok := errors.AsType[*DeferredError](err); ok {
+		// Measured on the store's clock, which decided the day.
+		return river.JobSnooze(max(d.Until.Sub(w.svc.db.Now()), 0))
 	}
 	if steward.ErrorCode(err) == steward.CodeNotFound && !itsm.IsKind(err, itsm.KindNotFound) {
 		return river.JobCancel(err) // the assignment or ticket row is gone

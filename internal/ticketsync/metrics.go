@@ -11,7 +11,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		tickets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steward_tickets_total",
-			Help: "Ticket creation outcomes by ticket type and outcome (created, retrying, failed).",
+			Help: "Ticket creation outcomes by ticket type and outcome (created, deferred, retrying, failed).",
 		}, []string{"type", "outcome"}),
 		createDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "steward_ticket_create_duration_seconds",

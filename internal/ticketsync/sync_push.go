@@ -90,7 +90,10 @@ func (s *Service) PushOwner(ctx context.Context, assignmentID int64) error {
 		return err
 	}
 	t := a.Ticket
-	if t == nil || a.State != steward.AssignmentActive || t.Status == steward.TicketFailed || t.Flag == steward.TicketFlagDeleted {
+	// A ticket a daily cap deferred is sent with the owner of its day
+	// (CreateTicket reads it then): nothing to push, nothing to wait for.
+	if t == nil || a.State != steward.AssignmentActive || t.Status == steward.TicketFailed || t.Status == steward.TicketDeferred ||
+		t.Flag == steward.TicketFlagDeleted {
 		return nil
 	}
 	if t.Status != steward.TicketCreated {
@@ -199,7 +202,8 @@ func (s *Service) ResolveTicket(ctx context.Context, assignmentID int64) error {
 		return err
 	}
 	t := a.Ticket
-	if t == nil || t.Status == steward.TicketFailed || t.Flag == steward.TicketFlagDeleted || t.State.Ended() {
+	// A deferred ticket was never sent; CreateTicket fails it on its day.
+	if t == nil || t.Status == steward.TicketFailed || t.Status == steward.TicketDeferred || t.Flag == steward.TicketFlagDeleted || t.State.Ended() {
 		return nil
 	}
 	if t.Status != steward.TicketCreated {

@@ -59,10 +59,13 @@ type testBundle struct {
 	logs   *syncBuffer
 	dbPath string
 	token  string
+	now    func() time.Time
 }
 
 type setupOpts struct {
 	emu snowemu.Options
+	// now replaces the store's clock (safe for concurrent use).
+	now func() time.Time
 }
 
 func setup(t *testing.T, o setupOpts) *testBundle {
@@ -74,7 +77,7 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(func() { _ = emu.Close() })
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
-	b := &testBundle{emu: emu, emuURL: hs.URL, logs: logs, dbPath: filepath.Join(t.TempDir(), "steward.db")}
+	b := &testBundle{emu: emu, emuURL: hs.URL, logs: logs, dbPath: filepath.Join(t.TempDir(), "steward.db"), now: o.now}
 	b.start(t)
 	return b
 }
@@ -96,6 +99,9 @@ func (b *testBundle) start(t *testing.T) {
 	})
 	srv, err := server.New(t.Context(), cfg, logger)
 	require.NoError(t, err)
+	if b.now != nil {
+		srv.DB.Now = b.now
+	}
 	require.NoError(t, srv.Start(t.Context()))
 	b.srv = srv
 	stopped := false

@@ -551,7 +551,7 @@ func testTickets(t *testing.T) {
 			for want := 1; want <= 2; want++ {
 				n, err := db.MarkTicketAttempt(ctx, a.ID)
 				require.NoError(t, err)
-				require.Equal(t, want, n)
+				require.Equal(t, want, n.Attempts)
 			}
 			_, err := db.MarkTicketAttempt(ctx, 999)
 			RequireCode(t, err, steward.CodeNotFound)
@@ -579,7 +579,7 @@ func testTickets(t *testing.T) {
 
 			n, err := db.MarkTicketAttempt(ctx, a.ID)
 			require.NoError(t, err)
-			require.Equal(t, 3, n)
+			require.Equal(t, 3, n.Attempts)
 			db.Now = func() time.Time { return t2 }
 			remoteAt := t1
 			remote := &steward.Ticket{SysID: "abc123", Number: "INC0010001", Link: "https://acme/incident.do?sys_id=abc123",
@@ -632,7 +632,7 @@ func testTickets(t *testing.T) {
 				wg.Go(func() {
 					c, err := db.MarkTicketAttempt(ctx, a.ID)
 					assert.NoError(t, err)
-					counts <- c
+					counts <- c.Attempts
 					_, err = db.RecordTicketCreated(ctx, a.ID, &steward.Ticket{SysID: "abc", Number: "INC1"})
 					assert.NoError(t, err)
 				})
