@@ -151,7 +151,19 @@ func (db *DB) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assess
 
 // FindAssessmentByID is DB.FindAssessmentByID inside the transaction.
 func (tx *Tx) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assessment, error) {
-	return findAssessmentByID(ctx, tx.db, tx.tx, id)
+	// Prepared once per transaction: rule evaluation calls this for every
+	// assignment it makes in an import chunk.
+	stmt, err := tx.stmt(ctx, assessmentSelect+` WHERE a.id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("find assessment %d: %w", id, err)
+	}
+	a, err := scanAssessment(stmt.QueryRowContext(ctx, id))
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "assessment %d not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find assessment %d: %w", id, err)
+	}
+	return a, nil
 }
 
 func findAssessmentByID(ctx context.Context, db *DB, q querier, id int64) (*steward.Assessment, error) {

@@ -143,10 +143,14 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	if a.RuleID != 0 {
 		ruleID = a.RuleID
 	}
-	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO assignment (assessment_id, type, state, owner, owner_norm, due_date,
+	insert, err := tx.stmt(ctx, `INSERT INTO assignment (assessment_id, type, state, owner, owner_norm, due_date,
 		grace_period, eta, eta_justification, owner_email_opt_out, manager_email_opt_out, created_at, created_by, updated_at,
 		rule_id, rule_condition)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	if err != nil {
+		return err
+	}
+	err = insert.QueryRowContext(ctx,
 		a.AssessmentID, string(a.Type), string(a.State), a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate),
 		a.GracePeriod, tx.db.nullTimeArg(a.ETA), a.ETAJustification, a.OwnerEmailOptOut, a.ManagerEmailOptOut,
 		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition).Scan(&a.ID)

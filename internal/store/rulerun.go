@@ -209,20 +209,29 @@ func (db *DB) CountUnhealthyInScope(ctx context.Context, scope steward.Scope) (i
 // is undone and the transaction goes on, so one governance rule
 // assignment that cannot be made does not fail an import chunk.
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := tx.tx.ExecContext(ctx, `SAVEPOINT steward_sp`); err != nil {
-		return fmt.Errorf("savepoint: %w", mapError(err))
+	// Statements prepared once per transaction: rule evaluation opens a
+	// savepoint for every assignment it makes.
+	exec := func(q string) error {
+		stmt, err := tx.stmt(ctx, q)
+		if err == nil {
+			_, err = stmt.ExecContext(ctx)
+		}
+		return mapError(err)
+	}
+	if err := exec(`SAVEPOINT steward_sp`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
 	}
 	if ferr := fn(); ferr != nil {
-		if _, err := tx.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT steward_sp`); err != nil {
-			return fmt.Errorf("roll back to savepoint after %v: %w", ferr, mapError(err))
+		if err := exec(`ROLLBACK TO SAVEPOINT steward_sp`); err != nil {
+			return fmt.Errorf("roll back to savepoint after %v: %w", ferr, err)
 		}
-		if _, err := tx.tx.ExecContext(ctx, `RELEASE SAVEPOINT steward_sp`); err != nil {
-			return fmt.Errorf("release savepoint: %w", mapError(err))
+		if err := exec(`RELEASE SAVEPOINT steward_sp`); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
 		}
 		return ferr
 	}
-	if _, err := tx.tx.ExecContext(ctx, `RELEASE SAVEPOINT steward_sp`); err != nil {
-		return fmt.Errorf("release savepoint: %w", mapError(err))
+	if err := exec(`RELEASE SAVEPOINT steward_sp`); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
 	}
 	return nil
 }
