@@ -447,23 +447,6 @@ func (tx *Tx) markResourceRecommendations(ctx context.Context, resourceID int64,
 	return rows.Err()
 }
 
-// insertRows runs prefix + "(?,...), ..." over args (cols values per row) in
-// statements of up to insertRows rows.
-func (tx *Tx) insertRows(ctx context.Context, prefix string, cols int, args []any) error {
-	per := insertRows * cols
-	for start := 0; start < len(args); start += per {
-		batch := args[start:min(start+per, len(args))]
-		stmt, err := tx.stmt(ctx, prefix+rowsPlaceholders(len(batch)/cols, cols))
-		if err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx, batch...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // execIn runs query (with one "%s" for the IN list) over keys in batches.
 func execIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys []K) error {
 	for start := 0; start < len(keys); start += inBatch {
@@ -484,7 +467,8 @@ func execIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys 
 	return nil
 }
 
-// insertRowsReturning is insertRows with a RETURNING clause whose rows go
+// insertRowsReturning runs prefix + "(?,...), ..." over args (cols values
+// per row) in statements of up to insertRows rows, with a RETURNING clause whose rows go
 // to scan.
 func (tx *Tx) insertRowsReturning(ctx context.Context, prefix string, cols int, args []any, returning string, scan func(*sql.Rows) error) error {
 	per := insertRows * cols
