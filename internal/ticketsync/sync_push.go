@@ -354,3 +354,45 @@ func (s *Service) ApplyClosedNotFixed(ctx context.Context, assignmentID int64) e
 	}
 	return nil // "nothing": the flag is the signal
 }
+
+// NoteGroupMember writes a work note on the shared ticket of member
+// assignmentID's group: that its resource joined (fixed false) or was
+// fixed. A member the record already names (it was active when the record
+// was sent) is not noted as joining again. Once the record exists, the
+// note is written and the member marked; a crash between the two writes
+// the note twice, never loses it.
+func (s *Service) NoteGroupMember(ctx context.Context, assignmentID int64, fixed bool) error {
+	a, err := s.db.FindAssignmentByID(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	t := a.Ticket
+	if t == nil || t.GroupID == 0 || t.Status == steward.TicketFailed || t.Flag == steward.TicketFlagDeleted || t.State.Ended() {
+		return nil
+	}
+	if t.Status != steward.TicketCreated {
+		return errNotYet
+	}
+	if !fixed {
+		listed, err := s.db.ListedInGroup(ctx, assignmentID)
+		if err != nil || listed {
+			return err
+		}
+	}
+	p, in, err := s.Provider(ctx, t.IntegrationID)
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("Steward: resource %s joined this ticket (%s).", a.ResourceID, a.RecommendationKey)
+	if fixed {
+		note = fmt.Sprintf("Steward: resource %s is fixed (%s); the ticket stays open for the others.", a.ResourceID, a.RecommendationKey)
+	}
+	rec, err := p.UpdateTicket(ctx, itsm.Ref{Table: t.Table, SysID: t.SysID}, itsm.TicketUpdate{WorkNote: &note})
+	if err != nil {
+		return err
+	}
+	if _, err := s.ApplyRemote(ctx, in.ID, rec, viaOwnWrite); err != nil && steward.ErrorCode(err) != steward.CodeNotFound {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.MarkListedInGroup(ctx, []int64{assignmentID}) })
+}

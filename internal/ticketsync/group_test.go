@@ -1,0 +1,184 @@
+package ticketsync_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/assignment"
+	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store"
+)
+
+// groupRule stores a rule on /subscriptions/s1 whose tickets are grouped
+// by recommendation.
+func (b *syncBundle) groupRule(t *testing.T) *steward.Rule {
+	t.Helper()
+	r := &steward.Rule{Name: "grouped", Scope: "/subscriptions/s1", Priority: 10, Enabled: true,
+		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityHigh}}},
+		Owner: steward.OwnerSource{Email: owner}, DueInDays: 14,
+		Ticket: &steward.RuleTicket{Integration: "emulator", Type: steward.TicketTypeIncident, GroupBy: steward.GroupByRecommendation}}
+	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error { return tx.CreateRule(t.Context(), r, "test") }))
+	return r
+}
+
+// groupAssign makes the grouped assignments rule r makes on the
+// assessments, in one transaction as an import chunk does.
+func (b *syncBundle) groupAssign(t *testing.T, r *steward.Rule, assessmentIDs []int64) []int64 {
+	t.Helper()
+	var ids []int64
+	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error {
+		for _, id := range assessmentIDs {
+			a, err := b.srv.Tickets.Assignments().Create(t.Context(), tx, assignment.CreateRequest{
+				AssessmentID: id, Type: steward.AssignmentServiceNow, Owner: owner, RemediationTimeframeDays: r.DueInDays,
+				RuleID: r.ID, RuleCondition: "when[0]: severity High",
+				Ticket: &assignment.TicketRequest{Type: r.Ticket.Type, Group: true},
+			}, "rule:"+r.Name)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, a.ID)
+		}
+		return nil
+	}))
+	return ids
+}
+
+// workNotes returns the work notes of a record, oldest first.
+func (b *syncBundle) workNotes(sysID string) []string {
+	var out []string
+	for _, j := range b.emu.Records("sys_journal_field") {
+		if j["element_id"] == sysID && j["element"] == "work_notes" {
+			out = append(out, j["value"])
+		}
+	}
+	return out
+}
+
+// TestGroupTicketLifecycle: five findings of one recommendation under a
+// rule grouping by recommendation open exactly one record listing all
+// five; a sixth joining later is a work note on it; fixes are noted, and
+// the last fix resolves it. Every member shows the shared ticket.
+func TestGroupTicketLifecycle(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 6, syncSettings("nothing", "flag"))
+	r := b.groupRule(t)
+	ids := b.groupAssign(t, r, b.ids[:5])
+
+	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[4]).Ticket.Status == steward.TicketCreated })
+	require.Equal(t, 1, b.emu.Count("incident"))
+	rec := b.emu.Records("incident")[0]
+	for i := range 5 {
+		require.Contains(t, rec["description"], "/virtualMachines/vm"+string(rune('0'+i)))
+	}
+	require.True(t, strings.HasSuffix(rec["correlation_id"], "-g1"), rec["correlation_id"])
+	shared := b.get(t, ids[0]).Ticket
+	for _, id := range ids {
+		d := b.get(t, id)
+		require.Equal(t, shared.Number, d.Ticket.Number, "every member shows the shared ticket")
+		require.Equal(t, shared.Link, d.Ticket.Link)
+	}
+	time.Sleep(500 * time.Millisecond)
+	require.Empty(t, b.workNotes(shared.SysID), "members listed in the record are not noted again")
+
+	sixth := b.groupAssign(t, r, b.ids[5:])[0]
+	waitFor(t, "join noted", func() bool { return len(b.workNotes(shared.SysID)) == 1 })
+	require.Contains(t, b.workNotes(shared.SysID)[0], "vm5 joined")
+	require.Equal(t, 1, b.emu.Count("incident"))
+	require.Equal(t, shared.Number, b.get(t, sixth).Ticket.Number)
+
+	for i := range 5 {
+		b.scan(t, i, "Healthy")
+	}
+	waitFor(t, "fixes noted", func() bool { return len(b.workNotes(shared.SysID)) == 6 })
+	got, err := b.emu.Record("incident", shared.SysID)
+	require.NoError(t, err)
+	require.Equal(t, "1", got["state"], "open while one member is unhealthy")
+
+	b.scan(t, 5, "Healthy")
+	waitFor(t, "resolved by the last fix", func() bool {
+		got, err := b.emu.Record("incident", shared.SysID)
+		require.NoError(t, err)
+		return got["state"] == "6"
+	})
+	require.Equal(t, 1, b.emu.Count("incident"))
+}
+
+// TestGroupTicketClosedByAgentEndsAllMembers: an agent closing the shared
+// record ends every member assignment, and a reassignment before moves
+// every member's owner.
+func TestGroupTicketClosedByAgentEndsAllMembers(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 3, syncSettings("nothing", "flag"))
+	r := b.groupRule(t)
+	ids := b.groupAssign(t, r, b.ids)
+	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[0]).Ticket.Status == steward.TicketCreated })
+	sysID := b.get(t, ids[0]).Ticket.SysID
+
+	_, err := b.emu.Reassign("incident", sysID, "fred.luddy@example.com", "admin")
+	require.NoError(t, err)
+	b.poll(t)
+	for _, id := range ids {
+		require.Equal(t, "fred.luddy@example.com", b.get(t, id).Owner)
+	}
+
+	_, err = b.emu.SetState("incident", sysID, snowemu.StateChange{State: "7", User: "don.goodliffe"})
+	require.NoError(t, err)
+	b.poll(t)
+	for _, id := range ids {
+		require.Equal(t, steward.AssignmentCompleted, b.get(t, id).State)
+	}
+	require.Equal(t, 1, b.emu.Count("incident"))
+}
+
+// TestGroupTicketExactlyOnce: the shared record is found by the group's
+// correlation ID when its creation is retried, however many members ask.
+func TestGroupTicketExactlyOnce(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 4, syncSettings("nothing", "flag"))
+	r := b.groupRule(t)
+	ids := b.groupAssign(t, r, b.ids)
+	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[0]).Ticket.Status == steward.TicketCreated })
+	// A crash after the record was sent and before it was recorded looks
+	// like this: the ticket is back to retrying; the retry finds the record.
+	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error {
+		_, err := tx.SQL().ExecContext(t.Context(), `UPDATE ticket SET status = 'retrying', sys_id = '', number = '' WHERE assignment_id = ?`, ids[0])
+		return err
+	}))
+	for _, id := range ids {
+		_ = b.svc().CreateTicket(t.Context(), id)
+	}
+	require.Equal(t, steward.TicketCreated, b.get(t, ids[3]).Ticket.Status)
+	require.Equal(t, 1, b.emu.Count("incident"))
+}
+
+// TestGroupTicketOnArrival: findings an import turns Unhealthy under a rule
+// grouping by recommendation share one record, through rule evaluation.
+func TestGroupTicketOnArrival(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	_, err := b.client.CreateIntegration(t.Context(), apiclient.IntegrationRequest{
+		Name: ptr("emulator"), Scope: ptr("/subscriptions/s1"), InstanceURL: ptr(b.emuURL), Local: ptr(true),
+		AuthMode: ptr("basic"), Username: ptr("admin"), Password: ptr(emuPassword), RequestsPerSecond: ptr(500.0),
+		Sync: syncSettings("nothing", "flag"),
+	})
+	require.NoError(t, err)
+	sb := &syncBundle{testBundle: b}
+	sb.groupRule(t)
+	b.seed(t, 5)
+
+	page, err := b.client.ListAssignments(t.Context(), url.Values{"state": {"active"}})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 5)
+	waitFor(t, "group ticket created", func() bool { return b.emu.Count("incident") == 1 && sb.get(t, page.Items[4].ID).Ticket.Number != "" })
+	number := sb.get(t, page.Items[0].ID).Ticket.Number
+	for _, a := range page.Items {
+		require.Equal(t, number, sb.get(t, a.ID).Ticket.Number)
+	}
+	require.Equal(t, 5, strings.Count(b.emu.Records("incident")[0]["description"], "\n- /subscriptions/s1/"))
+}
