@@ -136,25 +136,55 @@ func TestGroupTicketClosedByAgentEndsAllMembers(t *testing.T) {
 	require.Equal(t, 1, b.emu.Count("incident"))
 }
 
-// TestGroupTicketExactlyOnce: the shared record is found by the group's
-// correlation ID when its creation is retried, however many members ask.
-func TestGroupTicketExactlyOnce(t *testing.T) {
+// TestGroupTicketRestartMidCreation stops Steward after ServiceNow committed
+// the shared record but before Steward recorded it, then starts it again:
+// the retry finds the record by the group's correlation ID, so the group
+// still has exactly one record, listing every member.
+func TestGroupTicketRestartMidCreation(t *testing.T) {
 	t.Parallel()
 	b := setupSync(t, 4, syncSettings("nothing", "flag"))
 	r := b.groupRule(t)
+	b.emu.SetFaults(snowemu.Faults{SlowBodyChunk: 8, SlowBodyDelay: 300 * time.Millisecond, Methods: []string{"POST"}, PathPrefix: "/api/now/table/incident"})
 	ids := b.groupAssign(t, r, b.ids)
-	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[0]).Ticket.Status == steward.TicketCreated })
-	// A crash after the record was sent and before it was recorded looks
-	// like this: the ticket is back to retrying; the retry finds the record.
-	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error {
-		_, err := tx.SQL().ExecContext(t.Context(), `UPDATE ticket SET status = 'retrying', sys_id = '', number = '' WHERE assignment_id = ?`, ids[0])
-		return err
-	}))
-	for _, id := range ids {
-		_ = b.svc().CreateTicket(t.Context(), id)
-	}
-	require.Equal(t, steward.TicketCreated, b.get(t, ids[3]).Ticket.Status)
+	require.Eventually(t, func() bool { return b.emu.Count("incident") == 1 }, 20*time.Second, 10*time.Millisecond)
+	b.stop(t, 100*time.Millisecond) // the worker is cut off mid-answer
+
+	b.emu.SetFaults(snowemu.Faults{})
+	b.start(t)
+	tickets := b.waitTickets(t, ids, 60*time.Second)
 	require.Equal(t, 1, b.emu.Count("incident"))
+	rec := b.emu.Records("incident")[0]
+	for _, d := range tickets {
+		require.Equal(t, rec["number"], d.Ticket.Number)
+	}
+	require.GreaterOrEqual(t, tickets[ids[0]].Ticket.Attempts, 2, "the record was found on a later attempt")
+	require.Equal(t, 4, strings.Count(rec["description"], "\n- /subscriptions/s1/"))
+}
+
+// TestGroupTicketIntegrationDelete: deleting the integration of a group
+// ticket removes every member assignment, not only the ticket's own.
+func TestGroupTicketIntegrationDelete(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 3, syncSettings("nothing", "flag"))
+	r := b.groupRule(t)
+	ids := b.groupAssign(t, r, b.ids)
+	b.waitTickets(t, ids, 30*time.Second)
+	p, err := b.client.IntegrationDeletePreview(t.Context(), b.in.ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, p.ActiveAssignments, "every member")
+	require.Equal(t, 1, p.Tickets, "the shared ticket once")
+	require.Equal(t, 1, p.OpenTickets)
+
+	_, err = b.client.DeleteIntegration(t.Context(), b.in.ID)
+	require.NoError(t, err)
+	waitFor(t, "members removed", func() bool {
+		for _, id := range ids {
+			if b.get(t, id).State != steward.AssignmentRemoved {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestGroupTicketOnArrival: findings an import turns Unhealthy under a rule
