@@ -517,6 +517,17 @@ func (tx *Tx) resetTicketForRetry(ctx context.Context, assignmentID int64, actor
 	if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT state FROM assignment WHERE id = ?`), assignmentID).Scan(&state); err != nil {
 		return nil, err
 	}
+	if t.GroupID != 0 {
+		// A group ticket is retried while any member is active.
+		var active int
+		if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT COUNT(*) FROM assignment WHERE ticket_group_id = ? AND state = 'active'`),
+			t.GroupID).Scan(&active); err != nil {
+			return nil, err
+		}
+		if active > 0 {
+			state = steward.AssignmentActive
+		}
+	}
 	if state != steward.AssignmentActive {
 		return nil, steward.Errorf(steward.CodeConflict, "assignment %d is %s; only tickets of active assignments can be retried", assignmentID, state)
 	}

@@ -16,12 +16,15 @@ import (
 )
 
 // groupRule stores a rule on /subscriptions/s1 whose tickets are grouped
-// by recommendation.
-func (b *syncBundle) groupRule(t *testing.T) *steward.Rule {
+// by recommendation, owned by the test's owner.
+func (b *syncBundle) groupRule(t *testing.T) *steward.Rule { return b.groupRuleOwned(t, owner) }
+
+// groupRuleOwned is groupRule with another owner.
+func (b *syncBundle) groupRuleOwned(t *testing.T, email string) *steward.Rule {
 	t.Helper()
 	r := &steward.Rule{Name: "grouped", Scope: "/subscriptions/s1", Priority: 10, Enabled: true,
 		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityHigh}}},
-		Owner: steward.OwnerSource{Email: owner}, DueInDays: 14,
+		Owner: steward.OwnerSource{Email: email}, DueInDays: 14,
 		Ticket: &steward.RuleTicket{Integration: "emulator", Type: steward.TicketTypeIncident, GroupBy: steward.GroupByRecommendation}}
 	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error { return tx.CreateRule(t.Context(), r, "test") }))
 	return r
@@ -35,7 +38,7 @@ func (b *syncBundle) groupAssign(t *testing.T, r *steward.Rule, assessmentIDs []
 	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error {
 		for _, id := range assessmentIDs {
 			a, err := b.srv.Tickets.Assignments().Create(t.Context(), tx, assignment.CreateRequest{
-				AssessmentID: id, Type: steward.AssignmentServiceNow, Owner: owner, RemediationTimeframeDays: r.DueInDays,
+				AssessmentID: id, Type: steward.AssignmentServiceNow, Owner: r.Owner.Email, RemediationTimeframeDays: r.DueInDays,
 				RuleID: r.ID, RuleCondition: "when[0]: severity High",
 				Ticket: &assignment.TicketRequest{Type: r.Ticket.Type, Group: true},
 			}, "rule:"+r.Name)
@@ -185,6 +188,30 @@ func TestGroupTicketIntegrationDelete(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestGroupTicketRetryThroughMember: a failed group ticket is retried
+// through any member, even after its first member was fixed, and the record
+// then lists the members still active.
+func TestGroupTicketRetryThroughMember(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 3, syncSettings("nothing", "flag"))
+	r := b.groupRuleOwned(t, "nobody@example.com")
+	ids := b.groupAssign(t, r, b.ids)
+	waitFor(t, "group ticket failed", func() bool { return b.get(t, ids[2]).Ticket.Status == steward.TicketFailed })
+	require.Zero(t, b.emu.Count("incident"))
+
+	b.scan(t, 0, "Healthy") // the ticket's own assignment is completed
+	waitFor(t, "first member fixed", func() bool { return b.get(t, ids[0]).State == steward.AssignmentCompleted })
+	_, err := b.emu.AddUser(snowemu.UserSpec{UserName: "nobody", FirstName: "No", LastName: "Body", Email: "nobody@example.com"})
+	require.NoError(t, err)
+	_, err = b.client.RetryTicket(t.Context(), ids[2])
+	require.NoError(t, err)
+	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[2]).Ticket.Status == steward.TicketCreated })
+	require.Equal(t, 1, b.emu.Count("incident"))
+	desc := b.emu.Records("incident")[0]["description"]
+	require.Equal(t, 2, strings.Count(desc, "\n- /subscriptions/s1/"), desc)
+	require.NotContains(t, desc, "\n- /subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm0\n")
 }
 
 // TestGroupTicketOnArrival: findings an import turns Unhealthy under a rule
