@@ -110,6 +110,47 @@ func TestGroupTicketLifecycle(t *testing.T) {
 		return got["state"] == "6"
 	})
 	require.Equal(t, 1, b.emu.Count("incident"))
+	// Steward stores the resolution it wrote, on the shared ticket, and
+	// audits it for the member whose fix resolved it.
+	waitFor(t, "resolution stored", func() bool { return b.get(t, sixth).Ticket.State == steward.TicketResolved })
+	for _, id := range append(ids, sixth) {
+		d := b.get(t, id)
+		require.Equal(t, steward.AssignmentCompleted, d.State)
+		require.Equal(t, steward.TicketResolved, d.Ticket.State)
+	}
+	resolved := b.audit(t, store.AuditTicketResolved)
+	require.Len(t, resolved, 1)
+	require.Equal(t, sixth, resolved[0].AssignmentID)
+}
+
+// TestGroupTicketOwnerPushAndDelete: a member's new owner is pushed to the
+// shared record and, read back, becomes every active member's owner; the
+// record deleted in ServiceNow under the "end" policy removes every member.
+func TestGroupTicketOwnerPushAndDelete(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 3, syncSettings("nothing", "end"))
+	r := b.groupRule(t)
+	ids := b.groupAssign(t, r, b.ids)
+	waitFor(t, "group ticket created", func() bool { return b.get(t, ids[0]).Ticket.Status == steward.TicketCreated })
+	sysID := b.get(t, ids[0]).Ticket.SysID
+
+	_, err := b.client.UpdateAssignment(t.Context(), ids[2], apiclient.AssignmentRequest{Owner: "fred.luddy@example.com"})
+	require.NoError(t, err)
+	waitFor(t, "owner pushed", func() bool {
+		rec, err := b.emu.Record("incident", sysID)
+		require.NoError(t, err)
+		return b.get(t, ids[2]).Ticket.AssigneeEmail == "fred.luddy@example.com" && rec["assigned_to"] != ""
+	})
+	for _, id := range ids {
+		require.Equal(t, "fred.luddy@example.com", b.get(t, id).Owner, "assignment %d follows the shared ticket", id)
+	}
+
+	require.NoError(t, b.emu.DeleteRecord("incident", sysID, "admin"))
+	_, err = b.svc().RefreshTicket(t.Context(), b.in.ID, "incident", sysID)
+	require.NoError(t, err)
+	for _, id := range ids {
+		require.Equal(t, steward.AssignmentRemoved, b.get(t, id).State)
+	}
 }
 
 // TestGroupTicketClosedByAgentEndsAllMembers: an agent closing the shared

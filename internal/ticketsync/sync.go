@@ -423,9 +423,23 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 		if err != nil {
 			return err
 		}
-		if a.State == steward.AssignmentActive && policy == "end" {
+		// A group ticket's record stands for every member; findings the
+		// rule assigns from now on open a new group.
+		targets := []*steward.Assignment{a}
+		if t.GroupID != 0 {
+			if targets, err = tx.GroupMembers(ctx, t.GroupID); err != nil {
+				return err
+			}
+			if err := tx.CloseTicketGroup(ctx, t.GroupID); err != nil {
+				return err
+			}
+		}
+		for _, m := range targets {
+			if m.State != steward.AssignmentActive || policy != "end" {
+				continue
+			}
 			reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
-			if _, err := s.assign.End(ctx, tx, assignmentID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
+			if _, err := s.assign.End(ctx, tx, m.ID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
 				return err
 			}
 			out.Ended = true
