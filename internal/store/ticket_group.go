@@ -151,3 +151,29 @@ func (tx *Tx) CloseEmptyTicketGroups(ctx context.Context, completed []int64) err
 	}
 	return nil
 }
+
+// OpenTicketGroups returns the recommendation keys of the open ticket
+// groups by the normalized name of their rule (lower case, trimmed): a
+// finding such a rule assigns on one of them joins a ticket instead of
+// opening one.
+func (db *DB) OpenTicketGroups(ctx context.Context) (map[string]map[string]bool, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT r.name_norm, rec.key FROM ticket_group tg
+		JOIN rule r ON r.id = tg.rule_id JOIN recommendation rec ON rec.id = tg.recommendation_id
+		WHERE tg.closed_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("find open ticket groups: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]bool{}
+	for rows.Next() {
+		var name, key string
+		if err := rows.Scan(&name, &key); err != nil {
+			return nil, fmt.Errorf("find open ticket groups: %w", err)
+		}
+		if out[name] == nil {
+			out[name] = map[string]bool{}
+		}
+		out[name][key] = true
+	}
+	return out, rows.Err()
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/assignment"
+	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/snowemu"
 	"github.com/stewardhq/steward/internal/store"
 )
@@ -253,6 +254,24 @@ func TestGroupTicketRetryThroughMember(t *testing.T) {
 	desc := b.emu.Records("incident")[0]["description"]
 	require.Equal(t, 2, strings.Count(desc, "\n- /subscriptions/s1/"), desc)
 	require.NotContains(t, desc, "\n- /subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm0\n")
+}
+
+// TestGroupTicketPlanCountsOpenGroups: a plan changing a grouping rule
+// whose group of a recommendation is open counts the findings it would
+// assign there as joining that ticket, not as a new one.
+func TestGroupTicketPlanCountsOpenGroups(t *testing.T) {
+	t.Parallel()
+	b := setupSync(t, 4, syncSettings("nothing", "flag"))
+	r := b.groupRule(t)
+	b.groupAssign(t, r, b.ids[:2])
+
+	changed := *r
+	changed.DueInDays = 7
+	p, err := rules.MakePlan(t.Context(), b.srv.DB, []*steward.Rule{r}, []*steward.Rule{&changed}, rules.PlanOptions{})
+	require.NoError(t, err)
+	require.Len(t, p.Change, 1)
+	require.Equal(t, 2, p.Change[0].Assign)
+	require.Zero(t, p.Change[0].Tickets, "they join the open group's ticket")
 }
 
 // TestGroupTicketOnArrival: findings an import turns Unhealthy under a rule
