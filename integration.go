@@ -198,6 +198,10 @@ type Ticket struct {
 	// Flag marks a ticket that needs a person's attention: TicketFlagDeleted
 	// or TicketFlagClosedNotFixed; "" otherwise.
 	Flag TicketFlag `json:"flag,omitempty"`
+	// GroupID is the ticket group of a group ticket (a rule with group_by
+	// recommendation): one ticket shared by every member assignment, whose
+	// AssignmentID is the group's first member. 0 for a ticket of its own.
+	GroupID int64 `json:"group_id,omitempty"`
 	// EndedState is the state label ("Resolved", "Canceled") of the version
 	// that ended the assignment from the ITSM side; it stays for history.
 	EndedState string `json:"ended_state,omitempty"`

@@ -93,6 +93,9 @@ type TicketRequest struct {
 	// templates; an empty one is rendered.
 	ShortDescription string
 	Description      string
+	// Group shares one ticket among the assignments rule RuleID makes on
+	// one recommendation (group_by recommendation, docs/rules.md).
+	Group bool
 }
 
 // Create validates req, stores the assignment with its "created" history
@@ -140,10 +143,34 @@ func (s *Service) Create(ctx context.Context, tx *store.Tx, req CreateRequest, a
 	if err := tx.CreateAssignment(ctx, a, actor, req.Reason); err != nil {
 		return nil, err
 	}
-	if err := s.openTicket(ctx, tx, a, in, table, req.Ticket, actor); err != nil {
+	if req.Ticket.Group && req.RuleID != 0 {
+		return a, s.joinGroup(ctx, tx, a, in, table, req, actor)
+	}
+	if err := s.openTicket(ctx, tx, a, in, table, req.Ticket, 0, actor); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// joinGroup puts a, just created by a rule that groups by recommendation,
+// into its group. The group's first member opens the shared ticket, whose
+// record lists every member active when it is sent; a later member gets a
+// work note on it instead (GroupNoteArgs), written once the record exists.
+func (s *Service) joinGroup(ctx context.Context, tx *store.Tx, a *steward.Assignment, in *steward.Integration, table string,
+	req CreateRequest, actor string) error {
+	groupID, leader, err := tx.JoinTicketGroup(ctx, a.ID, req.RuleID)
+	if err != nil {
+		return err
+	}
+	if leader {
+		return s.openTicket(ctx, tx, a, in, table, req.Ticket, groupID, actor)
+	}
+	stored, err := tx.FindAssignmentByID(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	a.Ticket = stored.Ticket
+	return s.queue.InsertTx(ctx, tx.SQL(), jobs.GroupNoteArgs{AssignmentID: a.ID})
 }
 
 // check validates req in the order the API has always reported problems,
@@ -232,7 +259,7 @@ var errJustificationMissing = steward.Errorf(steward.CodeInvalid, "eta_justifica
 // openTicket stores the pending ticket of a, just created, audits the
 // request and queues its creation.
 func (s *Service) openTicket(ctx context.Context, tx *store.Tx, a *steward.Assignment, in *steward.Integration, table string,
-	req *TicketRequest, actor string) error {
+	req *TicketRequest, groupID int64, actor string) error {
 	short, desc := req.ShortDescription, req.Description
 	if short == "" || desc == "" {
 		rs, rd, err := s.ticketing.TicketText(ctx, tx, in, req.Type, a)
@@ -256,10 +283,14 @@ func (s *Service) openTicket(ctx context.Context, tx *store.Tx, a *steward.Assig
 		Type:             req.Type,
 		Table:            table,
 		CorrelationID:    CorrelationID(installation, a.ID),
+		GroupID:          groupID,
 		Status:           steward.TicketPending,
 		ShortDescription: short,
 		Description:      desc,
 		CallerEmail:      req.Caller,
+	}
+	if groupID != 0 {
+		t.CorrelationID = GroupCorrelationID(installation, groupID)
 	}
 	if err := tx.CreateTicket(ctx, t); err != nil {
 		return err
@@ -281,6 +312,13 @@ const AuditTicketRequested = "ticket.requested"
 // from ever matching each other's records.
 func CorrelationID(installation string, assignmentID int64) string {
 	return CorrelationPrefix(installation) + strconv.FormatInt(assignmentID, 10)
+}
+
+// GroupCorrelationID is the correlation ID of the shared ticket of a ticket
+// group: one per group, so a group's record is created exactly once however
+// many members it has.
+func GroupCorrelationID(installation string, groupID int64) string {
+	return CorrelationPrefix(installation) + "g" + strconv.FormatInt(groupID, 10)
 }
 
 // CorrelationPrefix is the prefix every correlation ID of this installation

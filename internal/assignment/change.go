@@ -117,6 +117,20 @@ func (s *Service) AfterImport(ctx context.Context, tx *store.Tx, res store.Apply
 			return fmt.Errorf("queue resolve of assignment %d: %w", id, err)
 		}
 	}
+	// A fixed member of a ticket group whose others are not fixed yet is
+	// noted on the shared ticket; the last one resolves it (above).
+	fixed, err := tx.GroupMembersFixed(ctx, res.CompletedAssignments)
+	if err != nil {
+		return err
+	}
+	for _, id := range fixed {
+		if err := s.queue.InsertTx(ctx, tx.SQL(), jobs.GroupNoteArgs{AssignmentID: id, Fixed: true}); err != nil {
+			return fmt.Errorf("queue group note of assignment %d: %w", id, err)
+		}
+	}
+	if err := tx.CloseEmptyTicketGroups(ctx, res.CompletedAssignments); err != nil {
+		return err
+	}
 	flagged, err := tx.CheckClosedNotFixed(ctx)
 	if err != nil {
 		return err

@@ -222,6 +222,21 @@ func (ResolveTicketArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
 }
 
+// GroupNoteArgs asks for a work note on the shared ticket of a ticket
+// group saying that a member joined it (Fixed false) or was fixed.
+type GroupNoteArgs struct {
+	AssignmentID int64 `json:"assignment_id" river:"unique"`
+	Fixed        bool  `json:"fixed,omitempty" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (GroupNoteArgs) Kind() string { return "ticket_group_note" }
+
+// InsertOpts dedupes notes of one member and event.
+func (GroupNoteArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSync, MaxAttempts: 25, UniqueOpts: syncUnique}
+}
+
 // ClosedNotFixedArgs asks for the integration's closed-not-fixed policy
 // (nothing, reopen, new_ticket) to be applied to a flagged ticket.
 type ClosedNotFixedArgs struct {

@@ -197,7 +197,8 @@ func (e *Evaluator) request(env *Env, r *steward.Rule, cond string, t Target) (a
 			return assignment.CreateRequest{}, SkipNoIntegration
 		}
 		req.Type = steward.AssignmentServiceNow
-		req.Ticket = &assignment.TicketRequest{IntegrationID: id, Type: r.Ticket.Type}
+		req.Ticket = &assignment.TicketRequest{IntegrationID: id, Type: r.Ticket.Type,
+			Group: r.Ticket.GroupBy == steward.GroupByRecommendation}
 	}
 	return req, ""
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/stewardhq/steward"
@@ -30,7 +31,8 @@ type RuleChange struct {
 	// assign (it wins for them and an owner is found).
 	Assign int `json:"assign"`
 	// Tickets counts the tickets those assignments would open: one each,
-	// or one per recommendation with group_by recommendation. Daily caps
+	// or one per recommendation with group_by recommendation (none where the
+	// rule's group of that recommendation is open already). Daily caps
 	// spread them over days but do not change the count.
 	Tickets int `json:"tickets"`
 }
@@ -120,7 +122,18 @@ func count(ctx context.Context, db *store.DB, final []*steward.Rule, touched map
 		return err
 	}
 	lookup := func(s steward.Scope) map[string]string { return tags[s] }
+	// A finding a grouping rule assigns on a recommendation whose group is
+	// open joins its ticket: it opens none.
+	open, err := db.OpenTicketGroups(ctx)
+	if err != nil {
+		return err
+	}
 	groups := map[*steward.Rule]map[string]bool{}
+	for _, r := range final {
+		if g := open[strings.ToLower(strings.TrimSpace(r.Name))]; g != nil {
+			groups[r] = maps.Clone(g)
+		}
+	}
 	set := NewSet(final)
 	err = db.ForEachUnassignedUnhealthy(ctx, scope, func(a *steward.Assessment, res *steward.Resource, rec *steward.Recommendation) error {
 		w, _ := set.Winner(Target{Assessment: a, Resource: res, Recommendation: rec})

@@ -54,7 +54,8 @@ const assignmentSelect = `SELECT g.id, g.assessment_id, r.key, res.resource_id, 
 	JOIN assessment a ON a.id = g.assessment_id
 	JOIN recommendation r ON r.id = a.recommendation_id
 	JOIN resource res ON res.id = a.resource_id
-	LEFT JOIN ticket t ON t.assignment_id = g.id`
+	LEFT JOIN ticket_group tg ON tg.id = g.ticket_group_id
+	LEFT JOIN ticket t ON t.assignment_id = COALESCE(tg.leader_assignment_id, g.id)`
 
 func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, error) {
 	a := new(steward.Assignment)
@@ -450,14 +451,18 @@ func (db *DB) FindAssignmentEvents(ctx context.Context, assignmentID int64) ([]*
 }
 
 // FindActiveAssignmentIDsByIntegration returns up to limit IDs of the active
-// assignments whose tickets belong to the integration, lowest first: the
+// assignments whose tickets (own or shared) belong to the integration, lowest first: the
 // batches an integration delete ends.
 func (tx *Tx) FindActiveAssignmentIDsByIntegration(ctx context.Context, integrationID int64, limit int) ([]int64, error) {
 	if limit <= 0 {
 		return nil, steward.Errorf(steward.CodeInvalid, "limit must be positive")
 	}
+	// Members of a ticket group share their leader's ticket.
 	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(`SELECT g.id FROM ticket t JOIN assignment g ON g.id = t.assignment_id
-		WHERE t.integration_id = ? AND g.state = 'active' ORDER BY t.assignment_id LIMIT ?`), integrationID, limit)
+		WHERE t.integration_id = ? AND g.state = 'active'
+		UNION SELECT g.id FROM ticket t JOIN ticket_group tg ON tg.leader_assignment_id = t.assignment_id
+		JOIN assignment g ON g.ticket_group_id = tg.id
+		WHERE t.integration_id = ? AND g.state = 'active' ORDER BY 1 LIMIT ?`), integrationID, integrationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find active assignments of integration %d: %w", integrationID, err)
 	}

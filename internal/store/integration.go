@@ -545,11 +545,19 @@ func (db *DB) IntegrationDeletePreview(ctx context.Context, id int64) (DeletePre
 		return DeletePreview{}, err
 	}
 	var p DeletePreview
-	err := db.read.QueryRowContext(ctx, db.bind(`SELECT COUNT(*),
-		COALESCE(SUM(CASE WHEN g.state = 'active' THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN g.state = 'active' AND t.state NOT IN `+endedTicketStates+` THEN 1 ELSE 0 END), 0)
-		FROM ticket t JOIN assignment g ON g.id = t.assignment_id
-		WHERE t.integration_id = ?`), id).Scan(&p.Tickets, &p.ActiveAssignments, &p.OpenTickets)
+	// The members of a ticket group share their leader's ticket: they count
+	// as assignments, their ticket once.
+	const activeOwn = `EXISTS (SELECT 1 FROM assignment g WHERE g.id = t.assignment_id AND g.state = 'active')`
+	const activeMember = `EXISTS (SELECT 1 FROM assignment g WHERE g.ticket_group_id = t.group_id AND g.state = 'active')`
+	err := db.read.QueryRowContext(ctx, db.bind(`SELECT
+		(SELECT COUNT(*) FROM ticket t WHERE t.integration_id = ?),
+		(SELECT COUNT(*) FROM ticket t JOIN assignment g ON g.id = t.assignment_id
+			WHERE t.integration_id = ? AND g.state = 'active' AND g.ticket_group_id IS NULL)
+		+ (SELECT COUNT(*) FROM ticket t JOIN assignment g ON g.ticket_group_id = t.group_id
+			WHERE t.integration_id = ? AND t.group_id IS NOT NULL AND g.state = 'active'),
+		(SELECT COUNT(*) FROM ticket t WHERE t.integration_id = ? AND t.state NOT IN `+endedTicketStates+`
+			AND (`+activeOwn+` OR (t.group_id IS NOT NULL AND `+activeMember+`)))`),
+		id, id, id, id).Scan(&p.Tickets, &p.ActiveAssignments, &p.OpenTickets)
 	if err != nil {
 		return DeletePreview{}, fmt.Errorf("preview deleting integration %d: %w", id, err)
 	}
@@ -572,24 +580,8 @@ func (tx *Tx) removeIntegrationAssignments(ctx context.Context, integrationID in
 	if limit <= 0 {
 		return 0, steward.Errorf(steward.CodeInvalid, "limit must be positive")
 	}
-	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(`SELECT g.id FROM ticket t JOIN assignment g ON g.id = t.assignment_id
-		WHERE t.integration_id = ? AND g.state = 'active' ORDER BY t.assignment_id LIMIT ?`), integrationID, limit)
+	ids, err := tx.FindActiveAssignmentIDsByIntegration(ctx, integrationID, limit)
 	if err != nil {
-		return 0, err
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, err
-	}
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	for _, id := range ids {

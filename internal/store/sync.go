@@ -393,12 +393,19 @@ func (db *DB) TicketTables(ctx context.Context, integrationID int64, candidates 
 
 // TicketsToResolve returns which of the given (just completed) assignments
 // have a ServiceNow ticket Steward should resolve: not failed, not ended in
-// the ITSM, not deleted there.
+// the ITSM, not deleted there. A member of a ticket group is among them
+// only when no member of its group is active any more: the shared ticket is
+// resolved by the last fix.
 func (tx *Tx) TicketsToResolve(ctx context.Context, assignmentIDs []int64) ([]int64, error) {
 	var out []int64
-	err := queryIn(ctx, tx, `SELECT assignment_id FROM ticket WHERE assignment_id IN (%s)
-		AND status <> 'failed' AND state NOT IN ('Resolved', 'Closed', 'Canceled') AND flag <> 'deleted_in_itsm'
-		ORDER BY assignment_id`, nil, assignmentIDs, func(rows *sql.Rows) error {
+	err := queryIn(ctx, tx, `SELECT g.id FROM assignment g
+		LEFT JOIN ticket_group tg ON tg.id = g.ticket_group_id
+		JOIN ticket t ON t.assignment_id = COALESCE(tg.leader_assignment_id, g.id)
+		WHERE g.id IN (%s)
+		AND t.status <> 'failed' AND t.state NOT IN ('Resolved', 'Closed', 'Canceled') AND t.flag <> 'deleted_in_itsm'
+		AND (g.ticket_group_id IS NULL OR NOT EXISTS
+			(SELECT 1 FROM assignment m WHERE m.ticket_group_id = g.ticket_group_id AND m.state = 'active'))
+		ORDER BY g.id`, nil, assignmentIDs, func(rows *sql.Rows) error {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			return err

@@ -51,7 +51,8 @@ const ticketColumns = `t.assignment_id, COALESCE(t.integration_id, 0), COALESCE(
 	COALESCE(t.sys_id, ''), COALESCE(t.number, ''), COALESCE(t.link, ''), COALESCE(t.raw_state, ''), COALESCE(t.state_label, ''),
 	COALESCE(t.state, ''), COALESCE(t.assignee_email, ''), t.remote_updated_at, COALESCE(t.mod_count, 0), t.last_synced_at,
 	COALESCE(t.short_description, ''), COALESCE(t.description, ''), COALESCE(t.caller_email, ''), t.created_at, t.updated_at,
-	COALESCE(t.flag, ''), COALESCE(t.ended_state, ''), COALESCE(t.sync_error, ''), t.deferred_until`
+	COALESCE(t.flag, ''), COALESCE(t.ended_state, ''), COALESCE(t.sync_error, ''), t.deferred_until,
+	COALESCE(t.group_id, 0)`
 
 // ticketRow receives ticketColumns.
 type ticketRow struct {
@@ -64,7 +65,8 @@ func (r *ticketRow) dest() []any {
 	t := &r.t
 	return []any{&r.id, &t.IntegrationID, &t.Type, &t.Table, &t.CorrelationID, &t.Status, &t.Error, &t.Attempts,
 		&t.SysID, &t.Number, &t.Link, &t.RawState, &t.StateLabel, &t.State, &t.AssigneeEmail, &r.remoteUpdated, &t.ModCount, &r.lastSynced,
-		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd, &t.Flag, &t.EndedState, &t.SyncError, &r.deferred}
+		&t.ShortDescription, &t.Description, &t.CallerEmail, &r.created, &r.upd, &t.Flag, &t.EndedState, &t.SyncError, &r.deferred,
+		&t.GroupID}
 }
 
 // ticket returns the scanned ticket, or nil when the LEFT JOIN found none.
@@ -168,12 +170,13 @@ func (tx *Tx) createTicket(ctx context.Context, t *steward.Ticket) error {
 	t.RemoteUpdatedAt, t.LastSyncedAt = storedTimePtr(t.RemoteUpdatedAt), storedTimePtr(t.LastSyncedAt)
 	_, err = tx.tx.ExecContext(ctx, tx.db.bind(`INSERT INTO ticket (assignment_id, integration_id, type, table_name, correlation_id,
 		status, error, attempts, sys_id, number, link, raw_state, state_label, state, assignee_email, remote_updated_at, mod_count,
-		last_synced_at, short_description, description, caller_email, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		last_synced_at, short_description, description, caller_email, created_at, updated_at, group_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		t.AssignmentID, t.IntegrationID, string(t.Type), t.Table, t.CorrelationID,
 		string(t.Status), t.Error, t.Attempts, t.SysID, t.Number, t.Link, t.RawState, t.StateLabel, string(t.State), t.AssigneeEmail,
 		tx.db.nullTimeArg(t.RemoteUpdatedAt), t.ModCount,
-		tx.db.nullTimeArg(t.LastSyncedAt), t.ShortDescription, t.Description, t.CallerEmail, tx.db.timeArg(now), tx.db.timeArg(now))
+		tx.db.nullTimeArg(t.LastSyncedAt), t.ShortDescription, t.Description, t.CallerEmail, tx.db.timeArg(now), tx.db.timeArg(now),
+		sql.NullInt64{Int64: t.GroupID, Valid: t.GroupID != 0})
 	return err
 }
 
@@ -379,11 +382,20 @@ func (db *DB) findTickets(ctx context.Context, f TicketFilter) ([]*TicketView, s
 // Errors: CodeNotFound; CodeInvalid without a sys_id; CodeConflict when the
 // ticket is already linked to a different record.
 func (db *DB) RecordTicketCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket) (*steward.Ticket, error) {
+	return db.RecordGroupTicketCreated(ctx, assignmentID, remote, nil)
+}
+
+// RecordGroupTicketCreated is RecordTicketCreated for a group ticket whose
+// record lists the member assignments listed: they are marked as named by
+// the ticket in the same transaction, so no work note names them again.
+func (db *DB) RecordGroupTicketCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket, listed []int64) (*steward.Ticket, error) {
 	var out *steward.Ticket
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		var err error
-		out, err = tx.recordTicketCreated(ctx, assignmentID, remote)
-		return err
+		if out, err = tx.recordTicketCreated(ctx, assignmentID, remote); err != nil {
+			return err
+		}
+		return tx.MarkListedInGroup(ctx, listed)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record created ticket for assignment %d: %w", assignmentID, mapError(err))
@@ -504,6 +516,17 @@ func (tx *Tx) resetTicketForRetry(ctx context.Context, assignmentID int64, actor
 	var state steward.AssignmentState
 	if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT state FROM assignment WHERE id = ?`), assignmentID).Scan(&state); err != nil {
 		return nil, err
+	}
+	if t.GroupID != 0 {
+		// A group ticket is retried while any member is active.
+		var active int
+		if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT COUNT(*) FROM assignment WHERE ticket_group_id = ? AND state = 'active'`),
+			t.GroupID).Scan(&active); err != nil {
+			return nil, err
+		}
+		if active > 0 {
+			state = steward.AssignmentActive
+		}
 	}
 	if state != steward.AssignmentActive {
 		return nil, steward.Errorf(steward.CodeConflict, "assignment %d is %s; only tickets of active assignments can be retried", assignmentID, state)

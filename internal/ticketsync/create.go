@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -33,7 +34,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	if t.Status == steward.TicketCreated {
 		return nil // a duplicate job, or a retry after the commit
 	}
-	a, err := s.db.FindAssignmentByID(ctx, assignmentID)
+	a, members, err := s.sender(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 		// tickets alone, so read the assignment again now that the ticket
 		// is no longer deferred: a new owner goes with it, an ended
 		// assignment sends nothing.
-		if a, err = s.db.FindAssignmentByID(ctx, assignmentID); err != nil {
+		if a, members, err = s.sender(ctx, t); err != nil {
 			return err
 		}
 		if a.State != steward.AssignmentActive {
@@ -79,7 +80,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 		CorrelationID:      t.CorrelationID,
 		CorrelationDisplay: "steward",
 		ShortDescription:   t.ShortDescription,
-		Description:        t.Description,
+		Description:        t.Description + groupList(members),
 		AssignedToEmail:    a.Owner,
 		CallerEmail:        t.CallerEmail,
 		Impact:             iu.Impact,
@@ -98,13 +99,56 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 		}
 		return err
 	}
-	if _, err := s.db.RecordTicketCreated(ctx, assignmentID, fromITSM(remote)); err != nil {
+	listed := make([]int64, len(members))
+	for i, m := range members {
+		listed[i] = m.ID
+	}
+	if _, err := s.db.RecordGroupTicketCreated(ctx, assignmentID, fromITSM(remote), listed); err != nil {
 		// The record exists in the ITSM; the retry finds it by correlation ID.
 		return fmt.Errorf("record created ticket %s: %w", remote.Number, err)
 	}
 	s.metrics.tickets.WithLabelValues(string(t.Type), "created").Inc()
 	s.logger.InfoContext(ctx, "ticket created", "assignment_id", assignmentID, "number", remote.Number, "table", remote.Table)
 	return nil
+}
+
+// sender returns the assignment ticket t is sent for and, for a group
+// ticket, the active members its record lists. A group ticket is sent
+// while any member is active, with the owner of the first active one, so
+// its leader's fix does not stop it.
+func (s *Service) sender(ctx context.Context, t *steward.Ticket) (*steward.Assignment, []*steward.Assignment, error) {
+	a, err := s.db.FindAssignmentByID(ctx, t.AssignmentID)
+	if err != nil || t.GroupID == 0 {
+		return a, nil, err
+	}
+	all, err := s.db.GroupMembers(ctx, t.GroupID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var active []*steward.Assignment
+	for _, m := range all {
+		if m.State == steward.AssignmentActive {
+			active = append(active, m)
+		}
+	}
+	if len(active) > 0 {
+		a.State, a.Owner = steward.AssignmentActive, active[0].Owner
+	}
+	return a, active, nil
+}
+
+// groupList is the part of a group ticket's description that lists its
+// members' resources; "" for a ticket of its own.
+func groupList(members []*steward.Assignment) string {
+	if len(members) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n\nAffected resources (%d):", len(members))
+	for _, m := range members {
+		fmt.Fprintf(&b, "\n- %s", m.ResourceID)
+	}
+	return b.String()
 }
 
 // DeferredError is CreateTicket's answer for a ticket that waits for a day

@@ -272,21 +272,39 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 	// ticket moves the owner of the assignment it completed too, so the
 	// final owner is the final assignee whatever order or grouping the
 	// versions arrive in.
-	endedByTicket := a.State == steward.AssignmentCompleted && cur.EndedState != ""
-	if (a.State == steward.AssignmentActive || endedByTicket) &&
-		assigneeChanged && remote.AssigneeEmail != "" && !strings.EqualFold(a.Owner, remote.AssigneeEmail) {
-		if err := s.followAssignee(ctx, tx, a, cur, t, remote.AssigneeEmail, syncActor, via, details, out); err != nil {
+	// A group ticket stands for every member of its group: each follows
+	// the assignee and ends with it.
+	targets := []*steward.Assignment{a}
+	if cur.GroupID != 0 {
+		if targets, err = tx.GroupMembers(ctx, cur.GroupID); err != nil {
 			return err
 		}
 	}
-	if a.State == steward.AssignmentActive && remote.State.Ended() {
+	ended := false
+	for _, m := range targets {
+		endedByTicket := m.State == steward.AssignmentCompleted && cur.EndedState != ""
+		if (m.State == steward.AssignmentActive || endedByTicket) &&
+			assigneeChanged && remote.AssigneeEmail != "" && !strings.EqualFold(m.Owner, remote.AssigneeEmail) {
+			if err := s.followAssignee(ctx, tx, m, cur, t, remote.AssigneeEmail, syncActor, via, details, out); err != nil {
+				return err
+			}
+		}
+		if m.State == steward.AssignmentActive && remote.State.Ended() {
+			label := t.StateLabel
+			if label == "" {
+				label = string(remote.State)
+			}
+			reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
+			if _, err := s.assign.End(ctx, tx, m.ID, steward.AssignmentCompleted, syncActor, reason); err != nil {
+				return err
+			}
+			ended = true
+		}
+	}
+	if ended {
 		label := t.StateLabel
 		if label == "" {
 			label = string(remote.State)
-		}
-		reason := fmt.Sprintf("ticket %s %s in ServiceNow", t.Number, label)
-		if _, err := s.assign.End(ctx, tx, assignmentID, steward.AssignmentCompleted, syncActor, reason); err != nil {
-			return err
 		}
 		endedAt := t.UpdatedAt
 		if endedAt.IsZero() {
@@ -294,6 +312,11 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 		}
 		if err := tx.SetTicketSync(ctx, assignmentID, store.TicketSyncUpdate{EndedState: &label, RemoteEndedAt: &endedAt}); err != nil {
 			return err
+		}
+		if cur.GroupID != 0 {
+			if err := tx.CloseTicketGroup(ctx, cur.GroupID); err != nil {
+				return err
+			}
 		}
 		out.Ended = true
 		details["assignment"] = "completed"
@@ -400,9 +423,23 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 		if err != nil {
 			return err
 		}
-		if a.State == steward.AssignmentActive && policy == "end" {
+		// A group ticket's record stands for every member; findings the
+		// rule assigns from now on open a new group.
+		targets := []*steward.Assignment{a}
+		if t.GroupID != 0 {
+			if targets, err = tx.GroupMembers(ctx, t.GroupID); err != nil {
+				return err
+			}
+			if err := tx.CloseTicketGroup(ctx, t.GroupID); err != nil {
+				return err
+			}
+		}
+		for _, m := range targets {
+			if m.State != steward.AssignmentActive || policy != "end" {
+				continue
+			}
 			reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
-			if _, err := s.assign.End(ctx, tx, assignmentID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
+			if _, err := s.assign.End(ctx, tx, m.ID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
 				return err
 			}
 			out.Ended = true

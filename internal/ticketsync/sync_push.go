@@ -63,9 +63,13 @@ func (s *Service) readBack(ctx context.Context, p itsm.Provider, in *steward.Int
 // storeOwn stores the record a write of Steward's returned: its ModCount
 // becomes the stored version, so the same version arriving by webhook or
 // poll is recognised as Steward's own echo and changes nothing.
-func (s *Service) storeOwn(ctx context.Context, in *steward.Integration, rec *itsm.Ticket, syncErr string, audit *steward.AuditEvent) error {
+//
+// t is the stored ticket written to; the audit names the assignment the
+// write was for, which for a group ticket may be a member other than the
+// ticket's own.
+func (s *Service) storeOwn(ctx context.Context, in *steward.Integration, t *steward.Ticket, rec *itsm.Ticket, syncErr string, audit *steward.AuditEvent) error {
 	record := func(tx *store.Tx) error {
-		if err := tx.SetTicketSync(ctx, audit.AssignmentID, store.TicketSyncUpdate{SyncError: &syncErr}); err != nil {
+		if err := tx.SetTicketSync(ctx, t.AssignmentID, store.TicketSyncUpdate{SyncError: &syncErr}); err != nil {
 			return err
 		}
 		return tx.InsertAudit(ctx, audit)
@@ -121,21 +125,21 @@ func (s *Service) PushOwner(ctx context.Context, assignmentID int64) error {
 	if _, err := p.LookupUser(ctx, a.Owner); itsm.IsKind(err, itsm.KindNotFound) || itsm.IsKind(err, itsm.KindAmbiguous) {
 		msg := fmt.Sprintf("owner %s could not be set in ServiceNow: %s", a.Owner, steward.ErrorMessage(err))
 		audit.Details["error"] = msg
-		return s.storeOwn(ctx, in, nil, msg, audit)
+		return s.storeOwn(ctx, in, t, nil, msg, audit)
 	} else if err != nil {
 		return err
 	}
 	owner := a.Owner
 	upd, err := p.UpdateTicket(ctx, itsm.Ref{Table: t.Table, SysID: t.SysID}, itsm.TicketUpdate{AssignedToEmail: &owner})
 	if itsm.IsKind(err, itsm.KindNotFound) {
-		_, err = s.recordDeleted(ctx, in, a.ID, ViaPush)
+		_, err = s.recordDeleted(ctx, in, t.AssignmentID, ViaPush)
 		return err
 	}
 	if err != nil {
 		s.sync.metrics.errors.WithLabelValues(in.Name, "push").Inc()
 		return err
 	}
-	return s.storeOwn(ctx, in, upd, "", audit)
+	return s.storeOwn(ctx, in, t, upd, "", audit)
 }
 
 // closeNote says why Steward resolves a ticket.
@@ -249,9 +253,9 @@ func (s *Service) ResolveTicket(ctx context.Context, assignmentID int64) error {
 	case err == nil:
 		audit.Action = store.AuditTicketResolved
 		s.logger.InfoContext(ctx, "ticket resolved", "integration", in.Name, "number", t.Number, "state", done.StateLabel)
-		return s.storeOwn(ctx, in, done, "", audit)
+		return s.storeOwn(ctx, in, t, done, "", audit)
 	case itsm.IsKind(err, itsm.KindNotFound):
-		_, err = s.recordDeleted(ctx, in, a.ID, ViaPush)
+		_, err = s.recordDeleted(ctx, in, t.AssignmentID, ViaPush)
 		return err
 	case itsm.IsKind(err, itsm.KindTransitionRefused):
 		// The other fields were written; the state was not. Say so where
@@ -268,11 +272,11 @@ func (s *Service) ResolveTicket(ctx context.Context, assignmentID int64) error {
 		msg := fmt.Sprintf("resolution refused by ServiceNow (state %s)", kept)
 		audit.Action, audit.Details["error"] = store.AuditTicketResolveRefused, msg
 		s.logger.WarnContext(ctx, "ticket resolution refused", "integration", in.Name, "number", t.Number, "state", kept)
-		return s.storeOwn(ctx, in, after, msg, audit)
+		return s.storeOwn(ctx, in, t, after, msg, audit)
 	case !itsm.IsRetryable(err) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 		msg := "resolution refused by ServiceNow: " + steward.ErrorMessage(err)
 		audit.Action, audit.Details["error"] = store.AuditTicketResolveRefused, msg
-		return s.storeOwn(ctx, in, nil, msg, audit)
+		return s.storeOwn(ctx, in, t, nil, msg, audit)
 	}
 	s.sync.metrics.errors.WithLabelValues(in.Name, "push").Inc()
 	return err
@@ -315,11 +319,11 @@ func (s *Service) ApplyClosedNotFixed(ctx context.Context, assignmentID int64) e
 		rec, err := p.UpdateTicket(ctx, itsm.Ref{Table: t.Table, SysID: t.SysID}, itsm.TicketUpdate{State: &state, WorkNote: &note})
 		switch {
 		case itsm.IsKind(err, itsm.KindNotFound):
-			_, err = s.recordDeleted(ctx, in, a.ID, ViaPush)
+			_, err = s.recordDeleted(ctx, in, t.AssignmentID, ViaPush)
 			return err
 		case itsm.IsKind(err, itsm.KindTransitionRefused):
 			msg := fmt.Sprintf("reopen refused by ServiceNow (state %s)", t.StateLabel)
-			return s.storeOwn(ctx, in, nil, msg, &steward.AuditEvent{Actor: store.ActorSystem, Action: store.AuditTicketResolveRefused,
+			return s.storeOwn(ctx, in, t, nil, msg, &steward.AuditEvent{Actor: store.ActorSystem, Action: store.AuditTicketResolveRefused,
 				IntegrationID: in.ID, AssignmentID: a.ID, Details: map[string]any{"number": t.Number, "error": msg}})
 		case err != nil:
 			return err
@@ -353,4 +357,46 @@ func (s *Service) ApplyClosedNotFixed(ctx context.Context, assignmentID int64) e
 		return err
 	}
 	return nil // "nothing": the flag is the signal
+}
+
+// NoteGroupMember writes a work note on the shared ticket of member
+// assignmentID's group: that its resource joined (fixed false) or was
+// fixed. A member the record already names (it was active when the record
+// was sent) is not noted as joining again. Once the record exists, the
+// note is written and the member marked; a crash between the two writes
+// the note twice, never loses it.
+func (s *Service) NoteGroupMember(ctx context.Context, assignmentID int64, fixed bool) error {
+	a, err := s.db.FindAssignmentByID(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	t := a.Ticket
+	if t == nil || t.GroupID == 0 || t.Status == steward.TicketFailed || t.Flag == steward.TicketFlagDeleted || t.State.Ended() {
+		return nil
+	}
+	if t.Status != steward.TicketCreated {
+		return errNotYet
+	}
+	if !fixed {
+		listed, err := s.db.ListedInGroup(ctx, assignmentID)
+		if err != nil || listed {
+			return err
+		}
+	}
+	p, in, err := s.Provider(ctx, t.IntegrationID)
+	if err != nil {
+		return err
+	}
+	note := fmt.Sprintf("Steward: resource %s joined this ticket (%s).", a.ResourceID, a.RecommendationKey)
+	if fixed {
+		note = fmt.Sprintf("Steward: resource %s is fixed (%s); the ticket stays open for the others.", a.ResourceID, a.RecommendationKey)
+	}
+	rec, err := p.UpdateTicket(ctx, itsm.Ref{Table: t.Table, SysID: t.SysID}, itsm.TicketUpdate{WorkNote: &note})
+	if err != nil {
+		return err
+	}
+	if _, err := s.ApplyRemote(ctx, in.ID, rec, viaOwnWrite); err != nil && steward.ErrorCode(err) != steward.CodeNotFound {
+		return err
+	}
+	return s.db.WithTx(ctx, func(tx *store.Tx) error { return tx.MarkListedInGroup(ctx, []int64{assignmentID}) })
 }

@@ -164,6 +164,20 @@ func (w *ClosedNotFixedWorker) Work(ctx context.Context, job *river.Job[jobs.Clo
 	return syncOutcome(w.svc.ApplyClosedNotFixed(ctx, job.Args.AssignmentID))
 }
 
+// GroupNoteWorker runs ticket_group_note jobs.
+type GroupNoteWorker struct {
+	river.WorkerDefaults[jobs.GroupNoteArgs]
+	svc *Service
+}
+
+// NewGroupNoteWorker returns the worker.
+func NewGroupNoteWorker(s *Service) *GroupNoteWorker { return &GroupNoteWorker{svc: s} }
+
+// Work writes the note.
+func (w *GroupNoteWorker) Work(ctx context.Context, job *river.Job[jobs.GroupNoteArgs]) error {
+	return syncOutcome(w.svc.NoteGroupMember(ctx, job.Args.AssignmentID, job.Args.Fixed))
+}
+
 // AddWorkers registers every sync worker.
 func AddWorkers(workers *river.Workers, s *Service) {
 	river.AddWorker(workers, NewRefreshTicketWorker(s))
@@ -173,4 +187,5 @@ func AddWorkers(workers *river.Workers, s *Service) {
 	river.AddWorker(workers, NewUpdateOwnerWorker(s))
 	river.AddWorker(workers, NewResolveTicketWorker(s))
 	river.AddWorker(workers, NewClosedNotFixedWorker(s))
+	river.AddWorker(workers, NewGroupNoteWorker(s))
 }

@@ -300,15 +300,23 @@ func (s *Service) chooseIntegration(ctx context.Context, resourceID string, id i
 	return best, nil
 }
 
-// RetryTicket puts a failed ticket back in the queue.
+// RetryTicket puts a failed ticket back in the queue. A member of a ticket
+// group retries the group's shared ticket.
 func (s *Service) RetryTicket(ctx context.Context, assignmentID int64, actor string) (*steward.Ticket, error) {
 	var t *steward.Ticket
 	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-		var err error
-		if t, err = tx.ResetTicketForRetry(ctx, assignmentID, actor); err != nil {
+		a, err := tx.FindAssignmentByID(ctx, assignmentID)
+		if err != nil {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx.SQL(), jobs.CreateTicketArgs{AssignmentID: assignmentID, Retry: time.Now().UnixNano()})
+		holder := assignmentID
+		if a.Ticket != nil {
+			holder = a.Ticket.AssignmentID
+		}
+		if t, err = tx.ResetTicketForRetry(ctx, holder, actor); err != nil {
+			return err
+		}
+		return s.queue.InsertTx(ctx, tx.SQL(), jobs.CreateTicketArgs{AssignmentID: holder, Retry: time.Now().UnixNano()})
 	})
 	return t, err
 }
