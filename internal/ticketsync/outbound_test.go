@@ -32,6 +32,13 @@ func outboundService(t *testing.T, policy netpolicy.Policy) (*ticketsync.Service
 	db, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "steward.db"), logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
+	return outboundServiceOn(t, db, policy)
+}
+
+// outboundServiceOn is outboundService on an existing database.
+func outboundServiceOn(t *testing.T, db *store.DB, policy netpolicy.Policy) (*ticketsync.Service, *store.DB) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return ticketsync.New(ticketsync.Config{}, db, jobs.NewQueue(), server.ServiceNowFactory(logger, policy), logger, nil), db
 }
 

@@ -119,8 +119,13 @@ func (s *Service) Provider(ctx context.Context, integrationID int64) (itsm.Provi
 		return nil, nil, fmt.Errorf("build provider for integration %d: %w", in.ID, err)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Callers that missed the cache together each built one: keep the
+	// first, so every caller shares one provider and so one rate limiter.
+	if cached, ok := s.providers[in.ID]; ok && cached.updatedAt.Equal(in.UpdatedAt) {
+		return cached.provider, in, nil
+	}
 	s.providers[in.ID] = cachedProvider{updatedAt: in.UpdatedAt, provider: p}
-	s.mu.Unlock()
 	return p, in, nil
 }
 
