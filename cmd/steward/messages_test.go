@@ -36,7 +36,7 @@ func (c cli) run(args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := newRootCommand(&stdout, &stderr)
 	cmd.SetArgs(append([]string{"--server", c.server, "--token", c.token}, args...))
-	ctx, cancel := context.WithTimeout(c.t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Minute) // a sync under -race on a loaded machine can take tens of seconds
 	defer cancel()
 	err := cmd.ExecuteContext(ctx)
 	if err != nil {
