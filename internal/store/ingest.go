@@ -238,6 +238,20 @@ func queryIn[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys
 	return nil
 }
 
+// queryInIDs is queryIn for queries whose rows are one int64 each.
+func queryInIDs[K any](ctx context.Context, tx *Tx, query string, fixed []any, keys []K) ([]int64, error) {
+	var out []int64
+	err := queryIn(ctx, tx, query, fixed, keys, func(rows *sql.Rows) error {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		out = append(out, id)
+		return nil
+	})
+	return out, err
+}
+
 func setIf(dst *string, src string) {
 	if src != "" {
 		*dst = src
@@ -792,15 +806,7 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 			return nil
 		}
 		keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-		var ids []int64
-		err := queryIn(ctx, tx, `SELECT id FROM recommendation WHERE key IN (%s)`, nil, keys, func(rows *sql.Rows) error {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-			return nil
-		})
+		ids, err := queryInIDs(ctx, tx, `SELECT id FROM recommendation WHERE key IN (%s)`, nil, keys)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -397,22 +396,14 @@ func (db *DB) TicketTables(ctx context.Context, integrationID int64, candidates 
 // only when no member of its group is active any more: the shared ticket is
 // resolved by the last fix.
 func (tx *Tx) TicketsToResolve(ctx context.Context, assignmentIDs []int64) ([]int64, error) {
-	var out []int64
-	err := queryIn(ctx, tx, `SELECT g.id FROM assignment g
+	out, err := queryInIDs(ctx, tx, `SELECT g.id FROM assignment g
 		LEFT JOIN ticket_group tg ON tg.id = g.ticket_group_id
 		JOIN ticket t ON t.assignment_id = COALESCE(tg.leader_assignment_id, g.id)
 		WHERE g.id IN (%s)
 		AND t.status <> 'failed' AND t.state NOT IN ('Resolved', 'Closed', 'Canceled') AND t.flag <> 'deleted_in_itsm'
 		AND (g.ticket_group_id IS NULL OR NOT EXISTS
 			(SELECT 1 FROM assignment m WHERE m.ticket_group_id = g.ticket_group_id AND m.state = 'active'))
-		ORDER BY g.id`, nil, assignmentIDs, func(rows *sql.Rows) error {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		out = append(out, id)
-		return nil
-	})
+		ORDER BY g.id`, nil, assignmentIDs)
 	if err != nil {
 		return nil, fmt.Errorf("find tickets to resolve: %w", err)
 	}

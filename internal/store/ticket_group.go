@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/stewardhq/steward"
@@ -113,20 +112,12 @@ func (tx *Tx) MarkListedInGroup(ctx context.Context, ids []int64) error {
 // members: their fix is noted on the shared ticket, which stays open. (The
 // last member's fix resolves it: TicketsToResolve.)
 func (tx *Tx) GroupMembersFixed(ctx context.Context, completed []int64) ([]int64, error) {
-	var out []int64
-	err := queryIn(ctx, tx, `SELECT g.id FROM assignment g
+	out, err := queryInIDs(ctx, tx, `SELECT g.id FROM assignment g
 		JOIN ticket_group tg ON tg.id = g.ticket_group_id
 		JOIN ticket t ON t.assignment_id = tg.leader_assignment_id
 		WHERE g.id IN (%s) AND t.status <> 'failed' AND t.state NOT IN ('Resolved', 'Closed', 'Canceled') AND t.flag <> 'deleted_in_itsm'
 		AND EXISTS (SELECT 1 FROM assignment m WHERE m.ticket_group_id = g.ticket_group_id AND m.state = 'active')
-		ORDER BY g.id`, nil, completed, func(rows *sql.Rows) error {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		out = append(out, id)
-		return nil
-	})
+		ORDER BY g.id`, nil, completed)
 	if err != nil {
 		return nil, fmt.Errorf("find fixed group members: %w", err)
 	}
