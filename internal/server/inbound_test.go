@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/testlog"
 )
 
 // startInbound starts a whole Steward like setup does, with cfg edited
@@ -66,22 +66,7 @@ func startInbound(t *testing.T, edit func(*config.Config), logs io.Writer) (b *t
 }
 
 // syncBuffer is a log sink that tests may read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+type syncBuffer = testlog.Buffer
 
 // do sends req as is (headers included) and returns the status, the
 // response headers and the JSON body, if any.

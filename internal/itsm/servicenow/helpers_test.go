@@ -1,11 +1,9 @@
 package servicenow_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
 	"github.com/stewardhq/steward/internal/secret"
+	"github.com/stewardhq/steward/internal/testlog"
 )
 
 // Credentials of the fake-server tests. The leak checks grep for them.
@@ -24,22 +23,7 @@ const (
 )
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testlog.Buffer
 
 // newLogger returns a debug logger writing to both the test output and a
 // buffer the leak checks read.
