@@ -1,5 +1,5 @@
 // Package logthrottle keeps a repeated log line (a refused token, a refused
-// webhook) from flooding the log: per key, a burst of lines, then one per
+// webhook) from flooding the log: per key, at most burst lines in each
 // interval. Each line that gets through says how many were left out before
 // it, so the count is never lost while the log stays bounded.
 package logthrottle
