@@ -14,16 +14,18 @@ race:
 # present and the lock file changed; otherwise the test is skipped, and
 # since go test shows skips only with -v, this says so.
 npmclient:
-	@if [ -f test/npmclient/node_modules/.package-lock.json ] && \
-	    [ ! test/npmclient/package-lock.json -nt test/npmclient/node_modules/.package-lock.json ]; then \
+	@for dir in test/npmclient test/axe; do \
+	if [ -f $$dir/node_modules/.package-lock.json ] && \
+	    [ ! $$dir/package-lock.json -nt $$dir/node_modules/.package-lock.json ]; then \
 		:; \
 	elif command -v npm >/dev/null 2>&1; then \
-		echo "installing the npm client test's dependencies: (cd test/npmclient && npm ci --no-audit --no-fund)"; \
-		(cd test/npmclient && npm ci --no-audit --no-fund) || \
-			echo "npm ci failed: TestNPMClientAgainstEmulator will be skipped" >&2; \
+		echo "installing test dependencies: (cd $$dir && npm ci --no-audit --no-fund)"; \
+		(cd $$dir && npm ci --no-audit --no-fund) || \
+			echo "npm ci in $$dir failed: the tests that need it will be skipped" >&2; \
 	else \
-		echo "npm not found: TestNPMClientAgainstEmulator (an independent Node.js client against the emulator) will be skipped; install Node.js and npm to run it" >&2; \
-	fi
+		echo "npm not found: TestNPMClientAgainstEmulator and the browser tests' accessibility checks will be skipped; install Node.js and npm to run them" >&2; \
+	fi; \
+	done
 
 # staticcheck, pinned; fetched through the Go module proxy on first use.
 lint:

@@ -37,7 +37,10 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	Err     error
+	// Field, when set, names the request field the error is about (e.g.
+	// "instance_url", "password"), so a form can show it there.
+	Field string
+	Err   error
 }
 
 func (e *Error) Error() string {
@@ -81,4 +84,20 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// ErrorField reports the field named by the first *Error in err's chain,
+// if any.
+func ErrorField(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Field
+	}
+	return ""
+}
+
+// AtField returns a copy of err naming field as the one it is about.
+func AtField(field string, err *Error) *Error {
+	c := *err
+	c.Field = field
+	return &c
 }

@@ -40,6 +40,8 @@ type errorBody struct {
 type errorDetail struct {
 	Code    steward.Code `json:"code"`
 	Message string       `json:"message"`
+	// Field names the request field the error is about, when one is.
+	Field string `json:"field,omitempty"`
 }
 
 // writeError answers with the one JSON error shape. Users see the error's
@@ -54,7 +56,7 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	if status >= 500 {
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: steward.ErrorMessage(err)}})
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: steward.ErrorMessage(err), Field: steward.ErrorField(err)}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -52,6 +52,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Field names the request field the error is about, when the server
+	// said.
+	Field string
 }
 
 func (e *Error) Error() string {
@@ -299,10 +302,11 @@ func (c *Client) send(req *http.Request, out any) error {
 			Error struct {
 				Code    string `json:"code"`
 				Message string `json:"message"`
+				Field   string `json:"field"`
 			} `json:"error"`
 		}
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
-		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
 	}
 	if out == nil {
 		return nil

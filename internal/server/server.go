@@ -36,6 +36,7 @@ import (
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
+	"github.com/stewardhq/steward/internal/web"
 )
 
 // Server is one running Steward.
@@ -48,6 +49,7 @@ type Server struct {
 	Tickets  *ticketsync.Service
 	Auth     *auth.Authenticator
 	api      *api.API
+	web      *web.Handler
 	river    *river.Client[*sql.Tx]
 	clientID string
 	http     *http.Server
@@ -167,10 +169,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Auth: s.Auth,
 			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}, logger.With("component", "api"), reg)
 	s.api = apiHandler
-	mux := http.NewServeMux()
-	mux.Handle("/", apiHandler)
+	// The web UI serves pages at / and hands everything else (the API,
+	// health, metrics, and any non-browser request) to the API.
+	ui, err := web.New(web.Config{SecureCookies: cfg.TLSCertFile != "" || strings.HasPrefix(cfg.PublicURL, "https://")},
+		web.Deps{API: apiHandler, Auth: s.Auth, Logger: logger.With("component", "web")})
+	if err != nil {
+		return nil, fmt.Errorf("web UI: %w", err)
+	}
+	s.web = ui
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           ui,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.ReadTimeout, // bounds a trickled body; uploads keep a minimum rate instead
 		IdleTimeout:       2 * time.Minute,
@@ -235,6 +243,10 @@ func (s *Server) Start(ctx context.Context) error {
 
 // RouteAccess lists every route and who may call it (see api.RouteAccess).
 func (s *Server) RouteAccess() map[string]string { return s.api.RouteAccess() }
+
+// PageAccess lists every web UI page and who may open it (see
+// web.RouteAccess).
+func (s *Server) PageAccess() map[string]string { return s.web.RouteAccess() }
 
 // Addr is the address the server listens on, e.g. 127.0.0.1:43121.
 func (s *Server) Addr() string { return s.listener.Addr().String() }

@@ -1,0 +1,3 @@
+package web
+
+func (h *Handler) rulePages() []page { return nil }
