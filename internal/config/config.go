@@ -11,13 +11,16 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/secret"
 )
 
 // Config is the server's configuration. Every field's default is the one
@@ -75,6 +78,37 @@ type Config struct {
 	// may connect to, for on-premises instances
 	// (STEWARD_ALLOW_PRIVATE_INSTANCES, comma-separated CIDRs; default none).
 	AllowPrivateInstances []netip.Prefix
+
+	// OIDCIssuer, when set (STEWARD_OIDC_ISSUER), offers sign-in to the
+	// web UI through that OpenID Connect provider; it needs OIDCClientID,
+	// OIDCRoles and PublicURL (the redirect URL is PublicURL +
+	// /signin/oidc/callback).
+	OIDCIssuer string
+	// OIDCClientID is the client registered at the provider
+	// (STEWARD_OIDC_CLIENT_ID).
+	OIDCClientID string
+	// OIDCClientSecretFile names a file holding the client's secret
+	// (STEWARD_OIDC_CLIENT_SECRET_FILE); without it Steward signs in as a
+	// public client (PKCE only).
+	OIDCClientSecretFile string
+	// OIDCName is the provider's name on the sign-in button
+	// (STEWARD_OIDC_NAME, default "your identity provider").
+	OIDCName string
+	// OIDCRoleClaim is the ID token claim whose values OIDCRoles maps to
+	// roles (STEWARD_OIDC_ROLE_CLAIM, default groups).
+	OIDCRoleClaim string
+	// OIDCRoles maps role claim values to roles (STEWARD_OIDC_ROLES), e.g.
+	// "steward-owners=owner,engineering=contributor,*=reader": the highest
+	// role among the user's values (and "*", which everyone has) wins;
+	// without "*" a user with no mapped value is refused.
+	OIDCRoles string
+	// OIDCScopeClaim, when set (STEWARD_OIDC_SCOPE_CLAIM), is an ID token
+	// claim whose value limits the session to a scope; a user without it
+	// is refused ("/" means no limit).
+	OIDCScopeClaim string
+	// OIDCScopes are the OAuth scopes asked for (STEWARD_OIDC_SCOPES,
+	// space- or comma-separated; default "openid email profile").
+	OIDCScopes string
 }
 
 // Default returns the built-in defaults.
@@ -89,6 +123,9 @@ func Default() Config {
 		ReadTimeout:      30 * time.Second,
 		UploadMinRate:    1024,
 		UploadRateWindow: 10 * time.Second,
+		OIDCName:         "your identity provider",
+		OIDCRoleClaim:    "groups",
+		OIDCScopes:       "openid email profile",
 	}
 }
 
@@ -112,6 +149,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STEWARD_PUBLIC_URL", &c.PublicURL)
 	str("STEWARD_TLS_CERT", &c.TLSCertFile)
 	str("STEWARD_TLS_KEY", &c.TLSKeyFile)
+	str("STEWARD_OIDC_ISSUER", &c.OIDCIssuer)
+	str("STEWARD_OIDC_CLIENT_ID", &c.OIDCClientID)
+	str("STEWARD_OIDC_CLIENT_SECRET_FILE", &c.OIDCClientSecretFile)
+	str("STEWARD_OIDC_NAME", &c.OIDCName)
+	str("STEWARD_OIDC_ROLE_CLAIM", &c.OIDCRoleClaim)
+	str("STEWARD_OIDC_ROLES", &c.OIDCRoles)
+	str("STEWARD_OIDC_SCOPE_CLAIM", &c.OIDCScopeClaim)
+	str("STEWARD_OIDC_SCOPES", &c.OIDCScopes)
 	if v := getenv("STEWARD_UPLOAD_MIN_RATE"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
@@ -196,7 +241,7 @@ func (c *Config) Validate() error {
 	if c.SecretKey == "" && c.SecretKeyFile == "" {
 		c.SecretKeyFile = filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward.key")
 	}
-	return nil
+	return c.validateOIDC()
 }
 
 // LoadSecretKey returns the 32-byte key for credentials at rest: from
@@ -293,4 +338,152 @@ func SQLitePath(url string) string {
 		p = p[:i]
 	}
 	return p
+}
+
+// OIDC is the OpenID Connect sign-in setup, resolved by LoadOIDC. Its
+// fields match web.OIDCConfig one for one, so the server converts it.
+type OIDC struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret secret.String
+	// DisplayName is the provider's name on the sign-in button.
+	DisplayName string
+	// RedirectURL is where the provider sends the browser back:
+	// PublicURL + /signin/oidc/callback.
+	RedirectURL string
+	RoleClaim   string
+	// Roles maps role claim values to roles; "*" is everyone's.
+	Roles      map[string]steward.Role
+	ScopeClaim string
+	Scopes     []string
+}
+
+// OIDCEnabled reports whether OpenID Connect sign-in is configured.
+func (c *Config) OIDCEnabled() bool { return c.OIDCIssuer != "" }
+
+// validateOIDC checks the OpenID Connect settings, naming the variable at
+// fault. A setting without STEWARD_OIDC_ISSUER is a mistake, not silence.
+func (c *Config) validateOIDC() error {
+	if c.OIDCIssuer == "" {
+		for _, kv := range [][2]string{{"STEWARD_OIDC_CLIENT_ID", c.OIDCClientID}, {"STEWARD_OIDC_CLIENT_SECRET_FILE", c.OIDCClientSecretFile},
+			{"STEWARD_OIDC_ROLES", c.OIDCRoles}, {"STEWARD_OIDC_SCOPE_CLAIM", c.OIDCScopeClaim}} {
+			if kv[1] != "" {
+				return steward.Errorf(steward.CodeInvalid, "%s is set but STEWARD_OIDC_ISSUER is not: set the provider's issuer URL to sign in with OpenID Connect", kv[0])
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(c.OIDCIssuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		!(u.Scheme == "https" || u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ISSUER %q is not an https URL such as https://login.example.com/realms/main (plain http only on loopback)", c.OIDCIssuer)
+	}
+	if strings.TrimSpace(c.OIDCClientID) == "" {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_ID is required with STEWARD_OIDC_ISSUER: the client ID registered at the provider")
+	}
+	if c.PublicURL == "" {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_PUBLIC_URL is required with STEWARD_OIDC_ISSUER: the provider sends browsers back to <public URL>/signin/oidc/callback")
+	}
+	if pu, err := url.Parse(c.PublicURL); err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http") || pu.RawQuery != "" || pu.Fragment != "" {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_PUBLIC_URL %q is not an http(s) URL such as https://steward.example.com", c.PublicURL)
+	}
+	if strings.TrimSpace(c.OIDCName) == "" || len(c.OIDCName) > 100 {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_NAME must be 1 to 100 characters (the sign-in button says \"Sign in with <name>\")")
+	}
+	if strings.TrimSpace(c.OIDCRoleClaim) == "" {
+		return steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ROLE_CLAIM is empty: name the ID token claim that holds the user's groups or roles (default groups)")
+	}
+	if _, err := ParseOIDCRoles(c.OIDCRoles); err != nil {
+		return err
+	}
+	if _, err := parseOIDCScopes(c.OIDCScopes); err != nil {
+		return err
+	}
+	return nil
+}
+
+// LoadOIDC returns the OpenID Connect setup with the client secret read
+// from its file, or nil when OIDC is not configured. Call after Validate.
+func (c *Config) LoadOIDC() (*OIDC, error) {
+	if !c.OIDCEnabled() {
+		return nil, nil
+	}
+	roles, err := ParseOIDCRoles(c.OIDCRoles)
+	if err != nil {
+		return nil, err
+	}
+	scopes, err := parseOIDCScopes(c.OIDCScopes)
+	if err != nil {
+		return nil, err
+	}
+	o := &OIDC{Issuer: c.OIDCIssuer, ClientID: strings.TrimSpace(c.OIDCClientID), DisplayName: strings.TrimSpace(c.OIDCName),
+		RedirectURL: strings.TrimRight(c.PublicURL, "/") + "/signin/oidc/callback",
+		RoleClaim:   strings.TrimSpace(c.OIDCRoleClaim), Roles: roles, ScopeClaim: strings.TrimSpace(c.OIDCScopeClaim), Scopes: scopes}
+	if c.OIDCClientSecretFile != "" {
+		b, err := os.ReadFile(c.OIDCClientSecretFile)
+		if err != nil {
+			// The path and the OS's reason only; never the content.
+			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: cannot read %s: %s", c.OIDCClientSecretFile, pathErrReason(err))
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: %s is empty", c.OIDCClientSecretFile)
+		}
+		o.ClientSecret = secret.New(v)
+	}
+	return o, nil
+}
+
+func pathErrReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// ParseOIDCRoles reads STEWARD_OIDC_ROLES: comma-separated value=role
+// pairs, the value being a role claim value or "*" (everyone). A value
+// may itself contain "=": the pair splits at the last one.
+func ParseOIDCRoles(s string) (map[string]steward.Role, error) {
+	out := map[string]steward.Role{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		i := strings.LastIndexByte(part, '=')
+		if i <= 0 {
+			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ROLES: %q is not value=role, e.g. steward-owners=owner", part)
+		}
+		value := strings.TrimSpace(part[:i])
+		role, err := steward.ParseRole(part[i+1:])
+		if err != nil {
+			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ROLES: %s", steward.ErrorMessage(err))
+		}
+		if _, dup := out[value]; dup {
+			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ROLES maps %q twice", value)
+		}
+		out[value] = role
+	}
+	if len(out) == 0 {
+		return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_ROLES is required with STEWARD_OIDC_ISSUER: map role claim values to roles, e.g. steward-owners=owner,engineering=contributor,*=reader")
+	}
+	return out, nil
+}
+
+func parseOIDCScopes(s string) ([]string, error) {
+	scopes := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+	if !slices.Contains(scopes, "openid") {
+		return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_SCOPES %q must include openid", s)
+	}
+	return scopes, nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
