@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,10 +139,13 @@ func (s *Service) Validate(ctx context.Context, in *steward.Integration, secrets
 	}
 	p, err := s.factory(in, secrets)
 	if err != nil {
-		return err
+		// The provider refuses settings it cannot connect with (e.g. an
+		// instance address the outbound policy forbids).
+		return atField("instance_url", err)
 	}
 	if err := p.Validate(ctx); err != nil {
-		return steward.WrapError(steward.CodeInvalid, err, "validation failed: %s", validationMessage(err))
+		return &steward.Error{Code: steward.CodeInvalid, Message: "validation failed: " + validationMessage(err),
+			Field: validationField(in, err), Err: err}
 	}
 	return nil
 }
@@ -163,9 +167,82 @@ func (s *Service) checkCredentialOrigin(ctx context.Context, in *steward.Integra
 
 func validationMessage(err error) string {
 	if ierr, ok := errors.AsType[*itsm.Error](err); ok {
+		if ierr.Kind == itsm.KindNotFound && ierr.Table == "sys_user" {
+			// The Table API itself is missing: the URL is not a
+			// ServiceNow instance's (or not its root).
+			return fmt.Sprintf("the instance answered HTTP %d (not found) for ServiceNow's Table API: check that the instance URL is the root of a ServiceNow instance, like https://<instance>.service-now.com", ierr.Status)
+		}
 		return steward.ErrorMessage(ierr)
 	}
 	return steward.ErrorMessage(err)
+}
+
+// validationField names the integration setting a failed connection check
+// points at, so a form shows the message there:
+//
+//   - refused credentials: password, or client_secret when the OAuth
+//     client was refused (and always for client_credentials); an inactive
+//     integration user: username; no OAuth endpoint: auth_mode;
+//   - no usable answer (DNS, TLS, refused connection, timeout, the
+//     outbound policy, a redirect, not a ServiceNow answer, the instance
+//     down): instance_url;
+//   - a table the user may not read or that does not exist: that ticket
+//     type's table, ticket_types.<type>.table; the sys_user table:
+//     username (the user lacks a role).
+func validationField(in *steward.Integration, err error) string {
+	ierr, ok := errors.AsType[*itsm.Error](err)
+	if !ok {
+		return "instance_url"
+	}
+	if ierr.Table == "" {
+		// Several tables failed (joined): the first one names the field.
+		if first, ok := errors.AsType[*itsm.Error](ierr.Err); ok && first != ierr {
+			ierr = first
+		}
+	}
+	switch ierr.Kind {
+	case itsm.KindAuth:
+		// Token endpoint failures carry no table; the user's own record
+		// is read from sys_user.
+		switch {
+		case ierr.Table == "" && ierr.Status == http.StatusNotFound:
+			return "auth_mode" // the instance has no OAuth endpoint
+		case ierr.Table == "sys_user" && ierr.Status == 0:
+			return "username" // the user is inactive
+		case in.AuthMode == steward.AuthClientCredentials,
+			strings.Contains(ierr.Message, "OAuth client ID or client secret"):
+			return "client_secret"
+		case in.AuthMode == steward.AuthOAuthPassword && ierr.Table == "sys_user":
+			return "username" // a token was issued, but the user may not use the REST API
+		}
+		return "password"
+	case itsm.KindForbidden, itsm.KindInvalidTable:
+		if ierr.Table == "sys_user" {
+			return "username"
+		}
+		if tt, ok := ticketTypeOfTable(in, ierr.Table); ok {
+			return "ticket_types." + string(tt) + ".table"
+		}
+		return "ticket_types"
+	}
+	// Network, TLS, the outbound policy, redirects, answers that are not
+	// ServiceNow's, 404s from a server without the Table API, an instance
+	// that is down or rate limiting.
+	return "instance_url"
+}
+
+// ticketTypeOfTable is the ticket type whose records go to table.
+func ticketTypeOfTable(in *steward.Integration, table string) (steward.TicketType, bool) {
+	for _, tt := range steward.TicketTypes {
+		t := itsm.DefaultTable(tt)
+		if m, ok := in.TicketTypes[tt]; ok && m.Table != "" {
+			t = m.Table
+		}
+		if t == table {
+			return tt, true
+		}
+	}
+	return "", false
 }
 
 // AssignRequest asks for a ServiceNow-type assignment on an unhealthy
