@@ -222,13 +222,15 @@ func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource")
+	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource", "ticket_state", "ticket_status")
 	scope, visible := narrowScope(r, q.scope())
 	f := store.AssignmentFilter{
 		Owner:             q.str("owner"),
 		Scope:             scope,
 		RecommendationKey: q.str("recommendation"),
 		ResourceID:        q.str("resource"),
+		TicketState:       steward.TicketState(q.str("ticket_state")),
+		TicketStatus:      steward.TicketStatus(q.str("ticket_status")),
 		Cursor:            q.str("cursor"),
 		Limit:             q.limit(),
 	}

@@ -14,6 +14,7 @@ package assignment
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -188,7 +189,7 @@ func (s *Service) check(req *CreateRequest) (time.Time, error) {
 			return time.Time{}, steward.Errorf(steward.CodeInvalid, "a ticket needs type servicenow")
 		}
 		if err := steward.ValidateEmail("owner", req.Owner); err != nil {
-			return time.Time{}, err
+			return time.Time{}, atField("owner", err)
 		}
 		due, err := DueDate(s.now(), req.RemediationTimeframeDays, req.DueDate)
 		if err != nil {
@@ -249,12 +250,22 @@ func checkETA(eta *time.Time, justification string) error {
 		return errJustificationMissing
 	}
 	if len(justification) > maxJustification {
-		return steward.Errorf(steward.CodeInvalid, "eta_justification is longer than %d characters", maxJustification)
+		return steward.AtField("eta_justification", steward.Errorf(steward.CodeInvalid, "eta_justification is longer than %d characters", maxJustification))
 	}
 	return nil
 }
 
-var errJustificationMissing = steward.Errorf(steward.CodeInvalid, "eta_justification is required when an eta is set (CLI: --justification)")
+var errJustificationMissing = steward.AtField("eta_justification",
+	steward.Errorf(steward.CodeInvalid, "eta_justification is required when an eta is set (CLI: --justification)"))
+
+// atField names field as the one a validation error is about, so a form
+// can show the message at it (the API answers it as error.field).
+func atField(field string, err error) error {
+	if e, ok := errors.AsType[*steward.Error](err); ok {
+		return steward.AtField(field, e)
+	}
+	return err
+}
 
 // openTicket stores the pending ticket of a, just created, audits the
 // request and queues its creation.

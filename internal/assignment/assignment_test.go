@@ -295,24 +295,30 @@ func TestUpdate(t *testing.T) {
 	eta := due.Add(-24 * time.Hour)
 
 	t.Run("Refused", func(t *testing.T) {
+		// field is the request field the error names, for a form to show
+		// the message at it.
 		for _, tc := range []struct {
-			name string
-			c    assignment.Change
-			want string
+			name  string
+			c     assignment.Change
+			want  string
+			field string
 		}{
-			{"OwnerNotEmail", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{Owner: str("bob")}}, `owner "bob" is not a plain e-mail address`},
+			{"OwnerNotEmail", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{Owner: str("bob")}}, `owner "bob" is not a plain e-mail address`, "owner"},
 			{"DaysAndDueDate", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{DueDate: &due}, RemediationTimeframeDays: 3},
-				"give remediation_timeframe_days or due_date, not both (CLI: --days or --due)"},
-			{"DueDateCleared", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{DueDate: &time.Time{}}}, "due_date cannot be cleared"},
+				"give remediation_timeframe_days or due_date, not both (CLI: --days or --due)", "due_date"},
+			{"DaysOutOfRange", assignment.Change{RemediationTimeframeDays: -1},
+				"remediation_timeframe_days -1 must be between 1 and 3650", "remediation_timeframe_days"},
+			{"DueDateCleared", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{DueDate: &time.Time{}}}, "due_date cannot be cleared", "due_date"},
 			{"ETASetAndCleared", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{ETA: &eta, ClearETA: true}},
-				"eta cannot be set and cleared at once"},
+				"eta cannot be set and cleared at once", ""},
 			{"ETAWithoutJustification", assignment.Change{AssignmentUpdate: store.AssignmentUpdate{ETA: &eta}},
-				"eta_justification is required when an eta is set (CLI: --justification)"},
+				"eta_justification is required when an eta is set (CLI: --justification)", "eta_justification"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := b.update(t, manual.ID, tc.c)
 				storetest.RequireCode(t, err, steward.CodeInvalid)
 				require.Equal(t, tc.want, steward.ErrorMessage(err))
+				require.Equal(t, tc.field, steward.ErrorField(err))
 			})
 		}
 		events, err := b.db.FindAssignmentEvents(t.Context(), manual.ID)

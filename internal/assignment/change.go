@@ -38,20 +38,23 @@ func (s *Service) Update(ctx context.Context, tx *store.Tx, id int64, c Change, 
 	}
 	if upd.Owner != nil {
 		if err := steward.ValidateEmail("owner", *upd.Owner); err != nil {
-			return nil, err
+			return nil, atField("owner", err)
 		}
 	}
 	if c.RemediationTimeframeDays != 0 || upd.DueDate != nil {
 		var explicit time.Time
 		if upd.DueDate != nil {
 			if upd.DueDate.IsZero() {
-				return nil, steward.Errorf(steward.CodeInvalid, "due_date cannot be cleared")
+				return nil, steward.AtField("due_date", steward.Errorf(steward.CodeInvalid, "due_date cannot be cleared"))
 			}
 			explicit = *upd.DueDate
 		}
 		due, err := DueDate(s.now(), c.RemediationTimeframeDays, explicit)
 		if err != nil {
-			return nil, err
+			if upd.DueDate != nil {
+				return nil, atField("due_date", err)
+			}
+			return nil, atField("remediation_timeframe_days", err)
 		}
 		upd.DueDate = &due
 	}

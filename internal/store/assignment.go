@@ -43,7 +43,12 @@ type AssignmentFilter struct {
 	// IntegrationID keeps assignments whose ticket belongs to the
 	// integration.
 	IntegrationID int64
-	Cursor        string
+	// TicketState and TicketStatus keep assignments whose ticket (their
+	// own or their group's) has that normalized state or creation status;
+	// assignments without a ticket never match.
+	TicketState  steward.TicketState
+	TicketStatus steward.TicketStatus
+	Cursor       string
 	Limit         int
 }
 
@@ -381,6 +386,20 @@ func (db *DB) findAssignments(ctx context.Context, f AssignmentFilter) ([]*stewa
 	if f.IntegrationID != 0 {
 		where = append(where, "t.integration_id = ?")
 		args = append(args, f.IntegrationID)
+	}
+	if f.TicketState != "" {
+		if !validTicketState(f.TicketState) {
+			return nil, "", steward.Errorf(steward.CodeInvalid, "unknown ticket state %q", f.TicketState)
+		}
+		where = append(where, "t.state = ?")
+		args = append(args, string(f.TicketState))
+	}
+	if f.TicketStatus != "" {
+		if !validTicketStatus(f.TicketStatus) {
+			return nil, "", steward.Errorf(steward.CodeInvalid, "unknown ticket status %q (want pending, deferred, created, retrying or failed)", f.TicketStatus)
+		}
+		where = append(where, "t.status = ?")
+		args = append(args, string(f.TicketStatus))
 	}
 	if hasAfter {
 		where = append(where, "(g.due_date > ? OR (g.due_date = ? AND g.id > ?))")

@@ -806,6 +806,23 @@ func testTickets(t *testing.T) {
 			for _, a := range byIntegration {
 				require.Equal(t, "bob@example.com", a.Owner)
 			}
+			findAsg := func(f store.AssignmentFilter) []int64 {
+				asgs, _, err := db.FindAssignments(ctx, f)
+				require.NoError(t, err)
+				var out []int64
+				for _, a := range asgs {
+					out = append(out, a.ID)
+				}
+				return out
+			}
+			require.Equal(t, []int64{ids[1]}, findAsg(store.AssignmentFilter{TicketState: steward.TicketInProgress}))
+			require.Equal(t, []int64{ids[2]}, findAsg(store.AssignmentFilter{TicketState: steward.TicketResolved, States: []steward.AssignmentState{steward.AssignmentCompleted}}))
+			require.Equal(t, []int64{ids[4]}, findAsg(store.AssignmentFilter{TicketStatus: steward.TicketFailed}))
+			require.Len(t, findAsg(store.AssignmentFilter{TicketStatus: steward.TicketPending}), 6, "the manual assignment has no ticket")
+			for _, f := range []store.AssignmentFilter{{TicketState: "Open"}, {TicketStatus: "done"}} {
+				_, _, err := db.FindAssignments(ctx, f)
+				RequireCode(t, err, steward.CodeInvalid)
+			}
 			m1, err := db.FindAssignmentByID(ctx, manual.ID)
 			require.NoError(t, err)
 			require.Nil(t, m1.Ticket)
