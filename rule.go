@@ -112,41 +112,44 @@ func (r *Rule) Normalize() {
 }
 
 // Validate reports the first thing wrong with the rule, naming its field
-// the way the rules file spells it.
+// the way the rules file spells it, in the message and as the error's
+// Field (so a form shows it there).
 func (r *Rule) Validate() error {
-	bad := func(format string, args ...any) error { return Errorf(CodeInvalid, format, args...) }
+	badAt := func(field, format string, args ...any) error {
+		return AtField(field, Errorf(CodeInvalid, format, args...))
+	}
 	name := strings.TrimSpace(r.Name)
 	switch {
 	case name == "":
-		return bad("name is missing")
+		return badAt("name", "name is missing")
 	case len(name) > 200:
-		return bad("name is longer than 200 characters")
+		return badAt("name", "name is longer than 200 characters")
 	case strings.ContainsAny(name, "\x00\r\n\t/"):
-		return bad("name %q contains a slash or control characters", name)
+		return badAt("name", "name %q contains a slash or control characters", name)
 	case strings.Trim(name, "0123456789") == "":
-		return bad("name %q is only digits, which would read as a rule ID", name)
+		return badAt("name", "name %q is only digits, which would read as a rule ID", name)
 	case !validText(name) || !validText(r.Description):
-		return bad("name or description is not valid UTF-8")
+		return badAt("name", "name or description is not valid UTF-8")
 	}
 	if strings.TrimSpace(string(r.Scope)) == "" {
-		return bad("scope is missing (write / for every resource)")
+		return badAt("scope", "scope is missing (write / for every resource)")
 	}
 	if err := r.Scope.Validate(); err != nil {
-		return bad("scope: %s", ErrorMessage(err))
+		return badAt("scope", "scope: %s", ErrorMessage(err))
 	}
 	for i, ex := range r.Exclude {
 		if err := ex.Validate(); err != nil {
-			return bad("exclude[%d]: %s", i, ErrorMessage(err))
+			return badAt("exclude", "exclude[%d]: %s", i, ErrorMessage(err))
 		}
 		if ex.Normalize() == "/" || !r.Scope.Contains(string(ex)) {
-			return bad("exclude[%d] %q is not inside scope %q", i, ex, r.Scope)
+			return badAt("exclude", "exclude[%d] %q is not inside scope %q", i, ex, r.Scope)
 		}
 	}
 	if r.Priority < 0 || r.Priority > MaxRulePriority {
-		return bad("priority %d is outside 0–%d", r.Priority, MaxRulePriority)
+		return badAt("priority", "priority %d is outside 0–%d", r.Priority, MaxRulePriority)
 	}
 	if len(r.When) == 0 {
-		return bad("when is empty: a rule needs at least one condition set")
+		return badAt("when", "when is empty: a rule needs at least one condition set")
 	}
 	for i, c := range r.When {
 		if err := c.validate(fmt.Sprintf("when[%d]", i)); err != nil {
@@ -157,18 +160,18 @@ func (r *Rule) Validate() error {
 		return err
 	}
 	if r.DueInDays < 1 || r.DueInDays > MaxRuleDueDays {
-		return bad("due_in_days %d is outside 1–%d", r.DueInDays, MaxRuleDueDays)
+		return badAt("due_in_days", "due_in_days %d is outside 1–%d", r.DueInDays, MaxRuleDueDays)
 	}
 	if t := r.Ticket; t != nil {
 		switch {
 		case strings.TrimSpace(t.Integration) == "":
-			return bad("ticket.integration is missing (ticket.type, group_by and daily_cap only go with an integration)")
+			return badAt("ticket.integration", "ticket.integration is missing (ticket.type, group_by and daily_cap only go with an integration)")
 		case !t.Type.valid():
-			return bad("ticket.type %q is not one of incident, problem, change_request", t.Type)
+			return badAt("ticket.type", "ticket.type %q is not one of incident, problem, change_request", t.Type)
 		case t.GroupBy != "" && t.GroupBy != GroupByRecommendation:
-			return bad("ticket.group_by %q is not %q (or empty for one ticket per assignment)", t.GroupBy, GroupByRecommendation)
+			return badAt("ticket.group_by", "ticket.group_by %q is not %q (or empty for one ticket per assignment)", t.GroupBy, GroupByRecommendation)
 		case t.DailyCap < 0:
-			return bad("ticket.daily_cap %d is negative (0 means no cap)", t.DailyCap)
+			return badAt("ticket.daily_cap", "ticket.daily_cap %d is negative (0 means no cap)", t.DailyCap)
 		}
 	}
 	return nil
@@ -184,7 +187,7 @@ func (t TicketType) valid() bool {
 }
 
 func (c ConditionSet) validate(field string) error {
-	bad := func(format string, args ...any) error { return Errorf(CodeInvalid, format, args...) }
+	bad := func(format string, args ...any) error { return AtField(field, Errorf(CodeInvalid, format, args...)) }
 	if c.Empty() {
 		return bad("%s has no condition", field)
 	}
@@ -224,18 +227,29 @@ func (c ConditionSet) validate(field string) error {
 func (o OwnerSource) validate() error {
 	switch {
 	case o.Email == "" && o.Tag == "":
-		return Errorf(CodeInvalid, "owner needs an email or a tag")
+		return AtField("owner", Errorf(CodeInvalid, "owner needs an email or a tag"))
 	case o.Email != "" && o.Tag != "":
-		return Errorf(CodeInvalid, "owner has both email and tag; give one")
+		return AtField("owner", Errorf(CodeInvalid, "owner has both email and tag; give one"))
 	case o.Email != "":
 		if o.Fallback != "" {
-			return Errorf(CodeInvalid, "owner.fallback only goes with owner.tag")
+			return AtField("owner.fallback", Errorf(CodeInvalid, "owner.fallback only goes with owner.tag"))
 		}
-		return ValidateEmail("owner.email", o.Email)
+		return emailAt("owner.email", o.Email)
 	case strings.TrimSpace(o.Tag) == "":
-		return Errorf(CodeInvalid, "owner.tag is blank")
+		return AtField("owner.tag", Errorf(CodeInvalid, "owner.tag is blank"))
 	case o.Fallback != "":
-		return ValidateEmail("owner.fallback", o.Fallback)
+		return emailAt("owner.fallback", o.Fallback)
+	}
+	return nil
+}
+
+// emailAt is ValidateEmail with the error naming field as its Field.
+func emailAt(field, s string) error {
+	if err := ValidateEmail(field, s); err != nil {
+		if e, ok := err.(*Error); ok {
+			return AtField(field, e)
+		}
+		return err
 	}
 	return nil
 }
@@ -255,8 +269,8 @@ func (r *Rule) Clashes(o *Rule) bool {
 
 // ClashError is the refusal of two clashing rules, naming both.
 func ClashError(r, o *Rule) error {
-	return Errorf(CodeConflict, "priority %d: rule %q (scope %s) and enabled rule %q (scope %s) have the same priority on overlapping scopes; give one of them another priority",
-		r.Priority, r.Name, r.Scope, o.Name, o.Scope)
+	return AtField("priority", Errorf(CodeConflict, "priority %d: rule %q (scope %s) and enabled rule %q (scope %s) have the same priority on overlapping scopes; give one of them another priority",
+		r.Priority, r.Name, r.Scope, o.Name, o.Scope))
 }
 
 // ScopeTags are the tags of a scope level (a resource group, subscription,

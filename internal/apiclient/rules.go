@@ -108,3 +108,50 @@ func (c *Client) GetRuleRun(ctx context.Context, ruleID, runID int64) (*RuleRun,
 	var out RuleRun
 	return &out, c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/rules/%d/runs/%d", ruleID, runID), nil, nil, &out)
 }
+
+// RuleInput is one rule as POST /api/v1/rules and PUT /api/v1/rules/{id}
+// take it: the rules file's fields (docs/rules.md). Enabled nil means
+// enabled.
+type RuleInput struct {
+	Name               string                 `json:"name"`
+	Description        string                 `json:"description,omitempty"`
+	Priority           int                    `json:"priority"`
+	Enabled            *bool                  `json:"enabled,omitempty"`
+	Scope              steward.Scope          `json:"scope"`
+	Exclude            []steward.Scope        `json:"exclude,omitempty"`
+	When               []steward.ConditionSet `json:"when"`
+	Owner              steward.OwnerSource    `json:"owner"`
+	DueInDays          int                    `json:"due_in_days"`
+	GracePeriod        bool                   `json:"grace_period,omitempty"`
+	OwnerEmailOptOut   bool                   `json:"owner_email_opt_out,omitempty"`
+	ManagerEmailOptOut bool                   `json:"manager_email_opt_out,omitempty"`
+	Ticket             *steward.RuleTicket    `json:"ticket,omitempty"`
+}
+
+// RuleInputOf is the input that recreates rule r.
+func RuleInputOf(r *steward.Rule) RuleInput {
+	enabled := r.Enabled
+	return RuleInput{
+		Name: r.Name, Description: r.Description, Priority: r.Priority, Enabled: &enabled, Scope: r.Scope,
+		Exclude: r.Exclude, When: r.When, Owner: r.Owner, DueInDays: r.DueInDays, GracePeriod: r.GracePeriod,
+		OwnerEmailOptOut: r.OwnerEmailOptOut, ManagerEmailOptOut: r.ManagerEmailOptOut, Ticket: r.Ticket,
+	}
+}
+
+// CreateRule creates one rule.
+func (c *Client) CreateRule(ctx context.Context, in RuleInput) (*steward.Rule, error) {
+	var out steward.Rule
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/rules", nil, in, &out)
+}
+
+// PutRule replaces one rule, by ID or name, with in.
+func (c *Client) PutRule(ctx context.Context, ref string, in RuleInput) (*steward.Rule, error) {
+	var out steward.Rule
+	return &out, c.do(ctx, http.MethodPut, "/api/v1/rules/"+url.PathEscape(ref), nil, in, &out)
+}
+
+// ListRuleRuns lists the latest runs of a rule, newest first.
+func (c *Client) ListRuleRuns(ctx context.Context, ref string) (*Page[RuleRun], error) {
+	var out Page[RuleRun]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/rules/"+url.PathEscape(ref)+"/runs", nil, nil, &out)
+}

@@ -104,7 +104,9 @@ func (d *Doc) Desired() ([]*steward.Rule, error) {
 	for i, rd := range d.Rules {
 		r := rd.Rule()
 		if err := r.Validate(); err != nil {
-			return nil, steward.WrapError(steward.CodeInvalid, err, "rules[%d] %s: %s", i, label(r.Name), steward.ErrorMessage(err))
+			e := steward.WrapError(steward.CodeInvalid, err, "rules[%d] %s: %s", i, label(r.Name), steward.ErrorMessage(err))
+			e.Field = steward.ErrorField(err)
+			return nil, e
 		}
 		key := strings.ToLower(r.Name)
 		if j, ok := seen[key]; ok {

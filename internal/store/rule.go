@@ -83,13 +83,13 @@ func (tx *Tx) prepareRule(ctx context.Context, r *steward.Rule) error {
 	var state string
 	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT state FROM integration WHERE name_norm = ?`), nameNorm(r.Ticket.Integration)).Scan(&state)
 	if isNoRows(err) {
-		return steward.Errorf(steward.CodeInvalid, "ticket.integration %q: no integration has that name", r.Ticket.Integration)
+		return steward.AtField("ticket.integration", steward.Errorf(steward.CodeInvalid, "ticket.integration %q: no integration has that name", r.Ticket.Integration))
 	}
 	if err != nil {
 		return fmt.Errorf("look up integration %q: %w", r.Ticket.Integration, err)
 	}
 	if state != string(steward.IntegrationActive) {
-		return steward.Errorf(steward.CodeInvalid, "ticket.integration %q is being deleted", r.Ticket.Integration)
+		return steward.AtField("ticket.integration", steward.Errorf(steward.CodeInvalid, "ticket.integration %q is being deleted", r.Ticket.Integration))
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (tx *Tx) writeRule(ctx context.Context, r *steward.Rule, actor string) erro
 	}
 	if err != nil {
 		if steward.ErrorCode(mapError(err)) == steward.CodeConflict {
-			return steward.Errorf(steward.CodeConflict, "name: a rule named %q already exists", r.Name)
+			return steward.AtField("name", steward.Errorf(steward.CodeConflict, "name: a rule named %q already exists", r.Name))
 		}
 		return fmt.Errorf("save rule %q: %w", r.Name, mapError(err))
 	}

@@ -95,6 +95,25 @@ func (db *DB) FindRuleRun(ctx context.Context, ruleID, id int64) (*RuleRun, erro
 	return r, nil
 }
 
+// FindRuleRuns returns the latest runs of rule ruleID, newest first, at
+// most limit of them.
+func (db *DB) FindRuleRuns(ctx context.Context, ruleID int64, limit int) ([]*RuleRun, error) {
+	rows, err := db.read.QueryContext(ctx, db.bind(`SELECT `+ruleRunColumns+` FROM rule_run WHERE rule_id = ? ORDER BY id DESC LIMIT ?`), ruleID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find runs of rule %d: %w", ruleID, err)
+	}
+	defer rows.Close()
+	out := []*RuleRun{}
+	for rows.Next() {
+		r, err := scanRuleRun(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find runs of rule %d: %w", ruleID, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // FindRuleRunByID returns run id, whatever its rule. Errors: CodeNotFound.
 func (db *DB) FindRuleRunByID(ctx context.Context, id int64) (*RuleRun, error) {
 	r, err := scanRuleRun(db.read.QueryRowContext(ctx, db.bind(`SELECT `+ruleRunColumns+` FROM rule_run WHERE id = ?`), id))
