@@ -174,6 +174,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"PATCH", "/api/v1/rules/{id}", securityAdmin, a.patchRule},
 		{"DELETE", "/api/v1/rules/{id}", securityAdmin, a.deleteRule},
 		{"POST", "/api/v1/rules/{id}/run", securityAdmin, a.runRule},
+		{"GET", "/api/v1/rules/{id}/runs", reader, a.listRuleRuns},
 		{"GET", "/api/v1/rules/{id}/runs/{run}", reader, a.getRuleRun},
 		{"POST", "/api/v1/ruleset/plan", reader, a.planRules},
 		{"POST", "/api/v1/ruleset/apply", securityAdmin, a.applyRules},

@@ -361,6 +361,32 @@ func (a *API) runRule(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listRuleRuns lists the latest runs of a rule, newest first (at most
+// limit, default 50).
+func (a *API) listRuleRuns(w http.ResponseWriter, r *http.Request) error {
+	q := newQuery(r)
+	limit := q.limit()
+	if q.err != nil {
+		return q.err
+	}
+	switch {
+	case limit == 0:
+		limit = 50
+	case limit > 200:
+		limit = 200
+	}
+	rule, err := a.findRule(r)
+	if err != nil {
+		return err
+	}
+	runs, err := a.db.FindRuleRuns(r.Context(), rule.ID, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, newList(runs, ""))
+	return nil
+}
+
 // getRuleRun shows one run of a rule: its state and counts so far.
 func (a *API) getRuleRun(w http.ResponseWriter, r *http.Request) error {
 	if q := newQuery(r); q.err != nil {

@@ -30,6 +30,7 @@ var wantAccess = map[string]string{
 	"GET /metrics":          "reader",
 
 	"GET /api/v1/me":             "reader",
+	"GET /api/v1/overview":       "reader",
 	"POST /api/v1/tokens":        "owner",
 	"GET /api/v1/tokens":         "owner",
 	"DELETE /api/v1/tokens/{id}": "owner",
@@ -73,6 +74,7 @@ var wantAccess = map[string]string{
 	"PATCH /api/v1/rules/{id}":          "security-admin",
 	"DELETE /api/v1/rules/{id}":         "security-admin",
 	"POST /api/v1/rules/{id}/run":       "security-admin",
+	"GET /api/v1/rules/{id}/runs":       "reader",
 	"GET /api/v1/rules/{id}/runs/{run}": "reader",
 	"POST /api/v1/ruleset/plan":         "reader",
 	"POST /api/v1/ruleset/apply":        "security-admin",
