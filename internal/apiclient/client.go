@@ -180,7 +180,8 @@ func (c *Client) PostAssessments(ctx context.Context, body io.Reader) (*ApplyRes
 }
 
 // UploadImport streams a findings file to the server; format may be empty
-// to let the server detect it.
+// to let the server detect it. size is the body's length, or -1 when it is
+// not known (the body is then sent chunked).
 func (c *Client) UploadImport(ctx context.Context, body io.Reader, size int64, filename, format string) (*Import, error) {
 	q := url.Values{}
 	if filename != "" {
@@ -203,6 +204,13 @@ func (c *Client) UploadImport(ctx context.Context, body io.Reader, size int64, f
 func (c *Client) GetImport(ctx context.Context, id int64) (*Import, error) {
 	var out Import
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/imports/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
+// ListImports lists uploaded findings files, newest first; q holds the
+// API's cursor and limit.
+func (c *Client) ListImports(ctx context.Context, q url.Values) (*Page[Import], error) {
+	var out Page[Import]
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/imports", q, nil, &out)
 }
 
 // CreateAssignment assigns an unhealthy assessment.
@@ -491,4 +499,13 @@ func (c *Client) ListTokens(ctx context.Context) (*Page[steward.Token], error) {
 func (c *Client) RevokeToken(ctx context.Context, id int64) (*steward.Token, error) {
 	var out steward.Token
 	return &out, c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
+// Overview returns the counts at a glance within the caller's scope.
+func (c *Client) Overview(ctx context.Context) (*steward.Overview, error) {
+	var out steward.Overview
+	if err := c.do(ctx, http.MethodGet, "/api/v1/overview", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
