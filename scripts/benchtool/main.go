@@ -1,9 +1,10 @@
-// Command benchtool supports scripts/bench-import.sh: it generates a large
+// Command benchtool supports scripts/bench-import.sh and bench-ui.sh: it generates a large
 // Steward JSON Lines findings file and measures API read latency. It is a
 // development tool, not part of Steward.
 //
 //	go run ./scripts/benchtool gen -n 1000000 -recs 100 > findings.jsonl
 //	go run ./scripts/benchtool get -url http://127.0.0.1:8080/api/v1/recommendations?limit=100 -n 1000
+//	go run ./scripts/benchtool get -url http://127.0.0.1:8080/recommendations -cookie steward_session=... -n 1000
 package main
 
 import (
@@ -84,6 +85,7 @@ func get(args []string) error {
 	url := fs.String("url", "", "URL to GET")
 	n := fs.Int("n", 1000, "requests")
 	token := fs.String("token", os.Getenv("STEWARD_TOKEN"), "API token (default $STEWARD_TOKEN)")
+	cookie := fs.String("cookie", "", "a web UI session cookie (name=value) to send instead of the token; the request asks for HTML")
 	_ = fs.Parse(args)
 	client := &http.Client{Timeout: 30 * time.Second}
 	var d []time.Duration
@@ -92,7 +94,11 @@ func get(args []string) error {
 		if err != nil {
 			return err
 		}
-		if *token != "" {
+		switch {
+		case *cookie != "":
+			req.Header.Set("Cookie", *cookie)
+			req.Header.Set("Accept", "text/html")
+		case *token != "":
 			req.Header.Set("Authorization", "Bearer "+*token)
 		}
 		start := time.Now()
