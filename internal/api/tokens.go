@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -40,15 +41,25 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
+	// Each refusal names its field, so a form can show it there.
+	if err := steward.ValidateTokenName(req.Name); err != nil {
+		return atField("name", err)
+	}
 	role, err := steward.ParseRole(string(req.Role))
 	if err != nil {
-		return err
+		return atField("role", err)
+	}
+	if err := req.Scope.Validate(); err != nil {
+		return atField("scope", err)
 	}
 	exp, err := auth.ParseExpiry(req.Expires, a.now())
 	if err != nil {
-		return err
+		return atField("expires", err)
 	}
 	secret, tok, err := auth.Issue(r.Context(), a.db, auth.TokenRequest{Name: req.Name, Role: role, Scope: req.Scope, ExpiresAt: exp}, actor(r))
+	if steward.ErrorCode(err) == steward.CodeConflict {
+		return atField("name", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -92,4 +103,13 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, tok)
 	return nil
+}
+
+// atField names field as the one a refusal is about; other errors pass
+// through unchanged.
+func atField(field string, err error) error {
+	if e, ok := errors.AsType[*steward.Error](err); ok {
+		return steward.AtField(field, e)
+	}
+	return err
 }
