@@ -285,7 +285,9 @@ func (v ruleFormView) ErrAtSet(i int) string {
 type ruleFieldErr struct{ ID, Msg string }
 
 // E is the error shown at field, in an element with id.
-func (v ruleFormView) E(id, field string) ruleFieldErr { return ruleFieldErr{ID: id, Msg: v.ErrAt(field)} }
+func (v ruleFormView) E(id, field string) ruleFieldErr {
+	return ruleFieldErr{ID: id, Msg: v.ErrAt(field)}
+}
 
 // IsNew reports whether condition set i is the blank one offered to add.
 func (v ruleFormView) IsNew(i int) bool { return i > 0 && i == len(v.Form.When)-1 }

@@ -76,7 +76,7 @@ func TestRulesInBrowser(t *testing.T) {
 
 	// An enabled rule for Low findings everywhere at priority 10.
 	_, err := b.client.CreateRule(t.Context(), apiclient.RuleInput{Name: "low-everywhere", Priority: 10, Scope: "/",
-		When: []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityLow}}},
+		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityLow}}},
 		Owner: steward.OwnerSource{Email: "low@example.com"}, DueInDays: 90})
 	require.NoError(t, err)
 	run(t, ctx, chromedp.Navigate(b.url+"/settings/rules"), chromedp.WaitVisible(`table`, chromedp.ByQuery))
@@ -170,7 +170,7 @@ func TestRulesInBrowser(t *testing.T) {
 func TestRulesReaderCannotChange(t *testing.T) {
 	b := startUI(t)
 	rule, err := b.client.CreateRule(t.Context(), apiclient.RuleInput{Name: "criticals", Priority: 5, Scope: "/",
-		When: []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityCritical}}},
+		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityCritical}}},
 		Owner: steward.OwnerSource{Tag: "owner", Fallback: "secops@example.com"}, DueInDays: 7})
 	require.NoError(t, err)
 	ctx := newBrowser(t)
