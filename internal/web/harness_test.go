@@ -213,7 +213,7 @@ func checkA11y(t *testing.T, ctx context.Context, name string) {
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	var png []byte
-	run(t, ctx, chromedp.FullScreenshot(&png, 90))
+	run(t, ctx, chromedp.FullScreenshot(&png, 100))
 	dir := t.TempDir()
 	if os.Getenv("STEWARD_SCREENSHOTS") == "1" {
 		_, file, _, _ := runtime.Caller(0)

@@ -85,6 +85,16 @@ func TestOverviewInBrowser(t *testing.T) {
 	checkA11y(t, ctx, "overview")
 	screenshot(t, ctx, "overview")
 
+	// On a phone the page reflows: nothing wider than the screen but the
+	// tables, which scroll in their own box.
+	var overflow bool
+	run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload(),
+		chromedp.WaitVisible(`#unhealthy`, chromedp.ByID),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth`, &overflow))
+	require.False(t, overflow, "the overview is wider than a phone's screen")
+	screenshot(t, ctx, "overview-phone")
+	run(t, ctx, chromedp.EmulateViewport(1280, 900))
+
 	// A user limited to subscription s1 sees its two findings only, and no
 	// audit log.
 	scoped, err := b.client.CreateToken(t.Context(), steward.TokenCreate{Name: "s1-viewer", Role: steward.RoleReader, Scope: "/subscriptions/s1"})

@@ -64,6 +64,19 @@ var funcs = template.FuncMap{
 		return ""
 	},
 	"lower": strings.ToLower,
+	// cloudName spells a cloud the way its vendor does.
+	"cloudName": func(c any) string {
+		s := fmt.Sprint(c)
+		switch strings.ToLower(s) {
+		case "aws":
+			return "AWS"
+		case "azure":
+			return "Azure"
+		case "gcp":
+			return "GCP"
+		}
+		return s
+	},
 	"query": func(pairs ...string) template.URL {
 		q := url.Values{}
 		for i := 0; i+1 < len(pairs); i += 2 {

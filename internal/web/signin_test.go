@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
@@ -27,6 +28,16 @@ func TestSignInInBrowser(t *testing.T) {
 	require.True(t, strings.HasPrefix(loc, b.url+"/signin"), "signed-out / leads to sign-in, got %s", loc)
 	checkA11y(t, ctx, "sign-in")
 	screenshot(t, ctx, "signin")
+
+	// Keyboard: the first Tab reaches the skip link, then the brand link,
+	// then the token field.
+	var focused []string
+	for range 3 {
+		var id string
+		run(t, ctx, chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(`document.activeElement.id || document.activeElement.className || document.activeElement.tagName`, &id))
+		focused = append(focused, id)
+	}
+	require.Equal(t, []string{"skip", "brand", "token"}, focused)
 
 	run(t, ctx, chromedp.SendKeys(`#token`, "stw_not-a-real-token", chromedp.ByID), chromedp.Submit(`#token`, chromedp.ByID),
 		chromedp.WaitVisible(`#signin-error`, chromedp.ByID))
