@@ -171,7 +171,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	s.api = apiHandler
 	// The web UI serves pages at / and hands everything else (the API,
 	// health, metrics, and any non-browser request) to the API.
-	ui, err := web.New(web.Config{SecureCookies: cfg.TLSCertFile != "" || strings.HasPrefix(cfg.PublicURL, "https://")},
+	oidcCfg, err := cfg.LoadOIDC()
+	if err != nil {
+		return nil, err
+	}
+	ui, err := web.New(web.Config{SecureCookies: cfg.TLSCertFile != "" || strings.HasPrefix(cfg.PublicURL, "https://"),
+		OIDC: (*web.OIDCConfig)(oidcCfg)},
 		web.Deps{API: apiHandler, Auth: s.Auth, Logger: logger.With("component", "web")})
 	if err != nil {
 		return nil, fmt.Errorf("web UI: %w", err)
@@ -237,7 +242,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	go s.rescueOrphanedJobs()
-	s.logger.Info("steward listening", "addr", s.Addr(), "database", s.cfg.DatabaseURL)
+	s.logger.Info("steward listening", "addr", s.Addr(), "web_ui", s.URL()+"/", "database", s.cfg.DatabaseURL)
 	return nil
 }
 
