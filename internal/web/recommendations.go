@@ -115,7 +115,6 @@ type recommendationView struct {
 	// unhealthy rows on this page without an active assignment.
 	Assigned   int
 	Assignable int
-	LiveEvery  string
 }
 
 // sectionCursors name each section's cursor parameter.
@@ -138,7 +137,7 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 			highlight[id] = true
 		}
 	}
-	v := recommendationView{Rec: detail.RecommendationSummary, URL: base, LiveEvery: liveEvery}
+	v := recommendationView{Rec: detail.RecommendationSummary, URL: base}
 	v.Unhealthy = resourceSection{ID: "unhealthy", Title: "Unhealthy resources", Count: detail.Unhealthy}
 	for _, a := range detail.Affected.Items {
 		row := resourceRow{Assessment: a}

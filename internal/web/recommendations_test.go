@@ -158,7 +158,8 @@ func TestRecommendationsAssignServiceNow(t *testing.T) {
 		chromedp.SetValue(`#f-severity`, "High", chromedp.ByID),
 		chromedp.SetValue(`#f-cloud`, "azure", chromedp.ByID),
 		chromedp.Click(`form.filters button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#recommendations`, chromedp.ByID),
+		// Only a filtered list offers Clear.
+		chromedp.WaitVisible(`form.filters a.button`, chromedp.ByQuery),
 	)
 	filtered := textOf(t, ctx, "#recommendations")
 	require.Contains(t, filtered, recName)
