@@ -292,16 +292,34 @@ func (v ruleFormView) E(id, field string) ruleFieldErr {
 // IsNew reports whether condition set i is the blank one offered to add.
 func (v ruleFormView) IsNew(i int) bool { return i > 0 && i == len(v.Form.When)-1 }
 
-// ruleFormFields are the API's field names the form shows errors at; an
-// error about any other field is shown above the form.
-var ruleFormFields = []string{"name", "description", "priority", "scope", "exclude", "when", "owner", "owner.email", "owner.tag",
-	"owner.fallback", "due_in_days", "ticket.integration", "ticket.type", "ticket.group_by", "ticket.daily_cap"}
+// ruleInputIDs are the form's elements by the API's field names.
+var ruleInputIDs = map[string]string{"name": "name", "priority": "priority", "scope": "scope",
+	"exclude": "exclude", "when": "when-0-recommendation", "owner": "owner-kind-email", "owner.email": "owner-email",
+	"owner.tag": "owner-tag", "owner.fallback": "owner-fallback", "due_in_days": "due-in-days",
+	"ticket.integration": "integration", "ticket.type": "ticket-type", "ticket.group_by": "group-by", "ticket.daily_cap": "daily-cap"}
+
+// ErrInput is the id of the element the error is shown at, for the
+// summary above the form to link to; empty when the error is not at one.
+func (v ruleFormView) ErrInput() string {
+	f := v.Err.Field
+	if v.Err.Message == "" || v.FormErr() != "" {
+		return ""
+	}
+	if id, ok := ruleInputIDs[f]; ok {
+		return id
+	}
+	if strings.HasPrefix(f, "when[") {
+		return strings.NewReplacer("when[", "when-", "]", "-recommendation").Replace(f)
+	}
+	return ""
+}
 
 // FormErr is the error shown above the form: one about no field the form
 // shows.
 func (v ruleFormView) FormErr() string {
 	f := v.Err.Field
-	if f == "" || !slices.Contains(ruleFormFields, f) && !strings.HasPrefix(f, "when[") {
+	_, known := ruleInputIDs[f]
+	if f == "" || !known && !strings.HasPrefix(f, "when[") {
 		return v.Err.Message
 	}
 	if strings.HasPrefix(f, "when[") {
@@ -558,6 +576,18 @@ func (h *Handler) rulePreview(w http.ResponseWriter, r *http.Request) error {
 	f, in, fe := parseRuleForm(r)
 	if fe.Message != "" {
 		return h.renderRuleForm(w, r, http.StatusUnprocessableEntity, f, fe, nil)
+	}
+	// A plan does not look integrations up (saving does): check here, so a
+	// preview never counts for a rule that cannot be saved.
+	if in.Ticket != nil && in.Ticket.Integration != "" {
+		ints, err := c.ListIntegrations(r.Context())
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(ints.Items, func(i steward.Integration) bool { return strings.EqualFold(i.Name, in.Ticket.Integration) }) {
+			return h.renderRuleForm(w, r, http.StatusUnprocessableEntity, f, fieldError{Field: "ticket.integration",
+				Message: fmt.Sprintf("ticket.integration %q: no integration has that name", in.Ticket.Integration)}, nil)
+		}
 	}
 	cur, err := c.ListRules(r.Context())
 	if err != nil {

@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -205,4 +209,88 @@ func TestRulesReaderCannotChange(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, runs.Items)
 	require.False(t, strings.Contains(b.logs.String(), "page panicked"))
+}
+
+// TestRulesFormErrorsAtTheirFields: the form's refusals (the API's, and
+// numbers that are not numbers) are shown at their field, with the status
+// 422 and the values as entered, and nothing is created.
+func TestRulesFormErrorsAtTheirFields(t *testing.T) {
+	b := startUI(t)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	hc := &http.Client{Jar: jar}
+	post := func(path string, form url.Values) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", b.url+path, strings.NewReader(form.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "text/html")
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	status, _ := post("/signin", url.Values{"token": {b.tokenFor(t, "secadmin@example.com", steward.RoleSecurityAdmin)}})
+	require.Equal(t, http.StatusOK, status)
+
+	good := func() url.Values {
+		return url.Values{"name": {"web-rule"}, "priority": {"30"}, "enabled": {"1"}, "scope": {"/subscriptions/sub-01"},
+			"sets": {"2"}, "when-0-severity": {"High"}, "owner_kind": {"email"}, "owner_email": {"team@example.com"},
+			"type": {"manual"}, "due_in_days": {"14"}}
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(url.Values)
+		errorID string
+		message string
+	}{
+		{"priority not a number", func(v url.Values) { v.Set("priority", "ten") }, "priority-error", "is not a whole number"},
+		{"priority out of range", func(v url.Values) { v.Set("priority", "1001") }, "priority-error", "outside 0–1000"},
+		{"missing scope", func(v url.Values) { v.Set("scope", "") }, "scope-error", "scope is missing"},
+		{"exclusion outside scope", func(v url.Values) { v.Set("exclude", "/subscriptions/sub-02") }, "exclude-error", "is not inside scope"},
+		{"no conditions", func(v url.Values) { v.Del("when-0-severity") }, "when-error", "when is empty"},
+		{"bad tag line", func(v url.Values) { v.Set("when-0-tags", "env") }, "when-0-error", "key=value"},
+		{"bad owner", func(v url.Values) { v.Set("owner_email", "not-an-address") }, "owner-email-error", "not a plain e-mail address"},
+		{"tag owner without tag", func(v url.Values) { v.Set("owner_kind", "tag") }, "owner-error", "owner needs an email or a tag"},
+		{"bad fallback", func(v url.Values) {
+			v.Set("owner_kind", "tag")
+			v.Set("owner_tag", "owner")
+			v.Set("owner_fallback", "nobody")
+		},
+			"owner-fallback-error", "not a plain e-mail address"},
+		{"unknown integration", func(v url.Values) { v.Set("type", "servicenow"); v.Set("integration", "nowhere") }, "integration-error", "no integration has that name"},
+		{"timeframe", func(v url.Values) { v.Set("due_in_days", "0") }, "due-in-days-error", "outside 1–3650"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := good()
+			tc.edit(form)
+			for _, path := range []string{"/settings/rules", "/settings/rules/preview"} {
+				status, body := post(path, form)
+				require.Equal(t, http.StatusUnprocessableEntity, status, "%s: %s", path, body)
+				require.Contains(t, body, `id="`+tc.errorID+`" class="field-error" role="alert">`, path)
+				i := strings.Index(body, `id="`+tc.errorID+`"`)
+				require.Contains(t, body[i:i+400], tc.message, path)
+				require.Contains(t, body, `value="web-rule"`, "the entered values are shown again")
+			}
+		})
+	}
+	p, err := b.client.ListRules(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, p.Items, "nothing was created")
+
+	// The good form saves, with two condition sets and tags.
+	form := good()
+	form.Set("when-1-recommendation", "key-a\nkey-b")
+	form.Set("when-1-tags", "env=prod, production\nteam=web")
+	form.Set("sets", "3")
+	status, body := post("/settings/rules", form)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "Saved.")
+	rule, err := b.client.GetRule(t.Context(), "web-rule")
+	require.NoError(t, err)
+	require.Len(t, rule.When, 2)
+	require.Equal(t, []string{"key-a", "key-b"}, rule.When[1].Recommendation)
+	require.Equal(t, map[string][]string{"env": {"prod", "production"}, "team": {"web"}}, rule.When[1].Tags)
 }
