@@ -44,7 +44,7 @@ func ensureOwnerTokenFile(ctx context.Context, db *store.DB, path string, logger
 	if werr != nil {
 		return fmt.Errorf("write token file: %w", werr)
 	}
-	logger.Warn("created an owner API token for this new database; client verbs on this machine use it without a flag. Keep the file private, or revoke the token with 'steward tokens revoke local-owner'",
+	logger.Warn("created an owner API token for this new database; client verbs on this machine use it without a flag, and the web UI's sign-in page takes it. Keep the file private, or revoke the token with 'steward tokens revoke local-owner'",
 		"path", path, "token", tok.Name)
 	return nil
 }

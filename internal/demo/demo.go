@@ -302,6 +302,7 @@ func (d *Demo) story(ctx context.Context) error {
 	d.say("")
 	d.say("Have a look while the demo runs:")
 	d.say("  ServiceNow list view  %s/   (the tickets as an agent sees them)", d.emuURL)
+	d.say("  Steward's web UI      %s/   (sign in with the STEWARD_TOKEN below)", d.srv.URL())
 	d.say("  Steward's CLI         first, in another terminal: export STEWARD_SERVER=%s STEWARD_TOKEN=%s", d.srv.URL(), d.token)
 	d.say("                        then: %s tickets list", d.cli())
 	d.say("  Steward's API         curl -H \"Authorization: Bearer $STEWARD_TOKEN\" %s/api/v1/tickets", d.srv.URL())
