@@ -207,6 +207,12 @@ func (f integrationForm) E(field string) integrationFieldErr {
 	return integrationFieldErr{ID: f.InputID(field) + "-error", Msg: f.Err(field)}
 }
 
+// TypeOpen says whether a ticket type's mapping is shown unfolded: it is
+// custom, or the error is about it.
+func (f integrationForm) TypeOpen(t integrationTypeForm) bool {
+	return t.Custom || strings.HasPrefix(f.Error.Field, "ticket_types."+string(t.Type)+".")
+}
+
 // FormErr is the error message not about one of the form's fields.
 func (f integrationForm) FormErr() string {
 	if f.Error.Message != "" && !integrationFormFields()[f.Error.Field] {
@@ -388,7 +394,7 @@ func (h *Handler) createIntegration(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return h.integrationFormFailed(w, r, f, err)
 	}
-	http.Redirect(w, r, "/settings/integrations/"+strconv.FormatInt(in.ID, 10)+"?saved=1", http.StatusSeeOther)
+	http.Redirect(w, r, "/settings/integrations/"+strconv.FormatInt(in.ID, 10)+"?added=1", http.StatusSeeOther)
 	return nil
 }
 
@@ -510,6 +516,25 @@ type integrationView struct {
 	SyncDone    bool
 	// Gone: the integration was deleted while the page watched it.
 	Gone bool
+	// PollEvery and ReconcileEvery are the sync intervals, e.g. 5m0s.
+	PollEvery, ReconcileEvery string
+}
+
+// ReconcileSummary says what the last reconcile found, in words.
+func (h integrationSyncHealth) ReconcileSummary() string {
+	rep := h.Report
+	s := fmt.Sprintf("checked %s, repaired %d", integrationPlural(rep.Checked, "ticket"), rep.Repaired)
+	if rep.Missing > 0 {
+		s += fmt.Sprintf(", %d missing in ServiceNow", rep.Missing)
+	}
+	return s
+}
+
+func integrationPlural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func (h *Handler) integration(w http.ResponseWriter, r *http.Request) error {
@@ -527,8 +552,10 @@ func (h *Handler) integration(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	switch {
+	case q.Get("added") != "":
+		v.Notice = "Added: Steward signed in to the instance and can read the ticket tables."
 	case q.Get("saved") != "":
-		v.Notice = "Saved. The connection to the instance was checked."
+		v.Notice = "Saved. A change to the connection settings was checked against the instance first."
 	case q.Get("validated") != "":
 		v.Notice = "The connection works: Steward signed in to the instance and can read the ticket tables."
 	}
@@ -551,7 +578,8 @@ func (h *Handler) loadIntegrationView(w http.ResponseWriter, r *http.Request) (i
 		return integrationView{}, err
 	}
 	f := integrationFormFrom(&d.Integration, false)
-	v := integrationView{In: d, Types: f.Types, Priority: f.Priority}
+	v := integrationView{In: d, Types: f.Types, Priority: f.Priority,
+		PollEvery: time.Duration(d.Sync.PollInterval).String(), ReconcileEvery: time.Duration(d.Sync.ReconcileInterval).String()}
 	st, err := c.SyncStatus(r.Context(), id)
 	v.Sync = newIntegrationSyncHealth(st, err)
 	if err == nil {

@@ -137,6 +137,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 		chromedp.Submit(`#name`, chromedp.ByID),
 		chromedp.WaitVisible(`#webhook-url`, chromedp.ByID),
 	)
+	require.Contains(t, textOf(t, ctx, "p.notice"), "Added")
 	list, err = b.client.ListIntegrations(t.Context())
 	require.NoError(t, err)
 	require.Len(t, list.Items, 1)
@@ -160,14 +161,30 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	run(t, ctx, chromedp.Click(`a[href$="/edit"]`, chromedp.ByQuery), chromedp.WaitVisible(`#name`, chromedp.ByID))
 	requireNoSecrets(t, ctx, "the edit form")
 	require.Contains(t, textOf(t, ctx, `label[for="password"]`), "stored")
-	run(t, ctx, chromedp.SetValue(`#name`, "Emulator EU", chromedp.ByID), chromedp.Submit(`#name`, chromedp.ByID),
-		chromedp.WaitVisible(`#webhook-url`, chromedp.ByID))
+	// A custom incident mapping whose fixed fields are not field=value
+	// lines: the message at that input, the mapping unfolded.
+	run(t, ctx, chromedp.SetValue(`#name`, "Emulator EU", chromedp.ByID),
+		chromedp.Click(`details.ticket-type summary`, chromedp.ByQuery),
+		chromedp.Click(`#ticket-types-incident-custom`, chromedp.ByID),
+		chromedp.SendKeys(`#ticket-types-incident-fields`, "assignment_group=Cloud Security\nnonsense", chromedp.ByID),
+		chromedp.Submit(`#name`, chromedp.ByID),
+		chromedp.WaitVisible(`#ticket-types-incident-fields-error`, chromedp.ByID))
+	require.Contains(t, textOf(t, ctx, "#ticket-types-incident-fields-error"), `"nonsense" is not field=value`)
+	requireNoSecrets(t, ctx, "the edit form with an error")
+	run(t, ctx, chromedp.SetValue(`#ticket-types-incident-fields`, "assignment_group=Cloud Security\ncategory=security", chromedp.ByID),
+		chromedp.Submit(`#name`, chromedp.ByID), chromedp.WaitVisible(`#webhook-url`, chromedp.ByID))
 	require.Equal(t, "Emulator EU", textOf(t, ctx, "main h1"))
 	require.Contains(t, textOf(t, ctx, "main"), "Saved")
 	got, err := b.client.GetIntegration(t.Context(), in.ID)
 	require.NoError(t, err)
 	require.Equal(t, "Emulator EU", got.Name)
-	require.True(t, got.HasPassword)
+	require.True(t, got.HasPassword, "a blank password keeps the stored one")
+	require.Equal(t, map[string]string{"assignment_group": "Cloud Security", "category": "security"}, got.TicketTypes[steward.TicketTypeIncident].Fields)
+	require.NotContains(t, got.TicketTypes, steward.TicketTypeProblem, "types left at the defaults are not sent")
+
+	// Validate checks the stored connection again.
+	run(t, ctx, chromedp.Click(`form[action$="/validate"] button`, chromedp.ByQuery))
+	waitText(t, ctx, "p.notice", "The connection works", 20*time.Second)
 
 	// Sync now: every call to the instance is slowed, so the page shows
 	// the sync running, then (refreshing itself) its result.
@@ -175,7 +192,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	run(t, ctx, chromedp.Click(`form[action$="/sync"] button`, chromedp.ByQuery), chromedp.WaitVisible(`#sync-progress`, chromedp.ByID))
 	require.Contains(t, textOf(t, ctx, "#sync-progress"), "Syncing")
 	waitText(t, ctx, "#sync-progress", "Sync finished", 30*time.Second)
-	require.Contains(t, textOf(t, ctx, "#sync-progress"), "checked 1 tickets")
+	require.Contains(t, textOf(t, ctx, "#sync-progress"), "checked 1 ticket,")
 	b.emu.SetFaults(snowemu.Faults{})
 	screenshot(t, ctx, "integration")
 
