@@ -136,6 +136,7 @@ func TestRulesInBrowser(t *testing.T) {
 	// Run now: progress until done, then the assignments exist.
 	run(t, ctx, chromedp.Click(`form[action$="/run"] button`, chromedp.ByQuery), chromedp.WaitVisible(`#run-progress`, chromedp.ByID))
 	waitText(t, ctx, "#run-progress", "Done: 3 assigned", 20*time.Second)
+	waitText(t, ctx, "#runs table", "succeeded", 20*time.Second)
 	assigned, err := b.client.ListAssignments(t.Context(), nil)
 	require.NoError(t, err)
 	require.Len(t, assigned.Items, 3)
