@@ -33,6 +33,8 @@ type tokensView struct {
 	Form    tokenForm
 	Error   fieldError
 	Revoked string // the name of the token just revoked
+	// CurrentID is the token the signed-in user signed in with.
+	CurrentID int64
 }
 
 type tokenRow struct {
@@ -59,6 +61,7 @@ func (h *Handler) renderTokens(w http.ResponseWriter, r *http.Request, status in
 		}
 	}
 	v.Roles = tokenRoles
+	v.CurrentID = identity(r).TokenID
 	return h.render(w, r, status, "tokens.html", "Tokens", v)
 }
 
