@@ -115,6 +115,8 @@ type recommendationView struct {
 	// unhealthy rows on this page without an active assignment.
 	Assigned   int
 	Assignable int
+	// Retried: a failed ticket was just queued again (?retried=).
+	Retried bool
 }
 
 // sectionCursors name each section's cursor parameter.
@@ -138,6 +140,10 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	v := recommendationView{Rec: detail.RecommendationSummary, URL: base}
+	if id, err := strconv.ParseInt(in.Get("retried"), 10, 64); err == nil && id > 0 {
+		highlight[id] = true
+		v.Retried = true
+	}
 	v.Unhealthy = resourceSection{ID: "unhealthy", Title: "Unhealthy resources", Count: detail.Unhealthy}
 	for _, a := range detail.Affected.Items {
 		row := resourceRow{Assessment: a}
@@ -152,7 +158,7 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 			if as.Ticket != nil && (as.Ticket.Status == steward.TicketPending || as.Ticket.Status == steward.TicketRetrying) {
 				row.Live = liveEvery
 			}
-			if row.Highlight {
+			if row.Highlight && !v.Retried {
 				v.Assigned++
 			}
 		} else {
@@ -496,7 +502,7 @@ func (h *Handler) retryTicket(w http.ResponseWriter, r *http.Request) error {
 	if _, err := h.apiFor(w, r).RetryTicket(r.Context(), id); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/recommendations/"+url.PathEscape(key)+"?assigned="+strconv.FormatInt(id, 10), http.StatusSeeOther)
+	http.Redirect(w, r, "/recommendations/"+url.PathEscape(key)+"?retried="+strconv.FormatInt(id, 10), http.StatusSeeOther)
 	return nil
 }
 

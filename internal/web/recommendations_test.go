@@ -338,7 +338,7 @@ func TestRecommendationsBulkAndRetry(t *testing.T) {
 	require.Contains(t, textOf(t, ctx, r6+" .ticket"), "Ticket failed")
 	_, err = f.emu.AddUser(snowemu.UserSpec{UserName: "new.hire", FirstName: "New", LastName: "Hire", Email: "new.hire@example.com", Roles: []string{"itil"}})
 	require.NoError(t, err)
-	run(t, ctx, chromedp.Click(r6+" button", chromedp.ByQuery), chromedp.WaitVisible(`#assigned-notice`, chromedp.ByID))
+	run(t, ctx, chromedp.Click(r6+" button", chromedp.ByQuery), chromedp.WaitVisible(`#retried-notice`, chromedp.ByID))
 	waitText(t, ctx, r6+" .ticket-number", "INC", 20*time.Second)
 }
 
