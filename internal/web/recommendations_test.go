@@ -374,3 +374,58 @@ document.body.appendChild(f); f.submit(); return true; })()`, nil),
 	require.NoError(t, err)
 	require.Empty(t, list.Items, "the reader's post changed nothing")
 }
+
+// TestRecommendationsPaging: the list pages with the API's cursor and keeps
+// its filters; a recommendation's sections page on their own.
+func TestRecommendationsPaging(t *testing.T) {
+	b := startUI(t)
+	var batch []map[string]any
+	for i := range 55 {
+		batch = append(batch, map[string]any{
+			"resource":       map[string]any{"id": "/subscriptions/s1/vm-shared", "cloud": "azure"},
+			"recommendation": map[string]any{"key": fmt.Sprintf("paging-%02d", i), "display_name": fmt.Sprintf("Paging check %02d", i), "severity": "Low", "source": "pager"},
+			"status":         "Unhealthy",
+		})
+		batch = append(batch, map[string]any{
+			"resource":       map[string]any{"id": fmt.Sprintf("/subscriptions/s1/vm-%02d", i), "name": fmt.Sprintf("vm-%02d", i), "cloud": "azure"},
+			"recommendation": map[string]any{"key": "paging-00", "display_name": "Paging check 00", "severity": "Low", "source": "pager"},
+			"status":         "Healthy",
+		})
+	}
+	batch = append(batch, map[string]any{
+		"resource":       map[string]any{"id": "/subscriptions/s1/other", "cloud": "azure"},
+		"recommendation": map[string]any{"key": "other-source", "display_name": "Not from the pager", "severity": "Low", "source": "elsewhere"},
+		"status":         "Unhealthy",
+	})
+	body, err := json.Marshal(map[string]any{"assessments": batch})
+	require.NoError(t, err)
+	_, err = b.client.PostAssessments(t.Context(), bytes.NewReader(body))
+	require.NoError(t, err)
+
+	ctx := newBrowser(t)
+	signIn(t, ctx, b, b.token)
+	count := func(sel string) int {
+		var n int
+		run(t, ctx, chromedp.Evaluate(`document.querySelectorAll(`+strconv.Quote(sel)+`).length`, &n))
+		return n
+	}
+	run(t, ctx, chromedp.Navigate(b.url+"/recommendations?source=pager"), chromedp.WaitVisible(`#recommendations`, chromedp.ByID))
+	require.Equal(t, 50, count("#recommendations tbody tr"))
+	run(t, ctx, chromedp.Click(`a[rel=next]`, chromedp.ByQuery), chromedp.WaitVisible(`//a[text()="First page"]`, chromedp.BySearch))
+	var loc string
+	run(t, ctx, chromedp.Location(&loc))
+	require.Contains(t, loc, "source=pager")
+	require.Contains(t, loc, "cursor=")
+	require.Equal(t, 5, count("#recommendations tbody tr"), "the second page holds the rest, still filtered")
+	require.NotContains(t, textOf(t, ctx, "#recommendations"), "Not from the pager")
+	require.Zero(t, count("a[rel=next]"))
+
+	// The healthy section of paging-00 has 55 resources: 50, then 5.
+	run(t, ctx, chromedp.Navigate(b.url+"/recommendations/paging-00"), chromedp.WaitVisible(`#healthy-table`, chromedp.ByID))
+	require.Equal(t, 50, count("#healthy-table tbody tr"))
+	require.Equal(t, 1, count("#unhealthy-table tbody tr"))
+	run(t, ctx, chromedp.Click(`nav[aria-label="Healthy resources pages"] a[rel=next]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//nav[@aria-label="Healthy resources pages"]/a[text()="First page"]`, chromedp.BySearch))
+	require.Equal(t, 5, count("#healthy-table tbody tr"))
+	require.Equal(t, 1, count("#unhealthy-table tbody tr"), "the other sections stay")
+}
