@@ -50,10 +50,10 @@ type testIdP struct {
 	// otherKey signs ID tokens with a key the provider does not publish;
 	// badNonce puts another nonce in them.
 	otherKey, badNonce bool
-	codes      map[string]idpCode
-	authorize  []url.Values
-	lastCode   string
-	tokenCalls int
+	codes              map[string]idpCode
+	authorize          []url.Values
+	lastCode           string
+	tokenCalls         int
 }
 
 type idpCode struct {
