@@ -15,6 +15,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
+	"github.com/stewardhq/steward/internal/snowemu"
 )
 
 // asgFindings is a Steward JSON batch of unhealthy findings, one per
@@ -226,4 +227,75 @@ func asgChecked(t *testing.T, ctx context.Context, sel string) bool {
 	var on bool
 	run(t, ctx, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).checked`, sel), &on))
 	return on
+}
+
+// TestAssignmentsTicketInBrowser: a ServiceNow assignment whose ticket
+// ServiceNow refused is found by the list's ticket filter, shows the reason
+// and a Retry button; after a retry its page follows the creation live (no
+// reload) to the ticket number, which links to the record, and the list
+// then finds it by ticket state.
+func TestAssignmentsTicketInBrowser(t *testing.T) {
+	b := startUI(t)
+	ctx := t.Context()
+	vm := "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+	ids := asgAssessmentIDs(t, b, [2]string{"disk-encryption", vm}, [2]string{"open-ssh", vm})
+	str := func(s string) *string { return &s }
+	yes := true
+	_, err := b.client.CreateIntegration(ctx, apiclient.IntegrationRequest{
+		Name: str("emulator"), Scope: str("/"), InstanceURL: str(b.emuURL), Local: &yes,
+		AuthMode: str("basic"), Username: str("admin"), Password: str("admin"),
+	})
+	require.NoError(t, err)
+	_, err = b.client.CreateAssignment(ctx, apiclient.AssignmentRequest{AssessmentID: ids["open-ssh "+vm],
+		Owner: "alice@example.com", RemediationTimeframeDays: 30})
+	require.NoError(t, err)
+	// ServiceNow does not know the assignee: the ticket fails.
+	a, err := b.client.CreateAssignment(ctx, apiclient.AssignmentRequest{AssessmentID: ids["disk-encryption "+vm], Type: "servicenow",
+		TicketType: "incident", AssignedTo: "new.hire@example.com", RemediationTimeframeDays: 7})
+	require.NoError(t, err)
+	waitAssignment(t, b.client, a.ID, func(d *apiclient.AssignmentDetail) bool {
+		return d.Ticket != nil && d.Ticket.Status == steward.TicketFailed
+	})
+
+	br := newBrowser(t)
+	signIn(t, br, b, b.tokenFor(t, "casey-contributor", steward.RoleContributor))
+	run(t, br, chromedp.Navigate(b.url+"/assignments?ticket_status=failed"), chromedp.WaitVisible(`#assignments`, chromedp.ByID))
+	list := textOf(t, br, "#assignments")
+	require.Contains(t, list, "new.hire@example.com")
+	require.Contains(t, list, "failed")
+	require.NotContains(t, list, "alice@example.com", "a manual assignment has no ticket")
+	require.Equal(t, "failed", asgValue(t, br, "#f-ticket-status"))
+
+	run(t, br, chromedp.Click(fmt.Sprintf(`a[href="/assignments/%d"]`, a.ID), chromedp.ByQuery), chromedp.WaitVisible(`#ticket`, chromedp.ByID))
+	require.Contains(t, textOf(t, br, "#ticket-status"), "failed")
+	require.NotEmpty(t, textOf(t, br, "#ticket dd.bad"), "ServiceNow's reason is shown")
+	checkA11y(t, br, "assignment with a failed ticket")
+
+	// Once the user exists, Retry; the emulator answers slowly, so the page
+	// shows the ticket being created, then its number without a reload.
+	_, err = b.emu.AddUser(snowemu.UserSpec{UserName: "new.hire", FirstName: "New", LastName: "Hire", Email: "new.hire@example.com", Roles: []string{"itil"}})
+	require.NoError(t, err)
+	b.emu.SetFaults(snowemu.Faults{Latency: 3 * time.Second, PathPrefix: "/api/now/table/incident", Methods: []string{"POST"}})
+	run(t, br, chromedp.Click(`#ticket form button`, chromedp.ByQuery))
+	waitText(t, br, ".notice", "will be created again", 20*time.Second)
+	require.Equal(t, "1500", asgAttr(t, br, "#ticket", "data-live"), "the ticket section refreshes itself while the ticket is created")
+	run(t, br, chromedp.Evaluate(`window.notReloaded = true`, nil))
+	waitText(t, br, "#ticket-number", "INC", 20*time.Second)
+	var same bool
+	run(t, br, chromedp.Evaluate(`window.notReloaded === true && !document.querySelector("#ticket[data-live]")`, &same))
+	require.True(t, same, "the number arrived without a reload, and the refreshing stopped")
+	number := textOf(t, br, "#ticket-number")
+	href := asgAttr(t, br, "#ticket-number a", "href")
+	require.True(t, strings.HasPrefix(href, b.emuURL), "the number links to the record in ServiceNow: %s", href)
+	require.Contains(t, textOf(t, br, "#ticket-state"), "New")
+
+	// The list finds it by ticket state, its number linking to ServiceNow.
+	run(t, br, chromedp.Navigate(b.url+"/assignments"), chromedp.WaitVisible(`#f-ticket-state`, chromedp.ByID),
+		chromedp.SetValue(`#f-ticket-state`, "New", chromedp.ByID),
+		chromedp.Click(`form.filters button[type=submit]`, chromedp.ByQuery))
+	asgWaitJS(t, br, `location.search.includes("ticket_state=New") && !!document.querySelector("#assignments")`, 20*time.Second)
+	list = textOf(t, br, "#assignments")
+	require.Contains(t, list, number)
+	require.NotContains(t, list, "alice@example.com")
+	require.Equal(t, href, asgAttr(t, br, fmt.Sprintf(`#assignments a[href^=%q]`, b.emuURL), "href"))
 }
