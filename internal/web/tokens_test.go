@@ -47,7 +47,7 @@ func TestTokensInBrowser(t *testing.T) {
 	signIn(t, ctx, b, b.token)
 
 	run(t, ctx, chromedp.Navigate(b.url+"/settings/tokens"), chromedp.WaitVisible(`#tokens`, chromedp.ByID))
-	require.Contains(t, textOf(t, ctx, `#tokens`), "admin@example.com")
+	require.Contains(t, textOf(t, ctx, `#tokens`), "admin@example.com your sign-in", "the token this browser signed in with is marked")
 	checkA11y(t, ctx, "tokens")
 
 	tokensFill(t, ctx, b, "ci-viewer", "reader", "30d")
