@@ -117,6 +117,9 @@ type recommendationView struct {
 	Assignable int
 	// Retried: a failed ticket was just queued again (?retried=).
 	Retried bool
+	// NoneSelected: Assign owner to selected was pressed with nothing
+	// ticked (?none=1).
+	NoneSelected bool
 }
 
 // sectionCursors name each section's cursor parameter.
@@ -140,6 +143,7 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	v := recommendationView{Rec: detail.RecommendationSummary, URL: base}
+	v.NoneSelected = in.Get("none") != ""
 	if id, err := strconv.ParseInt(in.Get("retried"), 10, 64); err == nil && id > 0 {
 		highlight[id] = true
 		v.Retried = true
@@ -295,6 +299,11 @@ var ticketTypeOptions = []ticketTypeOption{
 }
 
 func (h *Handler) assignForm(w http.ResponseWriter, r *http.Request) error {
+	if len(r.URL.Query()["assessment"]) == 0 {
+		// "Assign owner to selected" with nothing ticked: back, saying so.
+		http.Redirect(w, r, "/recommendations/"+url.PathEscape(r.PathValue("key"))+"?none=1#unhealthy", http.StatusSeeOther)
+		return nil
+	}
 	v, err := h.assignPage(w, r, r.URL.Query()["assessment"])
 	if err != nil {
 		return err

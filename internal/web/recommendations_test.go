@@ -276,6 +276,10 @@ func TestRecommendationsBulkAndRetry(t *testing.T) {
 	ctx := newBrowser(t)
 	signIn(t, ctx, f.uiBundle, f.token)
 
+	// Nothing ticked: back to the list, saying so.
+	run(t, ctx, chromedp.Navigate(f.recURL()), chromedp.WaitVisible(`#unhealthy-table`, chromedp.ByID),
+		chromedp.Click(`#bulk-assign button`, chromedp.ByQuery), chromedp.WaitVisible(`#none-selected`, chromedp.ByID))
+
 	run(t, ctx, chromedp.Navigate(f.recURL()), chromedp.WaitVisible(`#unhealthy-table`, chromedp.ByID),
 		chromedp.Click(`#sel-`+strconv.FormatInt(f.ids["vm3"], 10), chromedp.ByQuery),
 		chromedp.Click(`#sel-`+strconv.FormatInt(f.ids["vm4"], 10), chromedp.ByQuery),
