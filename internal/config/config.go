@@ -399,7 +399,26 @@ func (c *Config) validateOIDC() error {
 	if _, err := parseOIDCScopes(c.OIDCScopes); err != nil {
 		return err
 	}
-	return nil
+	// Read now, so a bad file fails before anything is written.
+	_, err = c.readOIDCClientSecret()
+	return err
+}
+
+// readOIDCClientSecret reads the client secret's file, if one is set.
+func (c *Config) readOIDCClientSecret() (secret.String, error) {
+	if c.OIDCClientSecretFile == "" {
+		return secret.String{}, nil
+	}
+	b, err := os.ReadFile(c.OIDCClientSecretFile)
+	if err != nil {
+		// The path and the OS's reason only; never the content.
+		return secret.String{}, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: cannot read %s: %s", c.OIDCClientSecretFile, pathErrReason(err))
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return secret.String{}, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: %s is empty", c.OIDCClientSecretFile)
+	}
+	return secret.New(v), nil
 }
 
 // LoadOIDC returns the OpenID Connect setup with the client secret read
@@ -419,17 +438,8 @@ func (c *Config) LoadOIDC() (*OIDC, error) {
 	o := &OIDC{Issuer: c.OIDCIssuer, ClientID: strings.TrimSpace(c.OIDCClientID), DisplayName: strings.TrimSpace(c.OIDCName),
 		RedirectURL: strings.TrimRight(c.PublicURL, "/") + "/signin/oidc/callback",
 		RoleClaim:   strings.TrimSpace(c.OIDCRoleClaim), Roles: roles, ScopeClaim: strings.TrimSpace(c.OIDCScopeClaim), Scopes: scopes}
-	if c.OIDCClientSecretFile != "" {
-		b, err := os.ReadFile(c.OIDCClientSecretFile)
-		if err != nil {
-			// The path and the OS's reason only; never the content.
-			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: cannot read %s: %s", c.OIDCClientSecretFile, pathErrReason(err))
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return nil, steward.Errorf(steward.CodeInvalid, "STEWARD_OIDC_CLIENT_SECRET_FILE: %s is empty", c.OIDCClientSecretFile)
-		}
-		o.ClientSecret = secret.New(v)
+	if o.ClientSecret, err = c.readOIDCClientSecret(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
