@@ -540,15 +540,7 @@ func integrationPlural(n int, what string) string {
 func (h *Handler) integration(w http.ResponseWriter, r *http.Request) error {
 	v, err := h.loadIntegrationView(w, r)
 	if err != nil {
-		if steward.ErrorCode(err) == steward.CodeNotFound || integrationIsStatus(err, http.StatusNotFound) {
-			// A page refreshing itself (data-live) while the integration
-			// was deleted gets a last copy saying so, which ends the
-			// refreshing; a navigation gets the 404 page.
-			if r.Header.Get("Sec-Fetch-Mode") != "navigate" && r.Header.Get("Sec-Fetch-Mode") != "" {
-				return h.render(w, r, http.StatusOK, "integration.html", "Integration deleted", integrationView{Gone: true})
-			}
-		}
-		return err
+		return h.integrationGone(w, r, err)
 	}
 	q := r.URL.Query()
 	switch {
@@ -560,6 +552,18 @@ func (h *Handler) integration(w http.ResponseWriter, r *http.Request) error {
 		v.Notice = "The connection works: Steward signed in to the instance and can read the ticket tables."
 	}
 	return h.render(w, r, http.StatusOK, "integration.html", v.In.Name, v)
+}
+
+// integrationGone answers a page about an integration that is not found.
+// A page refreshing itself (data-live, a script's fetch) while the
+// integration was being deleted gets a last copy saying it is gone, which
+// ends the refreshing; a navigation gets the 404 page.
+func (h *Handler) integrationGone(w http.ResponseWriter, r *http.Request, err error) error {
+	notFound := steward.ErrorCode(err) == steward.CodeNotFound || integrationIsStatus(err, http.StatusNotFound)
+	if mode := r.Header.Get("Sec-Fetch-Mode"); notFound && mode != "" && mode != "navigate" {
+		return h.render(w, r, http.StatusOK, "integration.html", "Integration deleted", integrationView{Gone: true})
+	}
+	return err
 }
 
 func integrationIsStatus(err error, status int) bool {
@@ -645,8 +649,10 @@ func (h *Handler) validateIntegration(w http.ResponseWriter, r *http.Request) er
 		http.Redirect(w, r, "/settings/integrations/"+strconv.FormatInt(id, 10)+"?validated=1", http.StatusSeeOther)
 		return nil
 	}
+	// A failed check is about the instance (refused, unreachable, down):
+	// shown on the integration's page. Steward's own failures are not.
 	status, msg := statusOf(verr)
-	if status >= 500 || status == http.StatusForbidden || status == http.StatusNotFound {
+	if status == http.StatusInternalServerError || status == http.StatusForbidden || status == http.StatusNotFound {
 		return verr
 	}
 	v, err := h.loadIntegrationView(w, r)
@@ -672,7 +678,7 @@ func (h *Handler) deleteIntegrationPage(w http.ResponseWriter, r *http.Request) 
 	c := h.apiFor(w, r)
 	d, err := c.GetIntegration(r.Context(), id)
 	if err != nil {
-		return err
+		return h.integrationGone(w, r, err)
 	}
 	v := integrationDeleteView{In: d, Preview: d.PendingDelete}
 	if v.Preview == nil {

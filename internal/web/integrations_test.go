@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,26 +25,26 @@ import (
 // Secrets typed into the integration form in the tests; no page may ever
 // show them.
 const (
-	wrongPassword = "Wr0ng-pa55word-typed-in-the-form"
-	webhookSecret = "whsec-typed-in-the-form-never-shown"
+	integrationWrongPassword = "Wr0ng-pa55word-typed-in-the-form"
+	integrationWebhookSecret = "whsec-typed-in-the-form-never-shown"
 )
 
-// requireNoSecrets fails when the current page's HTML holds a typed secret
+// requireNoIntegrationSecrets fails when the current page's HTML holds a typed secret
 // or a filled-in password input.
-func requireNoSecrets(t *testing.T, ctx context.Context, where string) {
+func requireNoIntegrationSecrets(t *testing.T, ctx context.Context, where string) {
 	t.Helper()
 	var html string
 	var filled []string
 	run(t, ctx, chromedp.OuterHTML("html", &html, chromedp.ByQuery),
 		chromedp.Evaluate(`[...document.querySelectorAll("input[type=password]")].filter(i => i.value !== "" || i.getAttribute("value")).map(i => i.name)`, &filled))
-	for _, s := range []string{wrongPassword, webhookSecret} {
+	for _, s := range []string{integrationWrongPassword, integrationWebhookSecret} {
 		require.NotContains(t, html, s, "%s: a typed secret is on the page", where)
 	}
 	require.Empty(t, filled, "%s: password inputs are never filled in", where)
 }
 
-// waitNoText waits until the element matching sel no longer contains gone.
-func waitNoText(t *testing.T, ctx context.Context, sel, gone string, within time.Duration) {
+// waitIntegrationTextGone waits until the element matching sel no longer contains gone.
+func waitIntegrationTextGone(t *testing.T, ctx context.Context, sel, gone string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var last string
@@ -54,9 +58,9 @@ func waitNoText(t *testing.T, ctx context.Context, sel, gone string, within time
 	t.Fatalf("%s still showed %q after %s: %q", sel, gone, within, last)
 }
 
-// seedServiceNowAssignment stores one unhealthy finding and assigns it
+// seedIntegrationAssignment stores one unhealthy finding and assigns it
 // through the integration, and waits for its incident.
-func seedServiceNowAssignment(t *testing.T, b *uiBundle, integrationID int64) {
+func seedIntegrationAssignment(t *testing.T, b *uiBundle, integrationID int64) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"assessments": []map[string]any{{
 		"resource":       map[string]any{"id": "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1", "cloud": "azure", "name": "vm1"},
@@ -71,11 +75,11 @@ func seedServiceNowAssignment(t *testing.T, b *uiBundle, integrationID int64) {
 	_, err = b.client.CreateAssignment(t.Context(), apiclient.AssignmentRequest{AssessmentID: page.Items[0].ID, Type: "servicenow",
 		IntegrationID: integrationID, TicketType: "incident", AssignedTo: "beth.anglin@example.com", RemediationTimeframeDays: 30})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return b.emu.Count("incident") > 0 && ticketCreated(t, b, page.Items[0].ID) },
+	require.Eventually(t, func() bool { return b.emu.Count("incident") > 0 && integrationTicketCreated(t, b, page.Items[0].ID) },
 		20*time.Second, 100*time.Millisecond, "the incident is created")
 }
 
-func ticketCreated(t *testing.T, b *uiBundle, assessmentID int64) bool {
+func integrationTicketCreated(t *testing.T, b *uiBundle, assessmentID int64) bool {
 	t.Helper()
 	tickets, err := b.client.ListTickets(t.Context(), nil)
 	require.NoError(t, err)
@@ -107,8 +111,8 @@ func TestIntegrationsInBrowser(t *testing.T) {
 		chromedp.Click(`#local`, chromedp.ByID),
 		chromedp.SetValue(`#auth-mode`, "basic", chromedp.ByID),
 		chromedp.SendKeys(`#username`, "admin", chromedp.ByID),
-		chromedp.SendKeys(`#password`, wrongPassword, chromedp.ByID),
-		chromedp.SendKeys(`#webhook-secret`, webhookSecret, chromedp.ByID),
+		chromedp.SendKeys(`#password`, integrationWrongPassword, chromedp.ByID),
+		chromedp.SendKeys(`#webhook-secret`, integrationWebhookSecret, chromedp.ByID),
 		chromedp.Submit(`#name`, chromedp.ByID),
 		chromedp.WaitVisible(`#password-error`, chromedp.ByID),
 	)
@@ -122,7 +126,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	require.Equal(t, b.emuURL, instanceURL)
 	require.Equal(t, "basic", mode)
 	require.True(t, local)
-	requireNoSecrets(t, ctx, "the form after a wrong password")
+	requireNoIntegrationSecrets(t, ctx, "the form after a wrong password")
 	checkA11y(t, ctx, "add integration form with an error")
 	screenshot(t, ctx, "integration-form")
 	list, err := b.client.ListIntegrations(t.Context())
@@ -133,7 +137,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	// webhook URL with a copy button.
 	run(t, ctx,
 		chromedp.SendKeys(`#password`, "admin", chromedp.ByID),
-		chromedp.SendKeys(`#webhook-secret`, webhookSecret, chromedp.ByID),
+		chromedp.SendKeys(`#webhook-secret`, integrationWebhookSecret, chromedp.ByID),
 		chromedp.Submit(`#name`, chromedp.ByID),
 		chromedp.WaitVisible(`#webhook-url`, chromedp.ByID),
 	)
@@ -151,15 +155,15 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("%s/api/v1/integrations/%d/events", b.url, in.ID), hook)
 	require.False(t, copyHidden, "the copy button shows with JavaScript")
 	require.Contains(t, textOf(t, ctx, "main"), "Signing secret: set")
-	requireNoSecrets(t, ctx, "the integration page")
+	requireNoIntegrationSecrets(t, ctx, "the integration page")
 	checkA11y(t, ctx, "integration")
 
 	// An assignment with a ticket, so syncing and deleting have work.
-	seedServiceNowAssignment(t, b, in.ID)
+	seedIntegrationAssignment(t, b, in.ID)
 
 	// Edit the name; nothing else is sent, the stored password is kept.
 	run(t, ctx, chromedp.Click(`a[href$="/edit"]`, chromedp.ByQuery), chromedp.WaitVisible(`#name`, chromedp.ByID))
-	requireNoSecrets(t, ctx, "the edit form")
+	requireNoIntegrationSecrets(t, ctx, "the edit form")
 	require.Contains(t, textOf(t, ctx, `label[for="password"]`), "stored")
 	// A custom incident mapping whose fixed fields are not field=value
 	// lines: the message at that input, the mapping unfolded.
@@ -170,7 +174,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 		chromedp.Submit(`#name`, chromedp.ByID),
 		chromedp.WaitVisible(`#ticket-types-incident-fields-error`, chromedp.ByID))
 	require.Contains(t, textOf(t, ctx, "#ticket-types-incident-fields-error"), `"nonsense" is not field=value`)
-	requireNoSecrets(t, ctx, "the edit form with an error")
+	requireNoIntegrationSecrets(t, ctx, "the edit form with an error")
 	run(t, ctx, chromedp.SetValue(`#ticket-types-incident-fields`, "assignment_group=Cloud Security\ncategory=security", chromedp.ByID),
 		chromedp.Submit(`#name`, chromedp.ByID), chromedp.WaitVisible(`#webhook-url`, chromedp.ByID))
 	require.Equal(t, "Emulator EU", textOf(t, ctx, "main h1"))
@@ -202,12 +206,12 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	signIn(t, rctx, b, reader)
 	run(t, rctx, chromedp.Navigate(b.url+"/settings/integrations"), chromedp.WaitVisible(`#integrations-list`, chromedp.ByID))
 	require.Contains(t, textOf(t, rctx, "#integrations-list"), "Emulator EU")
-	requireNoLink(t, rctx, `a[href="/settings/integrations/new"]`)
+	requireNoIntegrationAction(t, rctx, `a[href="/settings/integrations/new"]`)
 	run(t, rctx, chromedp.Navigate(detail), chromedp.WaitVisible(`#webhook-url`, chromedp.ByID))
 	for _, sel := range []string{`a[href$="/edit"]`, `a[href$="/delete"]`, `form[action$="/sync"]`, `form[action$="/validate"]`} {
-		requireNoLink(t, rctx, sel)
+		requireNoIntegrationAction(t, rctx, sel)
 	}
-	requireNoSecrets(t, rctx, "the integration page as a reader")
+	requireNoIntegrationSecrets(t, rctx, "the integration page as a reader")
 	for _, action := range []string{"/sync", "/delete", "", "/validate"} {
 		run(t, rctx, chromedp.Navigate(detail), chromedp.WaitVisible(`#webhook-url`, chromedp.ByID),
 			chromedp.Evaluate(fmt.Sprintf(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = %q;
@@ -229,7 +233,7 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	require.Contains(t, row, b.emuURL)
 	require.Contains(t, row, "basic")
 	require.Contains(t, row, "UTC", "the last poll and reconcile times")
-	requireNoSecrets(t, ctx, "the list")
+	requireNoIntegrationSecrets(t, ctx, "the list")
 	checkA11y(t, ctx, "integrations")
 	screenshot(t, ctx, "integrations")
 
@@ -242,22 +246,91 @@ func TestIntegrationsInBrowser(t *testing.T) {
 	var question string
 	run(t, ctx, chromedp.AttributeValue(`form[data-confirm]`, "data-confirm", &question, nil, chromedp.ByQuery))
 	require.Contains(t, question, "Emulator EU")
-	requireNoSecrets(t, ctx, "the delete page")
+	requireNoIntegrationSecrets(t, ctx, "the delete page")
 	// The confirmation question is answered yes.
 	run(t, ctx, chromedp.Evaluate(`window.confirm = () => true; true`, nil), chromedp.Click(`form[data-confirm] button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`p.notice`, chromedp.ByQuery), chromedp.Location(&loc))
 	require.True(t, strings.HasPrefix(loc, b.url+"/settings/integrations?deleted="), loc)
 	require.Contains(t, textOf(t, ctx, "p.notice"), "being deleted")
-	waitNoText(t, ctx, "#integrations-list", "Emulator EU", 30*time.Second)
+	waitIntegrationTextGone(t, ctx, "#integrations-list", "Emulator EU", 30*time.Second)
 	list, err = b.client.ListIntegrations(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, list.Items)
 }
 
-// requireNoLink fails when the page has an element matching sel.
-func requireNoLink(t *testing.T, ctx context.Context, sel string) {
+// requireNoIntegrationAction fails when the page has an element matching sel.
+func requireNoIntegrationAction(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
 	var n int
 	run(t, ctx, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n))
 	require.Zero(t, n, "%s is shown", sel)
 }
+
+// integrationPageClient is a browser-like HTTP client signed in with token.
+func integrationPageClient(t *testing.T, b *uiBundle, token string) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(b.url+"/signin", url.Values{"token": {token}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "sign in")
+	return c
+}
+
+func integrationPage(t *testing.T, c *http.Client, method, u, fetchMode string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "text/html")
+	if fetchMode != "" {
+		req.Header.Set("Sec-Fetch-Mode", fetchMode)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(raw)
+}
+
+// TestIntegrationsPageStates: a failed "Validate" is shown on the
+// integration's page; a page that refreshes itself while its integration
+// is deleted gets a last copy saying so (ending the refreshing), while a
+// navigation to it gets 404.
+func TestIntegrationsPageStates(t *testing.T) {
+	b := startUI(t)
+	in, err := b.client.CreateIntegration(t.Context(), apiclient.IntegrationRequest{Name: integrationPtr("Emulator"), Scope: integrationPtr("/"),
+		InstanceURL: integrationPtr(b.emuURL), Local: integrationPtr(true), AuthMode: integrationPtr("basic"), Username: integrationPtr("admin"), Password: integrationPtr("admin")})
+	require.NoError(t, err)
+	c := integrationPageClient(t, b, b.tokenFor(t, "secadmin@example.com", steward.RoleSecurityAdmin))
+	detail := fmt.Sprintf("%s/settings/integrations/%d", b.url, in.ID)
+
+	b.emu.SetFaults(snowemu.Faults{Error503: 1, PathPrefix: "/api/now/table/"})
+	status, body := integrationPage(t, c, http.MethodPost, detail+"/validate", "")
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Contains(t, body, `id="validate-error"`)
+	require.Contains(t, body, "The connection check failed")
+	require.Contains(t, body, "unavailable")
+	b.emu.SetFaults(snowemu.Faults{})
+	status, _ = integrationPage(t, c, http.MethodPost, detail+"/validate", "")
+	require.Equal(t, http.StatusSeeOther, status)
+
+	_, err = b.client.DeleteIntegration(t.Context(), in.ID)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := b.client.GetIntegration(t.Context(), in.ID)
+		return err != nil
+	}, 20*time.Second, 100*time.Millisecond, "the integration is deleted")
+	for _, page := range []string{detail, detail + "/delete"} {
+		status, body = integrationPage(t, c, http.MethodGet, page, "cors")
+		require.Equal(t, http.StatusOK, status, page)
+		require.Contains(t, body, "This integration has been deleted", page)
+		require.NotContains(t, body, "data-live", page)
+		status, _ = integrationPage(t, c, http.MethodGet, page, "navigate")
+		require.Equal(t, http.StatusNotFound, status, page)
+	}
+}
+
+func integrationPtr[T any](v T) *T { return &v }
