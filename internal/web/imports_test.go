@@ -79,7 +79,6 @@ func TestImportsUploadInBrowser(t *testing.T) {
 	require.Contains(t, textOf(t, ctx, `#import-counts`), fmt.Sprintf("Assessments created\t%d", imp.Result.AssessmentsCreated))
 	require.Equal(t, "uploader@example.com", imp.CreatedBy)
 	checkA11y(t, ctx, "import")
-	screenshot(t, ctx, "import")
 
 	// A file large enough to watch: the page follows its progress by
 	// itself (data-live) until it is done.
@@ -96,6 +95,12 @@ func TestImportsUploadInBrowser(t *testing.T) {
 	var live bool
 	run(t, ctx, chromedp.Evaluate(`document.querySelector("#import-status[data-live]") !== null`, &live))
 	require.False(t, live, "a finished import stops refreshing")
+	st, err := os.Stat(big)
+	require.NoError(t, err)
+	imp, err = b.client.GetImport(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, st.Size(), imp.Size, "the whole file went through")
+	require.Equal(t, "big.jsonl", imp.Filename)
 
 	// The list shows both with their state and counts.
 	run(t, ctx, chromedp.Navigate(b.url+"/imports"), chromedp.WaitVisible(`table`, chromedp.ByQuery))
