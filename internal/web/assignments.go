@@ -33,7 +33,8 @@ func (h *Handler) assignmentPages() []page {
 // assignmentFilters are the list filters GET /api/v1/assignments accepts
 // (besides cursor and limit), under the API's own names so a link such as
 // /assignments?overdue=true works; anything else a browser sends is dropped.
-var assignmentFilters = []string{"owner", "state", "overdue", "due_within_days", "ticket_state", "ticket_status", "recommendation", "scope"}
+// limit (the page size) has no field but is kept across pages.
+var assignmentFilters = []string{"owner", "state", "overdue", "due_within_days", "ticket_state", "ticket_status", "recommendation", "scope", "limit"}
 
 // ticketLive is how often (ms) a ticket still being created refreshes.
 const ticketLive = "1500"

@@ -97,6 +97,20 @@ func TestAssignmentsInBrowser(t *testing.T) {
 		Owner: "alice@example.com", RemediationTimeframeDays: 30})
 	require.NoError(t, err)
 
+	// A governance rule assigns Low findings as they arrive.
+	rule, err := b.client.CreateRule(ctx, apiclient.RuleInput{Name: "low-to-ops", Priority: 10, Scope: "/",
+		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityLow}}},
+		Owner: steward.OwnerSource{Email: "ops@example.com"}, DueInDays: 90})
+	require.NoError(t, err)
+	low, _ := json.Marshal(map[string]any{"assessments": []map[string]any{{
+		"resource":       map[string]any{"id": vm3, "cloud": "azure", "type": "Microsoft.Compute/virtualMachines"},
+		"recommendation": map[string]any{"key": "boot-diagnostics", "display_name": "Boot diagnostics", "severity": "Low"},
+		"status":         "Unhealthy",
+	}}})
+	res, err := b.client.PostAssessments(ctx, bytes.NewReader(low))
+	require.NoError(t, err)
+	require.Equal(t, 1, res.RuleAssignments)
+
 	const contributorName = "casey-contributor"
 	br := newBrowser(t)
 	signIn(t, br, b, b.tokenFor(t, contributorName, steward.RoleContributor))
@@ -107,8 +121,26 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	require.Contains(t, list, "bob@example.com")
 	require.Contains(t, list, "alice@example.com")
 	require.Contains(t, textOf(t, br, fmt.Sprintf(`#assignments tr:has(a[href="/assignments/%d"]) .overdue`, late.ID)), "2020-01-31 · overdue")
+	ruleLink := fmt.Sprintf(`#assignments a[href="/settings/rules/%d"]`, rule.ID)
+	require.Equal(t, "low-to-ops", textOf(t, br, ruleLink), "the rule that made it")
+	require.Contains(t, textOf(t, br, fmt.Sprintf(`#assignments tr:has(a[href="/assignments/%d"])`, mine.ID)), "admin@example.com", "made by a person")
 	checkA11y(t, br, "assignments")
 	screenshot(t, br, "assignments")
+
+	// Pages: 4 active assignments, 3 a page; the next page keeps the filter.
+	run(t, br, chromedp.Navigate(b.url+"/assignments?limit=3&owner=alice%40example.com"), chromedp.WaitVisible(`#assignments`, chromedp.ByID))
+	require.Equal(t, 2, asgRowCount(t, br), "the owner filter holds")
+	run(t, br, chromedp.Navigate(b.url+"/assignments?limit=3"), chromedp.WaitVisible(`#assignments`, chromedp.ByID))
+	require.Equal(t, 3, asgRowCount(t, br))
+	first := textOf(t, br, "#assignments tbody")
+	run(t, br, chromedp.Click(`a[rel=next]`, chromedp.ByQuery))
+	waitText(t, br, ".pager", "First page", 20*time.Second)
+	require.Equal(t, 1, asgRowCount(t, br))
+	require.NotContains(t, first, "ops@example.com", "due in 90 days, the rule's assignment comes last")
+	require.Contains(t, textOf(t, br, "#assignments tbody"), "ops@example.com")
+	var next int
+	run(t, br, chromedp.Evaluate(`document.querySelectorAll("a[rel=next]").length`, &next))
+	require.Zero(t, next, "the last page has no next")
 
 	// The overview's link for overdue assignments lists only those.
 	run(t, br, chromedp.Navigate(b.url+"/assignments?overdue=true"), chromedp.WaitVisible(`#assignments`, chromedp.ByID))
@@ -123,6 +155,7 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	list = textOf(t, br, "#assignments")
 	require.NotContains(t, list, "bob@example.com")
 	require.Equal(t, 2, strings.Count(list, "alice@example.com"), list)
+	require.NotContains(t, list, "ops@example.com")
 	require.Equal(t, "ALICE@example.com", asgValue(t, br, "#f-owner"), "the filter keeps what was typed")
 
 	// Open the assignment.
@@ -205,6 +238,13 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "bob@example.com", d.Owner)
 	require.Len(t, d.History, 1)
+}
+
+func asgRowCount(t *testing.T, ctx context.Context) int {
+	t.Helper()
+	var n int
+	run(t, ctx, chromedp.Evaluate(`document.querySelectorAll("#assignments tbody tr").length`, &n))
+	return n
 }
 
 func asgValue(t *testing.T, ctx context.Context, sel string) string {
