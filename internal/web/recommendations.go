@@ -26,6 +26,7 @@ func (h *Handler) recommendationPages() []page {
 		{"GET", "/recommendations/{key}/assign", contributor, h.assignForm},
 		{"POST", "/recommendations/{key}/assign", contributor, h.assign},
 		{"POST", "/recommendations/{key}/retry/{assignment}", contributor, h.retryTicket},
+		{"GET", "/recommendations/{key}/rows/{assessment}", reader, h.recommendationRow},
 	}
 }
 
@@ -92,8 +93,15 @@ type resourceRow struct {
 	Last       *steward.Assignment
 	// Highlight marks an assignment just made (?assigned=).
 	Highlight bool
-	// Live: the row's ticket is being created; the row refreshes itself.
+	// Live: the row's ticket is being created; the row refreshes itself
+	// from Src.
 	Live string
+	Src  string
+	// URL is the recommendation's page; Can says the user may assign;
+	// SelectColumn that the table has the bulk-select column.
+	URL          string
+	Can          bool
+	SelectColumn bool
 }
 
 // resourceSection is one status's resources, a page at a time.
@@ -120,6 +128,8 @@ type recommendationView struct {
 	// NoneSelected: Assign owner to selected was pressed with nothing
 	// ticked (?none=1).
 	NoneSelected bool
+	// RowOnly, when set, draws just this unhealthy row (recommendationRow).
+	RowOnly *resourceRow
 }
 
 // sectionCursors name each section's cursor parameter.
@@ -150,31 +160,23 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 	}
 	v.Unhealthy = resourceSection{ID: "unhealthy", Title: "Unhealthy resources", Count: detail.Unhealthy}
 	for _, a := range detail.Affected.Items {
-		row := resourceRow{Assessment: a}
-		if a.AssignmentID != 0 {
-			ad, err := c.GetAssignment(ctx, a.AssignmentID)
-			if err != nil {
-				return err
-			}
-			as := ad.Assignment
-			row.Assignment = &as
-			row.Highlight = highlight[as.ID]
-			if as.Ticket != nil && (as.Ticket.Status == steward.TicketPending || as.Ticket.Status == steward.TicketRetrying) {
-				row.Live = liveEvery
-			}
-			if row.Highlight && !v.Retried {
-				v.Assigned++
-			}
-		} else {
-			last, err := lastAssignment(ctx, c, key, a.ResourceID)
-			if err != nil {
-				return err
-			}
-			row.Last = last
+		row, err := unhealthyRow(ctx, c, key, a, highlight)
+		if err != nil {
+			return err
+		}
+		switch {
+		case row.Assignment == nil:
 			v.Assignable++
-			row.Highlight = last != nil && highlight[last.ID]
+		case row.Highlight && !v.Retried:
+			v.Assigned++
 		}
 		v.Unhealthy.Rows = append(v.Unhealthy.Rows, row)
+	}
+	can := identity(r).Role.Allows(steward.RoleContributor)
+	for i := range v.Unhealthy.Rows {
+		row := &v.Unhealthy.Rows[i]
+		row.URL, row.Can, row.SelectColumn = base, can, can && v.Assignable > 0
+		row.Src = rowSource(row)
 	}
 	v.Unhealthy.Next, v.Unhealthy.First = sectionLinks(base, in, "unhealthy_cursor", detail.Affected.NextCursor)
 
@@ -203,6 +205,79 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 		s.sec.Next, s.sec.First = sectionLinks(base, in, s.param, page.NextCursor)
 	}
 	return h.render(w, r, http.StatusOK, "recommendation.html", detail.DisplayName, v)
+}
+
+// unhealthyRow is an unhealthy resource with its active assignment (and
+// ticket), or with its last ended one when it has none.
+func unhealthyRow(ctx context.Context, c *apiclient.Client, key string, a steward.Assessment, highlight map[int64]bool) (resourceRow, error) {
+	row := resourceRow{Assessment: a}
+	if a.AssignmentID == 0 {
+		last, err := lastAssignment(ctx, c, key, a.ResourceID)
+		if err != nil {
+			return row, err
+		}
+		row.Last = last
+		row.Highlight = last != nil && highlight[last.ID]
+		return row, nil
+	}
+	ad, err := c.GetAssignment(ctx, a.AssignmentID)
+	if err != nil {
+		return row, err
+	}
+	as := ad.Assignment
+	row.Assignment = &as
+	row.Highlight = highlight[as.ID]
+	if as.Ticket != nil && (as.Ticket.Status == steward.TicketPending || as.Ticket.Status == steward.TicketRetrying) {
+		row.Live = liveEvery
+	}
+	return row, nil
+}
+
+// rowSource is the URL a live row refreshes from: that row alone, drawn
+// with the same columns, so a page of many pending tickets does not fetch
+// the whole page once per row.
+func rowSource(row *resourceRow) string {
+	q := url.Values{}
+	if row.SelectColumn {
+		q.Set("select", "1")
+	}
+	if row.Highlight {
+		q.Set("highlight", "1")
+	}
+	return row.URL + "/rows/" + strconv.FormatInt(row.ID, 10) + encodeQuery(q)
+}
+
+// recommendationRow serves one unhealthy row, for a live row to refresh
+// from (rowSource).
+func (h *Handler) recommendationRow(w http.ResponseWriter, r *http.Request) error {
+	key := r.PathValue("key")
+	id, err := strconv.ParseInt(r.PathValue("assessment"), 10, 64)
+	if err != nil || id < 1 {
+		return steward.Errorf(steward.CodeNotFound, "there is no assessment %q", r.PathValue("assessment"))
+	}
+	a, err := h.getAssessment(w, r, id)
+	if err != nil {
+		return err
+	}
+	if a.RecommendationKey != key {
+		return steward.Errorf(steward.CodeNotFound, "assessment %d is not about recommendation %s", id, key)
+	}
+	q := r.URL.Query()
+	highlight := map[int64]bool{}
+	row, err := unhealthyRow(r.Context(), h.apiFor(w, r), key, *a, highlight)
+	if err != nil {
+		return err
+	}
+	row.Highlight = q.Get("highlight") != ""
+	row.URL = "/recommendations/" + url.PathEscape(key)
+	row.Can = identity(r).Role.Allows(steward.RoleContributor)
+	row.SelectColumn = row.Can && q.Get("select") != ""
+	row.Src = rowSource(&row)
+	name := a.ResourceName
+	if name == "" {
+		name = a.ResourceID
+	}
+	return h.render(w, r, http.StatusOK, "recommendation.html", name, recommendationView{RowOnly: &row})
 }
 
 // lastAssignment is the most recently ended assignment of a resource on a

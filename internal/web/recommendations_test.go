@@ -223,12 +223,21 @@ func TestRecommendationsAssignServiceNow(t *testing.T) {
 	var cls string
 	run(t, ctx, chromedp.AttributeValue(r1, "class", &cls, nil, chromedp.ByQuery))
 	require.Contains(t, cls, "highlight")
-	// The number appears without a reload: the marker survives.
+	// The number appears without a reload: the marker survives. The row
+	// refreshes from its own URL, not the whole page's.
+	var src string
+	run(t, ctx, chromedp.AttributeValue(r1, "data-src", &src, nil, chromedp.ByQuery))
+	require.Contains(t, src, fmt.Sprintf("/recommendations/%s/rows/%d", recKey, f.ids["vm1"]))
 	run(t, ctx, chromedp.Evaluate(`window.stewardNoReload = 1`, nil))
 	waitText(t, ctx, r1+" .ticket-number", "INC", 20*time.Second)
 	var marker int
 	run(t, ctx, chromedp.Evaluate(`window.stewardNoReload || 0`, &marker))
 	require.Equal(t, 1, marker, "the page was not reloaded")
+	run(t, ctx, chromedp.AttributeValue(r1, "class", &cls, nil, chromedp.ByQuery))
+	require.Contains(t, cls, "highlight", "the refreshed row keeps its highlight")
+	var cells int
+	run(t, ctx, chromedp.Evaluate(`document.querySelector(`+strconv.Quote(r1)+`).cells.length`, &cells))
+	require.Equal(t, 6, cells, "the refreshed row keeps the table's columns")
 	f.emu.SetFaults(snowemu.Faults{})
 
 	asg, err := f.client.ListAssignments(t.Context(), url.Values{"resource": {"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"}})
