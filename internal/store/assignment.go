@@ -49,7 +49,7 @@ type AssignmentFilter struct {
 	TicketState  steward.TicketState
 	TicketStatus steward.TicketStatus
 	Cursor       string
-	Limit         int
+	Limit        int
 }
 
 const assignmentSelect = `SELECT g.id, g.assessment_id, r.key, res.resource_id, r.severity, g.type, g.state, g.owner,
