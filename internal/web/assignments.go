@@ -147,7 +147,7 @@ type assignmentView struct {
 	steward.AssignmentDetail
 	Overdue  bool
 	RuleName string
-	History  []historyRow
+	Entries  []historyRow
 	Live     string
 	Form     string
 	Errors   map[string]string
@@ -214,7 +214,7 @@ func (h *Handler) renderAssignment(w http.ResponseWriter, r *http.Request, statu
 	}
 	for i := len(d.History) - 1; i >= 0; i-- { // newest first
 		e := d.History[i]
-		v.History = append(v.History, historyRow{AssignmentEvent: e, Changes: changeRows(e.Changes)})
+		v.Entries = append(v.Entries, historyRow{AssignmentEvent: e, Changes: changeRows(e.Changes)})
 	}
 	return h.render(w, r, status, "assignment.html", fmt.Sprintf("Assignment %d", id), v)
 }

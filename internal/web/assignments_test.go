@@ -142,6 +142,11 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	run(t, br, chromedp.Evaluate(`document.querySelectorAll("a[rel=next]").length`, &next))
 	require.Zero(t, next, "the last page has no next")
 
+	// A filter the API refuses is said above the form, the values kept.
+	run(t, br, chromedp.Navigate(b.url+"/assignments?ticket_state=Open&owner=x%40example.com"), chromedp.WaitVisible(`#filter-error`, chromedp.ByID))
+	require.Contains(t, textOf(t, br, "#filter-error"), `ticket state "Open"`)
+	require.Equal(t, "x@example.com", asgValue(t, br, "#f-owner"))
+
 	// The overview's link for overdue assignments lists only those.
 	run(t, br, chromedp.Navigate(b.url+"/assignments?overdue=true"), chromedp.WaitVisible(`#assignments`, chromedp.ByID))
 	require.NotContains(t, textOf(t, br, "#assignments"), "alice@example.com")
