@@ -318,6 +318,30 @@ func TestRecommendationsBulkAndRetry(t *testing.T) {
 	}
 	require.Contains(t, textOf(t, ctx, row(f.ids["vm5"])+" .owner"), "Unassigned")
 
+	// An integration whose scope does not hold the resource: the API's
+	// message is shown at the integration field and nothing is created.
+	str := func(s string) *string { return &s }
+	yes := true
+	narrow, err := f.client.CreateIntegration(t.Context(), apiclient.IntegrationRequest{
+		Name: str("narrow"), Scope: str("/subscriptions/elsewhere"), InstanceURL: str(f.emuURL), Local: &yes,
+		AuthMode: str("basic"), Username: str("admin"), Password: str("admin"),
+	})
+	require.NoError(t, err)
+	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/assign?assessment=%d", f.recURL(), f.ids["vm5"])),
+		chromedp.WaitVisible(`#owner`, chromedp.ByID),
+		chromedp.SendKeys(`#owner`, "beth.anglin@example.com", chromedp.ByID),
+		chromedp.SetValue(`#integration`, strconv.FormatInt(narrow.ID, 10), chromedp.ByID),
+		chromedp.Click(`form button.primary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#integration-error`, chromedp.ByID),
+	)
+	require.Contains(t, textOf(t, ctx, "#integration-error"), "outside the scope")
+	var kept string
+	run(t, ctx, chromedp.Value(`#owner`, &kept, chromedp.ByID))
+	require.Equal(t, "beth.anglin@example.com", kept, "the form keeps what was entered")
+	none, err := f.client.ListAssignments(t.Context(), url.Values{"resource": {"/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm5"}, "state": {"all"}})
+	require.NoError(t, err)
+	require.Empty(t, none.Items)
+
 	// vm3 is assigned already: assigning vm3 and vm5 together assigns vm5
 	// and says why vm3 was not.
 	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/assign?assessment=%d&assessment=%d", f.recURL(), f.ids["vm3"], f.ids["vm5"])),
