@@ -113,10 +113,12 @@ type Import struct {
 	StartedAt  *time.Time  `json:"started_at"`
 	FinishedAt *time.Time  `json:"finished_at"`
 	Progress   *struct {
-		Phase      string `json:"phase"`
-		Records    int    `json:"records"`
-		BytesRead  int64  `json:"bytes_read"`
-		BytesTotal int64  `json:"bytes_total"`
+		Phase   string `json:"phase"`
+		Records int    `json:"records"`
+		// RecordsTotal is the file's record count, known while applying.
+		RecordsTotal int   `json:"records_total"`
+		BytesRead    int64 `json:"bytes_read"`
+		BytesTotal   int64 `json:"bytes_total"`
 	} `json:"progress"`
 }
 

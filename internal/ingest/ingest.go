@@ -117,9 +117,12 @@ type Progress struct {
 	// written) or "applying" (pass 2: write in chunks).
 	Phase string `json:"phase"`
 	// Records counts the records (observations) done in this phase.
-	Records    int   `json:"records"`
-	BytesRead  int64 `json:"bytes_read"`
-	BytesTotal int64 `json:"bytes_total"`
+	Records int `json:"records"`
+	// RecordsTotal is how many records the file holds: known once it has
+	// been validated, so set while applying (0 while validating).
+	RecordsTotal int   `json:"records_total,omitempty"`
+	BytesRead    int64 `json:"bytes_read"`
+	BytesTotal   int64 `json:"bytes_total"`
 }
 
 // The phases of Progress.
@@ -287,7 +290,7 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 	if err != nil {
 		return store.ApplyResult{}, err
 	}
-	rep = reporter{fn: progress, phase: PhaseApplying, total: total, bytes: &cr.n}
+	rep = reporter{fn: progress, phase: PhaseApplying, total: total, records: n, bytes: &cr.n}
 	at := in.db.Now()
 	var res store.ApplyResult
 	chunk := make([]steward.Observation, 0, in.chunkSize)
@@ -372,8 +375,10 @@ type reporter struct {
 	fn    func(Progress)
 	phase string
 	total int64
-	bytes *atomic.Int64
-	last  time.Time
+	// records is the file's record count, once known (RecordsTotal).
+	records int
+	bytes   *atomic.Int64
+	last    time.Time
 }
 
 func (r *reporter) tick(records int) {
@@ -388,12 +393,12 @@ func (r *reporter) tick(records int) {
 func (r *reporter) check(records int) {
 	if now := time.Now(); now.Sub(r.last) >= progressInterval {
 		r.last = now
-		r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+		r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: r.records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
 	}
 }
 
 func (r *reporter) done(records int) {
-	r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+	r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: r.records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
 }
 
 // Progress returns the live progress of the import being processed, if any.

@@ -217,7 +217,7 @@ func TestApplyFile(t *testing.T) {
 		require.Len(t, b.assessments(t), 30)
 		size := int64(len(jsonl(t, obs(30))))
 		require.Equal(t, ingest.Progress{Phase: ingest.PhaseValidating, Records: 30, BytesRead: size, BytesTotal: size}, progress[0])
-		require.Equal(t, ingest.Progress{Phase: ingest.PhaseApplying, Records: 30, BytesRead: size, BytesTotal: size}, progress[len(progress)-1])
+		require.Equal(t, ingest.Progress{Phase: ingest.PhaseApplying, Records: 30, RecordsTotal: 30, BytesRead: size, BytesTotal: size}, progress[len(progress)-1])
 
 		res, err = b.in.ApplyFile(t.Context(), path, source.FormatSteward, nil)
 		require.NoError(t, err)

@@ -85,7 +85,7 @@ func (h *Handler) uploadImport(w http.ResponseWriter, r *http.Request) error {
 				return h.renderImports(w, r, http.StatusBadRequest, "", fieldError{Field: "file", Message: "the upload was interrupted; try again"})
 			}
 			format = strings.TrimSpace(string(b))
-			if !knownFormat(format) {
+			if !importKnownFormat(format) {
 				return h.renderImports(w, r, http.StatusBadRequest, "", fieldError{Field: "format", Message: "choose one of the listed formats"})
 			}
 		case "file":
@@ -108,7 +108,7 @@ func (h *Handler) uploadImport(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func knownFormat(f string) bool {
+func importKnownFormat(f string) bool {
 	for _, k := range importFormats {
 		if k.Value == f {
 			return true
@@ -117,30 +117,30 @@ func knownFormat(f string) bool {
 	return false
 }
 
-// recordError is a refused file's error split into the record it names
+// importRecordError is a refused file's error split into the record it names
 // and what is wrong with it (docs/formats.md: "record 3 (line 3): ...").
-type recordError struct {
+type importRecordError struct {
 	Record  int
 	Line    int
 	Message string
 }
 
-var recordErrorRE = regexp.MustCompile(`^record (\d+)(?: \(line (\d+)\))?: (.*)$`)
+var importRecordErrorRE = regexp.MustCompile(`^record (\d+)(?: \(line (\d+)\))?: (.*)$`)
 
-func parseRecordError(msg string) *recordError {
-	m := recordErrorRE.FindStringSubmatch(msg)
+func importParseRecordError(msg string) *importRecordError {
+	m := importRecordErrorRE.FindStringSubmatch(msg)
 	if m == nil {
 		return nil
 	}
 	rec, _ := strconv.Atoi(m[1])
 	line, _ := strconv.Atoi(m[2])
-	return &recordError{Record: rec, Line: line, Message: m[3]}
+	return &importRecordError{Record: rec, Line: line, Message: m[3]}
 }
 
 type importView struct {
 	Import      *apiclient.Import
 	Done        bool
-	RecordError *recordError
+	RecordError *importRecordError
 	Percent     int
 }
 
@@ -155,10 +155,15 @@ func (h *Handler) importPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := importView{Import: imp, Done: imp.State == "succeeded" || imp.State == "failed"}
 	if imp.State == "failed" {
-		v.RecordError = parseRecordError(imp.Error)
+		v.RecordError = importParseRecordError(imp.Error)
 	}
-	if p := imp.Progress; p != nil && p.BytesTotal > 0 {
-		v.Percent = int(p.BytesRead * 100 / p.BytesTotal)
+	if p := imp.Progress; p != nil {
+		switch {
+		case p.RecordsTotal > 0:
+			v.Percent = p.Records * 100 / p.RecordsTotal
+		case p.BytesTotal > 0:
+			v.Percent = int(p.BytesRead * 100 / p.BytesTotal)
+		}
 	}
 	return h.render(w, r, http.StatusOK, "import.html", "Import "+strconv.FormatInt(id, 10), v)
 }
