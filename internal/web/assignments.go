@@ -153,6 +153,8 @@ type assignmentView struct {
 	Errors   map[string]string
 	Values   map[string]string
 	Notice   string
+	// Alert is a refused change whose form the page no longer shows.
+	Alert string
 }
 
 // Err returns the message for field of form, if that form failed there.
@@ -206,6 +208,11 @@ func (h *Handler) renderAssignment(w http.ResponseWriter, r *http.Request, statu
 	}
 	v.AssignmentDetail = *d
 	v.Overdue = d.Overdue(h.now())
+	if v.Form != "" && v.Form != "retry" && d.State != steward.AssignmentActive {
+		// The assignment ended meanwhile: its forms are gone, so the
+		// refusal is said at the top.
+		v.Alert = v.Errors[""]
+	}
 	if d.RuleID != 0 {
 		v.RuleName = h.ruleNames(r.Context(), c, []steward.Assignment{d.Assignment})[d.RuleID]
 	}

@@ -213,6 +213,9 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	var forms int
 	run(t, br, chromedp.Evaluate(`document.querySelectorAll("main form").length`, &forms))
 	require.Zero(t, forms, "an ended assignment cannot be changed")
+	// A form left open in another tab is refused, and says so.
+	run(t, br, chromedp.Evaluate(asgPostJS(fmt.Sprintf("/assignments/%d/owner", mine.ID), "owner", "erin@example.com"), nil))
+	waitText(t, br, "#alert", "only active assignments can be", 20*time.Second)
 
 	// History, newest first: each change by the contributor.
 	rows := asgHistory(t, br)
@@ -230,19 +233,25 @@ func TestAssignmentsInBrowser(t *testing.T) {
 	require.Contains(t, textOf(t, rd, "#owner-now"), "bob@example.com")
 	run(t, rd, chromedp.Evaluate(`document.querySelectorAll("main form").length`, &forms))
 	require.Zero(t, forms, "a reader gets no forms")
-	run(t, rd, chromedp.Evaluate(fmt.Sprintf(`(() => {
-		const f = document.createElement("form");
-		f.method = "post"; f.action = "/assignments/%d/owner";
-		const i = document.createElement("input");
-		i.name = "owner"; i.value = "mallory@example.com";
-		f.appendChild(i); document.body.appendChild(f); f.submit(); return true;
-	})()`, late.ID), nil))
+	run(t, rd, chromedp.Evaluate(asgPostJS(fmt.Sprintf("/assignments/%d/owner", late.ID), "owner", "mallory@example.com"), nil))
 	waitText(t, rd, "main h1", "Not allowed", 20*time.Second)
 	require.Contains(t, textOf(t, rd, "main"), "needs the contributor role")
 	d, err := b.client.GetAssignment(ctx, late.ID)
 	require.NoError(t, err)
 	require.Equal(t, "bob@example.com", d.Owner)
 	require.Len(t, d.History, 1)
+}
+
+// asgPostJS is a script that posts a form with one field from the
+// current page (same origin).
+func asgPostJS(action, name, value string) string {
+	return fmt.Sprintf(`(() => {
+		const f = document.createElement("form");
+		f.method = "post"; f.action = %q;
+		const i = document.createElement("input");
+		i.name = %q; i.value = %q;
+		f.appendChild(i); document.body.appendChild(f); f.submit(); return true;
+	})()`, action, name, value)
 }
 
 func asgRowCount(t *testing.T, ctx context.Context) int {
