@@ -17,6 +17,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/auth/authtest"
+	"github.com/stewardhq/steward/internal/config"
 )
 
 // importUpload picks path in the upload form and sends it, landing on the
@@ -223,4 +224,25 @@ func TestImportsReaderAndScopedCannotUpload(t *testing.T) {
 	p, err := b.client.ListImports(t.Context(), nil)
 	require.NoError(t, err)
 	require.Empty(t, p.Items, "nothing was imported")
+}
+
+// TestImportsTooLarge: a file over the server's limit is cut off while it
+// streams and reported at the file field; nothing is recorded.
+func TestImportsTooLarge(t *testing.T) {
+	b := startUI(t, func(cfg *config.Config) { cfg.MaxImportBytes = 4096 })
+	ctx := newBrowser(t)
+	signIn(t, ctx, b, b.token)
+	big := filepath.Join(t.TempDir(), "big.jsonl")
+	importWriteFindings(t, big, 50000) // about 15 MB
+	run(t, ctx,
+		chromedp.Navigate(b.url+"/imports"),
+		chromedp.WaitVisible(`#file`, chromedp.ByID),
+		chromedp.SetUploadFiles(`#file`, []string{big}, chromedp.ByID),
+		chromedp.Click(`form.upload button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#file-error`, chromedp.ByID),
+	)
+	require.Contains(t, textOf(t, ctx, `#file-error`), "larger than 4096 bytes")
+	p, err := b.client.ListImports(t.Context(), nil)
+	require.NoError(t, err)
+	require.Empty(t, p.Items)
 }
