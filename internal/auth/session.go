@@ -21,6 +21,9 @@ func (a *Authenticator) SignInWithToken(r *http.Request, secret string) (Identit
 	if err := a.CheckFailureLimit(r); err != nil {
 		return Identity{}, err
 	}
+	if secret == "" {
+		return Identity{}, steward.Errorf(steward.CodeUnauthorized, "enter an API token")
+	}
 	id, err := a.identify(r.Context(), "Bearer "+secret)
 	if err != nil {
 		a.fail(r.Context(), clientAddr(r), r, err)

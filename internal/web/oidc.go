@@ -125,13 +125,21 @@ func (p *oidcProvider) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTo
 	return p.oauth, p.verifier, nil
 }
 
+// oidcPages are served whether or not OpenID Connect is configured, so the
+// page table is the same on every server; without it they answer 404.
 func (h *Handler) oidcPages() []page {
-	if h.oidc == nil {
-		return nil
-	}
 	return []page{
-		{"GET", "/signin/oidc", public, h.oidcStart},
-		{"GET", "/signin/oidc/callback", public, h.oidcCallback},
+		{"GET", "/signin/oidc", public, h.requireOIDC(h.oidcStart)},
+		{"GET", "/signin/oidc/callback", public, h.requireOIDC(h.oidcCallback)},
+	}
+}
+
+func (h *Handler) requireOIDC(fn func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if h.oidc == nil {
+			return steward.Errorf(steward.CodeNotFound, "sign-in through an identity provider is not set up on this server; sign in with an API token")
+		}
+		return fn(w, r)
 	}
 }
 
