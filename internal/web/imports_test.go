@@ -121,7 +121,6 @@ func TestImportsUploadInBrowser(t *testing.T) {
 	require.Contains(t, list, "big.jsonl")
 	require.Contains(t, list, "prowler_example_output_aws.ocsf.json")
 	require.Contains(t, list, strconv.Itoa(n))
-	screenshot(t, ctx, "imports")
 
 	// A malformed file: the second record has a severity Steward does not know.
 	bad := filepath.Join(t.TempDir(), "bad.jsonl")
@@ -144,6 +143,7 @@ func TestImportsUploadInBrowser(t *testing.T) {
 	// The list shows the refusal too.
 	run(t, ctx, chromedp.Navigate(b.url+"/imports"), chromedp.WaitVisible(`table`, chromedp.ByQuery))
 	require.Contains(t, textOf(t, ctx, `table`), "record 2 (line 2)")
+	screenshot(t, ctx, "imports")
 }
 
 // TestImportsUploadErrorsAtField: a file the API refuses at once (not a
