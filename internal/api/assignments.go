@@ -222,7 +222,7 @@ func (a *API) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource", "ticket_state", "ticket_status")
+	q := newQuery(r, "owner", "state", "overdue", "due_within_days", "scope", "recommendation", "resource", "assessment", "ticket_state", "ticket_status")
 	scope, visible := narrowScope(r, q.scope())
 	f := store.AssignmentFilter{
 		Owner:             q.str("owner"),
@@ -235,6 +235,7 @@ func (a *API) listAssignments(w http.ResponseWriter, r *http.Request) error {
 		Limit:             q.limit(),
 	}
 	f.States = q.assignmentStates("state")
+	f.AssessmentIDs = q.idList("assessment", store.MaxLimit)
 	if q.boolParam("overdue") {
 		f.OverdueAt = a.now()
 	}

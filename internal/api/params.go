@@ -144,3 +144,21 @@ func pathID(r *http.Request, name string) (int64, error) {
 	}
 	return id, nil
 }
+
+// idList reads a comma list of positive IDs from param, at most max of them.
+func (q *query) idList(param string, max int) []int64 {
+	var out []int64
+	for _, s := range splitList(q.v[param]) {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || id < 1 {
+			q.fail(invalid("%s %q is not an ID", param, s))
+			return nil
+		}
+		out = append(out, id)
+	}
+	if len(out) > max {
+		q.fail(invalid("%s names %d IDs; at most %d at once", param, len(out), max))
+		return nil
+	}
+	return out
+}

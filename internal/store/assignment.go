@@ -40,6 +40,9 @@ type AssignmentFilter struct {
 	Scope             steward.Scope
 	RecommendationKey string
 	ResourceID        string
+	// AssessmentIDs keeps the assignments of these assessments (a page of
+	// findings at once, instead of one query per finding).
+	AssessmentIDs []int64
 	// IntegrationID keeps assignments whose ticket belongs to the
 	// integration.
 	IntegrationID int64
@@ -382,6 +385,12 @@ func (db *DB) findAssignments(ctx context.Context, f AssignmentFilter) ([]*stewa
 	if f.ResourceID != "" {
 		where = append(where, "res.norm_id = ?")
 		args = append(args, steward.NormalizeResourceID(f.ResourceID))
+	}
+	if len(f.AssessmentIDs) > 0 {
+		where = append(where, "g.assessment_id IN ("+placeholders(len(f.AssessmentIDs))+")")
+		for _, id := range f.AssessmentIDs {
+			args = append(args, id)
+		}
 	}
 	if f.IntegrationID != 0 {
 		where = append(where, "t.integration_id = ?")

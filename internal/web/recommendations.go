@@ -159,11 +159,11 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 		v.Retried = true
 	}
 	v.Unhealthy = resourceSection{ID: "unhealthy", Title: "Unhealthy resources", Count: detail.Unhealthy}
-	for _, a := range detail.Affected.Items {
-		row, err := unhealthyRow(ctx, c, key, a, highlight)
-		if err != nil {
-			return err
-		}
+	rows, err := unhealthyRows(ctx, c, detail.Affected.Items, highlight)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
 		switch {
 		case row.Assignment == nil:
 			v.Assignable++
@@ -207,30 +207,86 @@ func (h *Handler) recommendation(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, r, http.StatusOK, "recommendation.html", detail.DisplayName, v)
 }
 
-// unhealthyRow is an unhealthy resource with its active assignment (and
-// ticket), or with its last ended one when it has none.
-func unhealthyRow(ctx context.Context, c *apiclient.Client, key string, a steward.Assessment, highlight map[int64]bool) (resourceRow, error) {
-	row := resourceRow{Assessment: a}
-	if a.AssignmentID == 0 {
-		last, err := lastAssignment(ctx, c, key, a.ResourceID)
-		if err != nil {
-			return row, err
+// unhealthyRows are unhealthy resources, each with its active assignment
+// (and ticket), or with its last ended one when it has none. The
+// assignments of the whole page come in two calls (active, ended), not one
+// per row.
+func unhealthyRows(ctx context.Context, c *apiclient.Client, assessments []steward.Assessment, highlight map[int64]bool) ([]resourceRow, error) {
+	var withActive, without []string
+	for _, a := range assessments {
+		if a.AssignmentID != 0 {
+			withActive = append(withActive, strconv.FormatInt(a.ID, 10))
+		} else {
+			without = append(without, strconv.FormatInt(a.ID, 10))
 		}
-		row.Last = last
-		row.Highlight = last != nil && highlight[last.ID]
-		return row, nil
 	}
-	ad, err := c.GetAssignment(ctx, a.AssignmentID)
+	active, err := assignmentsOf(ctx, c, withActive, "active")
 	if err != nil {
-		return row, err
+		return nil, err
 	}
-	as := ad.Assignment
-	row.Assignment = &as
-	row.Highlight = highlight[as.ID]
-	if as.Ticket != nil && (as.Ticket.Status == steward.TicketPending || as.Ticket.Status == steward.TicketRetrying) {
-		row.Live = liveEvery
+	ended, err := assignmentsOf(ctx, c, without, "completed,removed")
+	if err != nil {
+		return nil, err
 	}
-	return row, nil
+	rows := make([]resourceRow, 0, len(assessments))
+	for _, a := range assessments {
+		row := resourceRow{Assessment: a}
+		if a.AssignmentID == 0 {
+			row.Last = latestEnded(ended[a.ID])
+			row.Highlight = row.Last != nil && highlight[row.Last.ID]
+			rows = append(rows, row)
+			continue
+		}
+		for i := range active[a.ID] {
+			if g := &active[a.ID][i]; g.ID == a.AssignmentID {
+				row.Assignment = g
+			}
+		}
+		if row.Assignment != nil {
+			row.Highlight = highlight[row.Assignment.ID]
+			if t := row.Assignment.Ticket; t != nil && (t.Status == steward.TicketPending || t.Status == steward.TicketRetrying) {
+				row.Live = liveEvery
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// assignmentsOf lists the assignments in states of the given assessments,
+// by assessment.
+func assignmentsOf(ctx context.Context, c *apiclient.Client, assessmentIDs []string, states string) (map[int64][]steward.Assignment, error) {
+	out := map[int64][]steward.Assignment{}
+	if len(assessmentIDs) == 0 {
+		return out, nil
+	}
+	q := url.Values{"assessment": {strings.Join(assessmentIDs, ",")}, "state": {states}, "limit": {"500"}}
+	for range 20 { // a page of resources rarely has more than a page of past assignments
+		page, err := c.ListAssignments(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range page.Items {
+			out[g.AssessmentID] = append(out[g.AssessmentID], g)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	return out, nil
+}
+
+// latestEnded is the most recently ended of a resource's past assignments.
+func latestEnded(past []steward.Assignment) *steward.Assignment {
+	var last *steward.Assignment
+	for i := range past {
+		a := &past[i]
+		if last == nil || a.EndedAt != nil && (last.EndedAt == nil || a.EndedAt.After(*last.EndedAt)) {
+			last = a
+		}
+	}
+	return last
 }
 
 // rowSource is the URL a live row refreshes from: that row alone, drawn
@@ -264,10 +320,11 @@ func (h *Handler) recommendationRow(w http.ResponseWriter, r *http.Request) erro
 	}
 	q := r.URL.Query()
 	highlight := map[int64]bool{}
-	row, err := unhealthyRow(r.Context(), h.apiFor(w, r), key, *a, highlight)
+	rows, err := unhealthyRows(r.Context(), h.apiFor(w, r), []steward.Assessment{*a}, highlight)
 	if err != nil {
 		return err
 	}
+	row := rows[0]
 	row.Highlight = q.Get("highlight") != ""
 	row.URL = "/recommendations/" + url.PathEscape(key)
 	row.Can = identity(r).Role.Allows(steward.RoleContributor)
@@ -278,30 +335,6 @@ func (h *Handler) recommendationRow(w http.ResponseWriter, r *http.Request) erro
 		name = a.ResourceID
 	}
 	return h.render(w, r, http.StatusOK, "recommendation.html", name, recommendationView{RowOnly: &row})
-}
-
-// lastAssignment is the most recently ended assignment of a resource on a
-// recommendation, nil if it never had one.
-func lastAssignment(ctx context.Context, c *apiclient.Client, key, resourceID string) (*steward.Assignment, error) {
-	var last *steward.Assignment
-	q := url.Values{"recommendation": {key}, "resource": {resourceID}, "state": {"completed,removed"}}
-	for range 10 { // a resource rarely has more than a page of past assignments
-		page, err := c.ListAssignments(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for i := range page.Items {
-			a := &page.Items[i]
-			if last == nil || a.EndedAt != nil && (last.EndedAt == nil || a.EndedAt.After(*last.EndedAt)) {
-				last = a
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		q.Set("cursor", page.NextCursor)
-	}
-	return last, nil
 }
 
 // sectionLinks returns a section's next-page and first-page URLs, keeping
