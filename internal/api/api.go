@@ -82,30 +82,17 @@ type API struct {
 	refusalLog *logthrottle.Limiter
 }
 
-// access says who may call a route: a role (every role above it may too),
-// or public. It is a positional field of route, so a route that does not
-// say who may call it does not compile; New refuses a zero access.
-type access struct {
-	role   steward.Role
-	public bool
-}
+// access is who may call a route (auth.Access): a positional field of
+// route, so a route that does not say does not compile.
+type access = auth.Access
 
 var (
-	// public routes need no token: /, health, the OpenAPI document, and the
-	// webhook, which is authenticated by its HMAC signature instead.
-	public        = access{public: true}
-	reader        = access{role: steward.RoleReader}
-	contributor   = access{role: steward.RoleContributor}
-	securityAdmin = access{role: steward.RoleSecurityAdmin}
-	owner         = access{role: steward.RoleOwner}
+	public        = auth.Public
+	reader        = auth.Reader
+	contributor   = auth.Contributor
+	securityAdmin = auth.SecurityAdmin
+	owner         = auth.Owner
 )
-
-func (ac access) String() string {
-	if ac.public {
-		return "public"
-	}
-	return string(ac.role)
-}
 
 // route is one endpoint; the table drives the mux, authorization, and the
 // OpenAPI and route × role tests.
@@ -189,7 +176,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	a.mux = http.NewServeMux()
 	allowed := map[string][]string{}
 	for _, rt := range a.routes {
-		if !rt.Access.public && !rt.Access.role.Valid() {
+		if !rt.Access.Valid() {
 			panic("api: route " + rt.Method + " " + rt.Pattern + " does not say which role may call it")
 		}
 		a.mux.Handle(rt.Method+" "+rt.Pattern, a.wrap(rt.Pattern, a.authorize(rt.Access, rt.Handler)))
@@ -221,7 +208,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 // the others for a valid token whose role allows ac. The identity travels
 // in the request's context (auth.FromContext); actor(r) names it.
 func (a *API) authorize(ac access, h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
-	if ac.public {
+	if ac.IsPublic() {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
@@ -229,8 +216,8 @@ func (a *API) authorize(ac access, h func(w http.ResponseWriter, r *http.Request
 		// identity already in the context; a context value cannot come from
 		// the network, so nothing a client sends can set it.
 		if id, ok := auth.FromContext(r.Context()); ok {
-			if !id.Role.Allows(ac.role) {
-				return steward.Errorf(steward.CodeForbidden, "this needs the %s role; %q has the %s role", ac.role, id.Name, id.Role)
+			if !ac.Allows(id) {
+				return steward.Errorf(steward.CodeForbidden, "this needs the %s role; %q has the %s role", ac.Role(), id.Name, id.Role)
 			}
 			return h(w, r)
 		}
@@ -247,8 +234,8 @@ func (a *API) authorize(ac access, h func(w http.ResponseWriter, r *http.Request
 			}
 			return err
 		}
-		if !id.Role.Allows(ac.role) {
-			return steward.Errorf(steward.CodeForbidden, "this needs the %s role; token %q has the %s role", ac.role, id.Name, id.Role)
+		if !ac.Allows(id) {
+			return steward.Errorf(steward.CodeForbidden, "this needs the %s role; token %q has the %s role", ac.Role(), id.Name, id.Role)
 		}
 		return h(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	}

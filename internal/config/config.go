@@ -340,22 +340,32 @@ func SQLitePath(url string) string {
 	return p
 }
 
-// OIDC is the OpenID Connect sign-in setup, resolved by LoadOIDC. Its
-// fields match web.OIDCConfig one for one, so the server converts it.
+// OIDC is the OpenID Connect sign-in setup, resolved by LoadOIDC; the web
+// UI signs in with it.
 type OIDC struct {
+	// Issuer is the provider's issuer URL; discovery reads
+	// Issuer/.well-known/openid-configuration.
 	Issuer       string
 	ClientID     string
 	ClientSecret secret.String
-	// DisplayName is the provider's name on the sign-in button.
+	// DisplayName names the provider on the sign-in button.
 	DisplayName string
-	// RedirectURL is where the provider sends the browser back:
+	// RedirectURL is Steward's callback as the browser reaches it:
 	// PublicURL + /signin/oidc/callback.
 	RedirectURL string
-	RoleClaim   string
-	// Roles maps role claim values to roles; "*" is everyone's.
-	Roles      map[string]steward.Role
+	// RoleClaim is the ID token claim (a string or a list of strings; a
+	// dotted path such as realm_access.roles reaches into objects) whose
+	// values Roles maps to roles.
+	RoleClaim string
+	// Roles maps role claim values to roles; the key "*" is everyone's.
+	// The highest role among a user's values wins; a user with none is
+	// refused.
+	Roles map[string]steward.Role
+	// ScopeClaim, when set, names the claim whose value limits the session
+	// to a scope; a user without it is refused.
 	ScopeClaim string
-	Scopes     []string
+	// Scopes are the OAuth scopes asked for; openid among them.
+	Scopes []string
 }
 
 // OIDCEnabled reports whether OpenID Connect sign-in is configured.

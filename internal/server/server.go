@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 		return nil, err
 	}
 	ui, err := web.New(web.Config{SecureCookies: cfg.TLSCertFile != "" || strings.HasPrefix(cfg.PublicURL, "https://"),
-		OIDC: (*web.OIDCConfig)(oidcCfg)},
+		OIDC: oidcCfg},
 		web.Deps{API: apiHandler, Auth: s.Auth, Logger: logger.With("component", "web")})
 	if err != nil {
 		return nil, fmt.Errorf("web UI: %w", err)

@@ -13,7 +13,8 @@ import (
 // FindOverview counts for the overview, limited to scope ("" or "/" for
 // everything). Unscoped, the unhealthy counts come from the per-
 // recommendation summaries (a few rows per recommendation, however many
-// findings; a row with cloud '' is a recommendation's total); a scope counts the findings of the resources inside it.
+// findings; a row with an empty cloud is a recommendation's total); a
+// scope counts the findings of the resources inside it.
 func (db *DB) FindOverview(ctx context.Context, scope steward.Scope, now time.Time, dueSoon time.Duration) (*steward.Overview, error) {
 	cond, cargs, err := scopeRange("res.norm_id", scope)
 	if err != nil {

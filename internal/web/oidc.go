@@ -26,36 +26,8 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/auth"
-	"github.com/stewardhq/steward/internal/secret"
+	"github.com/stewardhq/steward/internal/config"
 )
-
-// OIDCConfig configures sign-in through an OpenID Connect provider. Its
-// fields match config.OIDC one for one.
-type OIDCConfig struct {
-	// Issuer is the provider's issuer URL; discovery reads
-	// Issuer/.well-known/openid-configuration.
-	Issuer       string
-	ClientID     string
-	ClientSecret secret.String
-	// DisplayName names the provider on the sign-in button.
-	DisplayName string
-	// RedirectURL is Steward's callback as the browser reaches it:
-	// <public URL>/signin/oidc/callback.
-	RedirectURL string
-	// RoleClaim is the ID token claim (a string or a list of strings; a
-	// dotted path such as realm_access.roles reaches into objects) whose
-	// values Roles maps to roles.
-	RoleClaim string
-	// Roles maps role claim values to roles; the key "*" is everyone's.
-	// The highest role among a user's values wins; a user with none is
-	// refused.
-	Roles map[string]steward.Role
-	// ScopeClaim, when set, names the claim whose value limits the session
-	// to a scope; a user without it is refused.
-	ScopeClaim string
-	// Scopes are the OAuth scopes asked for; openid among them.
-	Scopes []string
-}
 
 // oidcAttemptTTL bounds the time between the click on the sign-in button
 // and the provider sending the browser back.
@@ -69,7 +41,7 @@ const (
 )
 
 type oidcProvider struct {
-	cfg         OIDCConfig
+	cfg         config.OIDC
 	displayName string
 	// client talks to the provider: discovery, keys, code exchange.
 	client *http.Client
@@ -79,7 +51,7 @@ type oidcProvider struct {
 	verifier *oidc.IDTokenVerifier
 }
 
-func newOIDCProvider(cfg OIDCConfig) (*oidcProvider, error) {
+func newOIDCProvider(cfg config.OIDC) (*oidcProvider, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("OpenID Connect: no issuer")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/config"
 )
 
 //go:embed templates/*.html
@@ -30,7 +31,7 @@ type Config struct {
 	// served over TLS (directly or behind a TLS-terminating proxy).
 	SecureCookies bool
 	// OIDC, when set, offers sign-in through an OpenID Connect provider.
-	OIDC *OIDCConfig
+	OIDC *config.OIDC
 }
 
 // Deps are what the UI calls.
@@ -59,28 +60,17 @@ type Handler struct {
 	crossOrigin *http.CrossOriginProtection
 }
 
-// access says who may open a page: signed-in users with at least a role,
-// or anyone. A positional field of page, so a page that does not say who
-// may open it does not compile; New refuses a zero access.
-type access struct {
-	role   steward.Role
-	public bool
-}
+// access is who may open a page (auth.Access): a positional field of
+// page, so a page that does not say does not compile.
+type access = auth.Access
 
 var (
-	public        = access{public: true}
-	reader        = access{role: steward.RoleReader}
-	contributor   = access{role: steward.RoleContributor}
-	securityAdmin = access{role: steward.RoleSecurityAdmin}
-	owner         = access{role: steward.RoleOwner}
+	public        = auth.Public
+	reader        = auth.Reader
+	contributor   = auth.Contributor
+	securityAdmin = auth.SecurityAdmin
+	owner         = auth.Owner
 )
-
-func (ac access) String() string {
-	if ac.public {
-		return "public"
-	}
-	return string(ac.role)
-}
 
 // page is one UI route.
 type page struct {
@@ -115,7 +105,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	staticHandler := http.StripPrefix("/static/", http.FileServerFS(static))
 	for _, p := range h.pages {
-		if !p.Access.public && !p.Access.role.Valid() {
+		if !p.Access.Valid() {
 			panic("web: page " + p.Method + " " + p.Pattern + " does not say which role may open it")
 		}
 		h.mux.Handle(p.Method+" "+p.Pattern, h.wrap(p.Access, p.Handler))
@@ -187,14 +177,14 @@ func (h *Handler) wrap(ac access, fn func(w http.ResponseWriter, r *http.Request
 				h.renderError(w, r, steward.Errorf(steward.CodeInternal, "internal error"))
 			}
 		}()
-		if !ac.public {
+		if !ac.IsPublic() {
 			id, sessionID, err := h.sessionIdentity(r)
 			if err != nil {
 				h.signInRedirect(w, r, err)
 				return
 			}
-			if !id.Role.Allows(ac.role) {
-				h.renderError(w, r, steward.Errorf(steward.CodeForbidden, "this page needs the %s role; you (%s) have the %s role", ac.role, id.Name, id.Role))
+			if !ac.Allows(id) {
+				h.renderError(w, r, steward.Errorf(steward.CodeForbidden, "this page needs the %s role; you (%s) have the %s role", ac.Role(), id.Name, id.Role))
 				return
 			}
 			r = r.WithContext(withSession(auth.WithIdentity(r.Context(), id), sessionID))
