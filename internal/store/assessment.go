@@ -47,7 +47,8 @@ func scanAssessment(sc interface{ Scan(...any) error }) (*steward.Assessment, er
 	return a, nil
 }
 
-// FindAssessments lists assessments by ID, one page at a time, with resource
+// FindAssessments lists assessments by ID (one recommendation's by
+// resource), one page at a time, with resource
 // name/type, severity, cloud and active assignment filled in. Errors:
 // CodeInvalid for a bad cursor, limit, scope, severity or status.
 func (db *DB) FindAssessments(ctx context.Context, f AssessmentFilter) ([]*steward.Assessment, string, error) {
@@ -63,7 +64,19 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 	if err != nil {
 		return nil, "", err
 	}
-	after, hasAfter, err := decodeCursor[int64](cursorAssessment, f.Cursor)
+	// One recommendation's assessments are listed in resource order, which
+	// is the order of its assessment_identity index entries: a page is a
+	// range read of that index, filtered by status as it goes. In ID order
+	// SQLite read and sorted all of the recommendation's assessments for
+	// each page (10,000 for a check on 10,000 resources: ~40 ms). An index
+	// on (recommendation_id, status) would do it too, but cost imports a
+	// quarter more time.
+	byResource := f.RecommendationKey != "" && f.ResourceID == ""
+	kind := cursorAssessment
+	if byResource {
+		kind = cursorAssessmentInRecommendation
+	}
+	after, hasAfter, err := decodeCursor[int64](kind, f.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -111,7 +124,17 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 		where = append(where, "res.cloud = ?")
 		args = append(args, string(f.Cloud))
 	}
-	if hasAfter {
+	order := " ORDER BY a.id LIMIT ?"
+	switch {
+	case byResource:
+		// A resource has one assessment per recommendation, so resource_id
+		// orders the page on its own.
+		if hasAfter {
+			where = append(where, "a.resource_id > (SELECT resource_id FROM assessment WHERE id = ?)")
+			args = append(args, after)
+		}
+		order = " ORDER BY a.resource_id LIMIT ?"
+	case hasAfter:
 		where = append(where, "a.id > ?")
 		args = append(args, after)
 	}
@@ -119,7 +142,7 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY a.id LIMIT ?"
+	q += order
 	args = append(args, limit+1)
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
@@ -139,7 +162,7 @@ func (db *DB) findAssessments(ctx context.Context, f AssessmentFilter) ([]*stewa
 	}
 	if len(out) > limit {
 		out = out[:limit]
-		return out, encodeCursor(cursorAssessment, out[limit-1].ID), nil
+		return out, encodeCursor(kind, out[limit-1].ID), nil
 	}
 	return out, "", nil
 }

@@ -48,11 +48,14 @@ func decodeCursor[K any](kind, s string) (key K, ok bool, err error) {
 const (
 	cursorRecommendation = "rec"
 	cursorAssessment     = "asm"
-	cursorResource       = "res"
-	cursorAssignment     = "asg"
-	cursorImport         = "imp"
-	cursorTicket         = "tkt"
-	cursorAudit          = "aud"
+	// cursorAssessmentInRecommendation pages one recommendation's
+	// assessments in resource order (the key is still an assessment ID).
+	cursorAssessmentInRecommendation = "asr"
+	cursorResource                   = "res"
+	cursorAssignment                 = "asg"
+	cursorImport                     = "imp"
+	cursorTicket                     = "tkt"
+	cursorAudit                      = "aud"
 )
 
 type recommendationKey struct {

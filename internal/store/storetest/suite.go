@@ -429,6 +429,31 @@ func testPagination(t *testing.T) {
 		}
 		require.Equal(t, want, gotIDs)
 
+		// One recommendation's assessments of a status, paged (in resource
+		// order): each exactly once; a cursor of the unfiltered listing is
+		// refused here.
+		var wantRec []int64
+		for _, a := range all {
+			if a.RecommendationKey == "rec-03" && a.Status == steward.StatusHealthy {
+				wantRec = append(wantRec, a.ID)
+			}
+		}
+		require.NotEmpty(t, wantRec)
+		gotRec := walk(t, 2, func(c string) ([]*steward.Assessment, string, error) {
+			return db.FindAssessments(t.Context(), store.AssessmentFilter{RecommendationKey: "rec-03",
+				Statuses: []steward.AssessmentStatus{steward.StatusHealthy}, Cursor: c, Limit: 2})
+		})
+		var gotRecIDs []int64
+		for _, a := range gotRec {
+			require.Equal(t, "rec-03", a.RecommendationKey)
+			gotRecIDs = append(gotRecIDs, a.ID)
+		}
+		require.ElementsMatch(t, wantRec, gotRecIDs)
+		_, idCursor, err := db.FindAssessments(t.Context(), store.AssessmentFilter{Limit: 1})
+		require.NoError(t, err)
+		_, _, err = db.FindAssessments(t.Context(), store.AssessmentFilter{RecommendationKey: "rec-03", Cursor: idCursor})
+		RequireCode(t, err, steward.CodeInvalid)
+
 		// Resources.
 		rs := walk(t, 3, func(c string) ([]*steward.Resource, string, error) {
 			return db.FindResources(t.Context(), store.ResourceFilter{Cloud: steward.CloudAzure, Cursor: c, Limit: 3})
