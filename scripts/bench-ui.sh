@@ -3,8 +3,9 @@
 # 1,000,000: 100 recommendations × 10,000 resources), the latency of the
 # main pages as a signed-in browser asks for them, one request after
 # another over loopback: the overview, the recommendations list (plain,
-# filtered by severity, filtered by scope) and a recommendation's page
-# (its first page of unhealthy, healthy and not applicable resources).
+# filtered by severity, filtered by scope) and two recommendations' pages
+# (each: its first page of unhealthy, healthy and not applicable resources
+# with their assignments).
 #
 #   scripts/bench-ui.sh [N] [REQUESTS]     (default 1000000 and 500)
 set -euo pipefail
@@ -37,7 +38,7 @@ cookie="$(curl -fsS -o /dev/null -D - --data-urlencode "token=$STEWARD_TOKEN" "$
 [ -n "$cookie" ] || { echo "sign-in failed" >&2; exit 1; }
 
 for page in / /recommendations "/recommendations?severity=High" "/recommendations?scope=/subscriptions/sub-03" \
-  /recommendations/rec-002 "/recommendations/rec-002?status=Healthy"; do
+  /recommendations/rec-002 /recommendations/rec-097; do
   printf '%-48s ' "$page"
   "$work/benchtool" get -url "$base$page" -cookie "$cookie" -n "$requests"
 done
