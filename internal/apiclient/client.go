@@ -167,6 +167,12 @@ func (c *Client) ListAssessments(ctx context.Context, q url.Values) (*Page[stewa
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/assessments", q, nil, &out)
 }
 
+// GetAssessment returns one assessment.
+func (c *Client) GetAssessment(ctx context.Context, id int64) (*steward.Assessment, error) {
+	var out steward.Assessment
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/assessments/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
 // ListResources lists resources.
 func (c *Client) ListResources(ctx context.Context, q url.Values) (*Page[steward.Resource], error) {
 	var out Page[steward.Resource]

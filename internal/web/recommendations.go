@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -311,7 +310,7 @@ func (h *Handler) recommendationRow(w http.ResponseWriter, r *http.Request) erro
 	if err != nil || id < 1 {
 		return steward.Errorf(steward.CodeNotFound, "there is no assessment %q", r.PathValue("assessment"))
 	}
-	a, err := h.getAssessment(w, r, id)
+	a, err := h.apiFor(w, r).GetAssessment(r.Context(), id)
 	if err != nil {
 		return err
 	}
@@ -452,7 +451,7 @@ func (h *Handler) assignPage(w http.ResponseWriter, r *http.Request, ids []strin
 			continue
 		}
 		seen[id] = true
-		a, err := h.getAssessment(w, r, id)
+		a, err := h.apiFor(w, r).GetAssessment(r.Context(), id)
 		if err != nil {
 			return nil, err
 		}
@@ -621,40 +620,6 @@ func (h *Handler) retryTicket(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, "/recommendations/"+url.PathEscape(key)+"?retried="+strconv.FormatInt(id, 10), http.StatusSeeOther)
 	return nil
-}
-
-// getAssessment reads GET /api/v1/assessments/{id} in process as the
-// signed-in user (the API client has no call for it).
-func (h *Handler) getAssessment(w http.ResponseWriter, r *http.Request, id int64) (*steward.Assessment, error) {
-	hc := &http.Client{Transport: &inProcess{api: h.api, id: identity(r), outer: w, remoteAddr: r.RemoteAddr}}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, inProcessBase+"/api/v1/assessments/"+strconv.FormatInt(id, 10), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var body struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error.Message == "" {
-			return nil, &apiclient.Error{Status: resp.StatusCode}
-		}
-		return nil, &apiclient.Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
-	}
-	var a steward.Assessment
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		return nil, fmt.Errorf("decode assessment %d: %w", id, err)
-	}
-	return &a, nil
 }
 
 // fieldAt places an API message at the form field it is about: the field
