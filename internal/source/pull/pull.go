@@ -28,13 +28,44 @@
 // Errors meant for users (bad settings, refused credentials, throttling that
 // outlasted the retries) are *steward.Error values whose message names the
 // unit and the API page or request, never a secret.
+//
+// # Providers
+//
+// Each provider is a package under internal/source (defender, securityhub,
+// scc) with the same shape, which the source runner's registry calls by
+// kind:
+//
+//	type Settings struct{ ... }   // JSON, stored as is and shown by the API
+//	func (s *Settings) Validate() error
+//	type Secrets struct{ ... }    // secret.String fields: sealed, never shown
+//	func (s Secrets) Validate(settings Settings) error
+//	func New(settings Settings, secrets Secrets, env pull.Env) (pull.Puller, error)
+//
+// Settings may carry an endpoint override for a local test server (the
+// emulators and tests): it is accepted only together with Local: true and a
+// loopback address, like an integration's local instance, so credentials
+// are never sent to a host a user picked.
 package pull
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/stewardhq/steward"
 )
+
+// Env is what the runner gives a provider's New.
+type Env struct {
+	// HTTPClient sends the provider's requests through Steward's outbound
+	// policy (internal/netpolicy); providers hand it to their SDK as its
+	// transport.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Now is the clock (tests set it).
+	Now func() time.Time
+}
 
 // Unit is one part of a source's reach that a pull reads as a whole.
 type Unit struct {
