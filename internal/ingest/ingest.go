@@ -179,6 +179,46 @@ func (in *Ingester) applyBatch(ctx context.Context, obs []steward.Observation) (
 	return res, nil
 }
 
+// ApplySourceChunk applies one chunk a live source read, the way
+// ApplyBatch does (validation, governance rules, assignment follow-ups,
+// summaries) in one transaction, marking the assessments it touches as
+// reported by mark's source and pull (store.ApplyObservationsFrom). also
+// (may be nil) runs last in the same transaction with the chunk's result:
+// the source runner records its run's counts there, so counts and data
+// commit together. Observations without ObservedAt are stamped with at.
+func (in *Ingester) ApplySourceChunk(ctx context.Context, obs []steward.Observation, at time.Time, mark *store.SourceMark,
+	also func(tx *store.Tx, res store.ApplyResult) error) (store.ApplyResult, error) {
+	start := time.Now()
+	var res store.ApplyResult
+	err := in.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		var targets []store.RuleTarget
+		res, targets, err = tx.ApplyObservationsFrom(ctx, obs, at, mark)
+		if err != nil {
+			return err
+		}
+		if err := in.applyRules(ctx, tx, &res, targets); err != nil {
+			return err
+		}
+		if err := in.assign.AfterImport(ctx, tx, res); err != nil {
+			return err
+		}
+		if err := in.queueRecompute(ctx, tx, res.ChangedRecommendations); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, res)
+		}
+		return nil
+	})
+	in.metrics.observe(sourcePull, res, err, time.Since(start))
+	if err != nil {
+		return store.ApplyResult{}, fmt.Errorf("apply %d observations: %w", len(obs), err)
+	}
+	in.recomputeInline(ctx, res.ChangedRecommendations)
+	return res, nil
+}
+
 // queueRecompute queues the summaries job in tx. Nothing to queue without
 // keys; without a queue, recomputeInline runs after the commit instead.
 func (in *Ingester) queueRecompute(ctx context.Context, tx *store.Tx, keys []string) error {

@@ -13,6 +13,8 @@ import (
 const (
 	sourceAPI    = "api"
 	sourceImport = "import"
+	// sourcePull is a chunk a live source read (internal/collector).
+	sourcePull = "pull"
 )
 
 type metrics struct {
@@ -40,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"created", "changed", "unchanged"} {
 		m.observations.WithLabelValues(r)
 	}
-	for _, s := range []string{sourceAPI, sourceImport} {
+	for _, s := range []string{sourceAPI, sourceImport, sourcePull} {
 		for _, o := range []string{"ok", "invalid", "error"} {
 			m.batches.WithLabelValues(s, o)
 		}

@@ -266,3 +266,36 @@ func (RuleRunArgs) Kind() string { return "rule_run" }
 func (RuleRunArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueIngest, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
+
+// QueueSource holds pulls of live sources: they wait on cloud APIs most of
+// the time and write in chunks, so a few run side by side.
+const QueueSource = "source"
+
+// SourcePullArgs asks for one run of a live source: read everything it
+// reaches, apply it in chunks, mark what is gone. One per source at a time:
+// unique by source while waiting, running or retrying.
+type SourcePullArgs struct {
+	SourceID int64 `json:"source_id" river:"unique"`
+	RunID    int64 `json:"run_id"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (SourcePullArgs) Kind() string { return "source_pull" }
+
+// InsertOpts: a few attempts (a retried pull starts over; applying is
+// idempotent), one per source at a time.
+func (SourcePullArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSource, MaxAttempts: 3, UniqueOpts: syncUnique}
+}
+
+// SourceScheduleArgs is the periodic job that queues the runs of sources
+// whose schedule is due.
+type SourceScheduleArgs struct{}
+
+// Kind is stored with every queued job. Never rename it.
+func (SourceScheduleArgs) Kind() string { return "source_schedule" }
+
+// InsertOpts: one at a time; a missed tick is harmless.
+func (SourceScheduleArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSource, MaxAttempts: 1, UniqueOpts: syncUnique}
+}
