@@ -1,0 +1,629 @@
+// Package asff maps AWS Security Finding Format (ASFF) findings, the format
+// of AWS Security Hub, onto Steward observations, and parses ASFF files:
+// a {"Findings": [...]} document (what `aws securityhub get-findings` and
+// Security Hub exports write; a "NextToken" next to it is ignored), a bare
+// JSON array of findings, or JSON Lines with one finding per line (Prowler
+// 2.x `-M json-asff`). Input is streamed one finding at a time.
+//
+// The same mapping serves the live puller (internal/source/securityhub),
+// which converts the SDK's findings into Finding.
+//
+// Mapping (docs/sources.md has the full table):
+//
+//   - one observation per finding, for Resources[0], the resource the
+//     finding is about. Security Hub's controls write one finding per
+//     resource; products that list more resources (GuardDuty: an instance
+//     and an access key) list related ones after it, which are not assessed.
+//   - recommendation key: "<source>:<check>", where check is the finding's
+//     vulnerability ID (Vulnerabilities[0].Id, or Trivy's "CVE ID"), else
+//     Compliance.SecurityControlId (consolidated control findings), else
+//     ProductFields.ControlId (per-standard AWS Foundational Security Best
+//     Practices findings: the same IDs, so both spellings of a control meet),
+//     else GeneratorId. None of these carries the account, region or
+//     resource, so a check is one recommendation across resources.
+//   - source: "securityhub" for Security Hub's own findings, otherwise the
+//     product's name in lower case with spaces as "-" ("trivy", "prowler",
+//     "guardduty", "inspector").
+//   - resource ID: /aws/accounts/<AwsAccountId>/regions/<region>/<Resources[0].Id>,
+//     built by ocsf.ResourceID so a resource seen by Prowler OCSF and by
+//     Security Hub is one resource.
+package asff
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/source/internal/jsonstream"
+	"github.com/stewardhq/steward/internal/source/ocsf"
+)
+
+// Finding is the subset of an ASFF finding that Steward reads. Field names
+// are ASFF's.
+type Finding struct {
+	ID              string   `json:"Id"`
+	ProductArn      string   `json:"ProductArn"`
+	ProductName     string   `json:"ProductName"`
+	CompanyName     string   `json:"CompanyName"`
+	Region          string   `json:"Region"`
+	GeneratorID     string   `json:"GeneratorId"`
+	AwsAccountID    string   `json:"AwsAccountId"`
+	Types           []string `json:"Types"`
+	FirstObservedAt string   `json:"FirstObservedAt"`
+	LastObservedAt  string   `json:"LastObservedAt"`
+	CreatedAt       string   `json:"CreatedAt"`
+	UpdatedAt       string   `json:"UpdatedAt"`
+	Severity        *struct {
+		Label      string `json:"Label"`
+		Normalized *int   `json:"Normalized"`
+	} `json:"Severity"`
+	FindingProviderFields *struct {
+		Severity *struct {
+			Label string `json:"Label"`
+		} `json:"Severity"`
+	} `json:"FindingProviderFields"`
+	Title       string `json:"Title"`
+	Description string `json:"Description"`
+	Remediation *struct {
+		Recommendation *struct {
+			Text string `json:"Text"`
+			URL  string `json:"Url"`
+		} `json:"Recommendation"`
+	} `json:"Remediation"`
+	ProductFields map[string]string `json:"ProductFields"`
+	Resources     []Resource        `json:"Resources"`
+	Compliance    *struct {
+		Status            string `json:"Status"`
+		SecurityControlID string `json:"SecurityControlId"`
+		StatusReasons     []struct {
+			ReasonCode  string `json:"ReasonCode"`
+			Description string `json:"Description"`
+		} `json:"StatusReasons"`
+	} `json:"Compliance"`
+	Workflow *struct {
+		Status string `json:"Status"`
+	} `json:"Workflow"`
+	RecordState     string `json:"RecordState"`
+	Vulnerabilities []struct {
+		ID string `json:"Id"`
+	} `json:"Vulnerabilities"`
+}
+
+// Resource is one entry of a finding's Resources.
+type Resource struct {
+	Type      string            `json:"Type"`
+	ID        string            `json:"Id"`
+	Partition string            `json:"Partition"`
+	Region    string            `json:"Region"`
+	Tags      map[string]string `json:"Tags"`
+	Details   *struct {
+		Other map[string]string `json:"Other"`
+	} `json:"Details"`
+}
+
+// Observation maps the finding. Errors are CodeInvalid and name the ASFF
+// field at fault.
+func (f *Finding) Observation() (steward.Observation, error) {
+	var o steward.Observation
+	account := strings.TrimSpace(f.AwsAccountID)
+	if account == "" {
+		return o, steward.Errorf(steward.CodeInvalid, "AwsAccountId is missing")
+	}
+	if len(f.Resources) == 0 {
+		return o, steward.Errorf(steward.CodeInvalid, "Resources is empty (want at least one resource)")
+	}
+	res := &f.Resources[0]
+	if strings.TrimSpace(res.ID) == "" {
+		return o, steward.Errorf(steward.CodeInvalid, "Resources[0].Id is missing")
+	}
+	sev, err := f.severity()
+	if err != nil {
+		return o, err
+	}
+	status, reason, err := f.status()
+	if err != nil {
+		return o, err
+	}
+	source := f.Source()
+	check := f.Check()
+	if check == "" {
+		return o, steward.Errorf(steward.CodeInvalid, "GeneratorId is missing (the check that made the finding)")
+	}
+	region := firstNonEmpty(res.Region, f.region(), "global")
+	id, err := ocsf.ResourceID(steward.CloudAWS, "aws", account, region, &ocsf.Resource{UID: res.ID, Region: region})
+	if err != nil {
+		return o, steward.Errorf(steward.CodeInvalid, "Resources[0]: %s", steward.ErrorMessage(err))
+	}
+	o = steward.Observation{
+		Resource: steward.Resource{
+			ID: id, Name: resourceName(res.ID), Type: strings.TrimSpace(res.Type), Cloud: steward.CloudAWS,
+			Region: region, Tags: tags(res.Tags),
+		},
+		Recommendation: steward.Recommendation{
+			Key:         source + ":" + check,
+			DisplayName: firstNonEmpty(f.Title, check),
+			Description: strings.TrimSpace(f.Description),
+			Remediation: f.remediation(),
+			Severity:    sev,
+			Category:    category(f.Types),
+			Source:      source,
+		},
+		Status:       status,
+		StatusReason: reason,
+		ObservedAt:   f.observedAt(),
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// Check is the stable identity of the check behind the finding, without
+// the source prefix (see the package doc).
+func (f *Finding) Check() string {
+	for _, v := range f.Vulnerabilities {
+		if id := strings.TrimSpace(v.ID); id != "" {
+			return id
+		}
+	}
+	if len(f.Resources) > 0 && f.Resources[0].Details != nil {
+		if id := strings.TrimSpace(f.Resources[0].Details.Other["CVE ID"]); id != "" {
+			return id
+		}
+	}
+	if f.Compliance != nil {
+		if id := strings.TrimSpace(f.Compliance.SecurityControlID); id != "" {
+			return id
+		}
+	}
+	if id := strings.TrimSpace(f.ProductFields["ControlId"]); id != "" {
+		return id
+	}
+	return strings.TrimSpace(f.GeneratorID)
+}
+
+// Source is "securityhub" for Security Hub's own findings and the product's
+// name (lower case, spaces as "-") for any other product.
+func (f *Finding) Source() string {
+	if company, product := productOf(f.ProductArn); company == "aws" && product == "securityhub" {
+		return "securityhub"
+	}
+	name := firstNonEmpty(f.ProductName, f.ProductFields["aws/securityhub/ProductName"],
+		f.ProductFields["ProviderName"], f.ProductFields["Product Name"])
+	if name == "" {
+		_, name = productOf(f.ProductArn)
+	}
+	name = strings.Join(strings.Fields(strings.ToLower(name)), "-")
+	switch name {
+	case "", "security-hub", "securityhub":
+		return "securityhub"
+	}
+	return name
+}
+
+// productOf splits a product ARN such as
+// arn:aws:securityhub:us-east-1::product/aquasecurity/aquasecurity into
+// its company and product names.
+func productOf(arn string) (company, product string) {
+	_, rest, ok := strings.Cut(arn, ":product/")
+	if !ok {
+		return "", ""
+	}
+	company, product, _ = strings.Cut(rest, "/")
+	return strings.ToLower(company), strings.ToLower(product)
+}
+
+// region is the finding's region: Region, else the one in ProductArn or Id.
+func (f *Finding) region() string {
+	if r := strings.TrimSpace(f.Region); r != "" {
+		return r
+	}
+	for _, arn := range []string{f.ProductArn, f.ID} {
+		if parts := strings.SplitN(arn, ":", 5); len(parts) == 5 && parts[0] == "arn" && parts[3] != "" {
+			return parts[3]
+		}
+	}
+	return ""
+}
+
+// severityLabels maps ASFF's Severity.Label.
+var severityLabels = map[string]steward.Severity{
+	"INFORMATIONAL": steward.SeverityLow, "LOW": steward.SeverityLow, "MEDIUM": steward.SeverityMedium,
+	"HIGH": steward.SeverityHigh, "CRITICAL": steward.SeverityCritical,
+}
+
+func (f *Finding) severity() (steward.Severity, error) {
+	label := ""
+	if f.Severity != nil {
+		label = f.Severity.Label
+	}
+	if label == "" && f.FindingProviderFields != nil && f.FindingProviderFields.Severity != nil {
+		label = f.FindingProviderFields.Severity.Label
+	}
+	if label != "" {
+		sev, ok := severityLabels[strings.ToUpper(strings.TrimSpace(label))]
+		if !ok {
+			return "", steward.Errorf(steward.CodeInvalid, "Severity.Label %q is not one of INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL", label)
+		}
+		return sev, nil
+	}
+	if f.Severity != nil && f.Severity.Normalized != nil {
+		// ASFF's documented ranges for Normalized (0 is INFORMATIONAL).
+		switch n := *f.Severity.Normalized; {
+		case n < 0 || n > 100:
+			return "", steward.Errorf(steward.CodeInvalid, "Severity.Normalized %d is not within 0–100", n)
+		case n < 40:
+			return steward.SeverityLow, nil
+		case n < 70:
+			return steward.SeverityMedium, nil
+		case n < 90:
+			return steward.SeverityHigh, nil
+		default:
+			return steward.SeverityCritical, nil
+		}
+	}
+	return "", steward.Errorf(steward.CodeInvalid, "Severity.Label is missing")
+}
+
+// status maps the finding's state (docs/sources.md, "ASFF files"):
+//
+//   - RecordState ARCHIVED: Healthy (Security Hub archives a finding when
+//     its resource is deleted or its control disabled, or the product
+//     stopped reporting it).
+//   - Compliance.Status: PASSED Healthy, FAILED and WARNING Unhealthy
+//     (NotApplicable when the finding's workflow is SUPPRESSED: someone
+//     accepted it in Security Hub), NOT_AVAILABLE NotApplicable.
+//   - without Compliance (vulnerabilities, threats): Workflow.Status
+//     RESOLVED or SUPPRESSED Healthy, anything else Unhealthy.
+func (f *Finding) status() (steward.AssessmentStatus, string, error) {
+	workflow := ""
+	if f.Workflow != nil {
+		workflow = strings.ToUpper(strings.TrimSpace(f.Workflow.Status))
+	}
+	record := strings.ToUpper(strings.TrimSpace(f.RecordState))
+	switch record {
+	case "", "ACTIVE":
+	case "ARCHIVED":
+		return steward.StatusHealthy, "archived in Security Hub", nil
+	default:
+		return "", "", steward.Errorf(steward.CodeInvalid, "RecordState %q is not ACTIVE or ARCHIVED", f.RecordState)
+	}
+	switch workflow {
+	case "", "NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED":
+	default:
+		return "", "", steward.Errorf(steward.CodeInvalid, "Workflow.Status %q is not one of NEW, NOTIFIED, RESOLVED, SUPPRESSED", f.Workflow.Status)
+	}
+	if f.Compliance != nil && strings.TrimSpace(f.Compliance.Status) != "" {
+		reason := f.complianceReason()
+		switch strings.ToUpper(strings.TrimSpace(f.Compliance.Status)) {
+		case "PASSED":
+			return steward.StatusHealthy, reason, nil
+		case "FAILED", "WARNING":
+			if workflow == "SUPPRESSED" {
+				return steward.StatusNotApplicable, joinReason("suppressed in Security Hub", reason), nil
+			}
+			return steward.StatusUnhealthy, reason, nil
+		case "NOT_AVAILABLE":
+			return steward.StatusNotApplicable, reason, nil
+		}
+		return "", "", steward.Errorf(steward.CodeInvalid, "Compliance.Status %q is not one of PASSED, WARNING, FAILED, NOT_AVAILABLE", f.Compliance.Status)
+	}
+	switch workflow {
+	case "RESOLVED":
+		return steward.StatusHealthy, "resolved in Security Hub", nil
+	case "SUPPRESSED":
+		return steward.StatusHealthy, "suppressed in Security Hub", nil
+	}
+	return steward.StatusUnhealthy, "", nil
+}
+
+func (f *Finding) complianceReason() string {
+	var parts []string
+	for _, r := range f.Compliance.StatusReasons {
+		if s := firstNonEmpty(r.Description, r.ReasonCode); s != "" && !slices.Contains(parts, s) {
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		if s := strings.TrimSpace(f.ProductFields["aws/securityhub/annotation"]); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func joinReason(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
+}
+
+func (f *Finding) remediation() string {
+	if f.Remediation == nil || f.Remediation.Recommendation == nil {
+		return ""
+	}
+	text := strings.TrimSpace(f.Remediation.Recommendation.Text)
+	url := strings.TrimSpace(f.Remediation.Recommendation.URL)
+	switch {
+	case url == "":
+		return text
+	case text == "":
+		return url
+	}
+	return text + "\n\n" + url
+}
+
+// observedAt is LastObservedAt, else UpdatedAt, else CreatedAt (ASFF times
+// are RFC 3339); zero when none parses.
+func (f *Finding) observedAt() time.Time {
+	for _, s := range []string{f.LastObservedAt, f.UpdatedAt, f.CreatedAt} {
+		if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s)); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+func category(types []string) string {
+	var out []string
+	for _, t := range types {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func tags(in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if k = strings.TrimSpace(k); k != "" {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// resourceName is the last part of an ARN's resource (the bucket, the
+// role, the instance ID), or the ID itself when it is not an ARN.
+func resourceName(id string) string {
+	id = strings.TrimSpace(id)
+	parts := strings.SplitN(id, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return id
+	}
+	name := parts[5]
+	if i := strings.LastIndexAny(name, "/:"); i >= 0 && i < len(name)-1 {
+		name = name[i+1:]
+	}
+	return name
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Sniff reports whether the start of a file looks like ASFF: an object
+// whose first key is "Findings", or findings (an array or JSON Lines)
+// carrying at least two of ASFF's required keys SchemaVersion, ProductArn,
+// GeneratorId and AwsAccountId.
+func Sniff(prefix []byte) bool {
+	b := bytes.TrimPrefix(prefix, []byte("\xef\xbb\xbf"))
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || (b[0] != '{' && b[0] != '[') {
+		return false
+	}
+	if b[0] == '{' {
+		rest := bytes.TrimLeft(b[1:], " \t\r\n")
+		if bytes.HasPrefix(rest, []byte(`"Findings"`)) {
+			return true
+		}
+	}
+	n := 0
+	for _, k := range []string{`"SchemaVersion"`, `"ProductArn"`, `"GeneratorId"`, `"AwsAccountId"`} {
+		if bytes.Contains(b, []byte(k)) {
+			n++
+		}
+	}
+	return n >= 2
+}
+
+// Parser reads ASFF files. The zero value is ready to use and safe for
+// concurrent use.
+type Parser struct{}
+
+// Parse streams one observation per finding to yield, in input order.
+// Record numbers in errors count findings. Errors are *steward.Error with
+// CodeInvalid, except those of yield and ctx.
+func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
+	p := &parse{ctx: ctx, jr: jsonstream.NewReader(r), yield: yield}
+	c, err := p.jr.Peek()
+	if err == io.EOF {
+		return steward.Errorf(steward.CodeInvalid, `input is empty (want ASFF: {"Findings": [...]} or one finding per line)`)
+	}
+	if err != nil {
+		return p.fail(err)
+	}
+	switch c {
+	case '[':
+		if err := p.array(); err != nil {
+			return err
+		}
+		return p.end("array")
+	case '{':
+		if key, _ := p.jr.PeekKey(); key == "Findings" || key == "NextToken" {
+			return p.document()
+		}
+		return p.lines()
+	}
+	return steward.InvalidRecord(1, p.jr.Line(), fmt.Errorf(`expected ASFF ({"Findings": [...]} or one finding object per line), found %s`, jsonstream.Describe(c)))
+}
+
+type parse struct {
+	ctx   context.Context
+	jr    *jsonstream.Reader
+	yield func(steward.Observation) error
+	n     int // findings read so far
+}
+
+// fail turns a stream error into the error for record n+1.
+func (p *parse) fail(err error) error {
+	if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
+		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected end of input after record %d", p.n))
+	}
+	if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
+		return steward.InvalidRecord(p.n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
+	}
+	return fmt.Errorf("read input after record %d: %w", p.n, err)
+}
+
+func (p *parse) lines() error {
+	for {
+		v, err := p.jr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return p.fail(err)
+		}
+		if err := p.record(v); err != nil {
+			return err
+		}
+	}
+}
+
+// document reads {"Findings": [...]}, skipping other top-level keys
+// ("NextToken" from the CLI).
+func (p *parse) document() error {
+	if err := p.jr.Consume('{', "'{'"); err != nil {
+		return p.fail(err)
+	}
+	seen := false
+	for {
+		key, err := p.jr.ReadKey()
+		if err != nil {
+			return p.fail(err)
+		}
+		if key == "Findings" {
+			if seen {
+				return steward.InvalidRecord(p.n+1, p.jr.Line(), errors.New(`"Findings" appears twice`))
+			}
+			seen = true
+			if err := p.array(); err != nil {
+				return err
+			}
+		} else if _, err := p.jr.Next(); err != nil {
+			return p.fail(orTruncated(err))
+		}
+		c, err := p.jr.Peek()
+		if err != nil {
+			return p.fail(orTruncated(err))
+		}
+		if c == '}' {
+			_ = p.jr.Consume('}', "'}'")
+			break
+		}
+		if err := p.jr.Consume(',', "',' or '}' after a document field"); err != nil {
+			return p.fail(err)
+		}
+	}
+	if !seen {
+		return steward.Errorf(steward.CodeInvalid, `the document has no "Findings" array`)
+	}
+	return p.end("document")
+}
+
+func (p *parse) end(what string) error {
+	c, err := p.jr.Peek()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return p.fail(err)
+	}
+	return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected %s after the end of the %s", jsonstream.Describe(c), what))
+}
+
+func (p *parse) array() error {
+	if err := p.jr.Consume('[', `'[' (the findings array)`); err != nil {
+		return p.fail(orTruncated(err))
+	}
+	c, err := p.jr.Peek()
+	if err != nil {
+		return p.fail(orTruncated(err))
+	}
+	if c == ']' {
+		return p.jr.Consume(']', "']'")
+	}
+	for {
+		v, err := p.jr.Next()
+		if err != nil {
+			return p.fail(orTruncated(err))
+		}
+		if err := p.record(v); err != nil {
+			return err
+		}
+		c, err := p.jr.Peek()
+		if err != nil {
+			return p.fail(orTruncated(err))
+		}
+		if c == ']' {
+			return p.jr.Consume(']', "']'")
+		}
+		if err := p.jr.Consume(',', "',' or ']' after a finding"); err != nil {
+			return p.fail(err)
+		}
+	}
+}
+
+func orTruncated(err error) error {
+	if err == io.EOF {
+		return jsonstream.ErrTruncated
+	}
+	return err
+}
+
+func (p *parse) record(v jsonstream.Value) error {
+	n := p.n + 1
+	if n%1024 == 0 {
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if v.Bytes[0] != '{' {
+		return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected a finding object, found %s", jsonstream.Describe(v.Bytes[0])))
+	}
+	var f Finding
+	if err := json.Unmarshal(v.Bytes, &f); err != nil {
+		line, msg := jsonstream.DecodeError(v, err, 0)
+		return steward.InvalidRecord(n, line, errors.New(msg))
+	}
+	o, err := f.Observation()
+	if err != nil {
+		if id := strings.TrimSpace(f.ID); id != "" && len(id) <= 512 {
+			err = fmt.Errorf("finding %q: %s", id, steward.ErrorMessage(err))
+		}
+		return steward.InvalidRecord(n, v.Line, err)
+	}
+	p.n = n
+	return p.yield(o)
+}
