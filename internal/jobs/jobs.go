@@ -272,11 +272,15 @@ func (RuleRunArgs) InsertOpts() river.InsertOpts {
 const QueueSource = "source"
 
 // SourcePullArgs asks for one run of a live source: read everything it
-// reaches, apply it in chunks, mark what is gone. One per source at a time:
-// unique by source while waiting, running or retrying.
+// reaches, apply it in chunks, mark what is gone. One run per source at a
+// time is kept by the source_run rows (a run is queued only when none of
+// the source is queued or running, checked in the transaction that queues
+// it); the job is unique per source and run while waiting, running or
+// retrying. Unique by source alone would drop the job of a run queued in
+// the moment between the previous run's end and its job's completion.
 type SourcePullArgs struct {
 	SourceID int64 `json:"source_id" river:"unique"`
-	RunID    int64 `json:"run_id"`
+	RunID    int64 `json:"run_id" river:"unique"`
 }
 
 // Kind is stored with every queued job. Never rename it.
