@@ -48,52 +48,75 @@ import (
 // Finding is the subset of an ASFF finding that Steward reads. Field names
 // are ASFF's.
 type Finding struct {
-	ID              string   `json:"Id"`
-	ProductArn      string   `json:"ProductArn"`
-	ProductName     string   `json:"ProductName"`
-	CompanyName     string   `json:"CompanyName"`
-	Region          string   `json:"Region"`
-	GeneratorID     string   `json:"GeneratorId"`
-	AwsAccountID    string   `json:"AwsAccountId"`
-	Types           []string `json:"Types"`
-	FirstObservedAt string   `json:"FirstObservedAt"`
-	LastObservedAt  string   `json:"LastObservedAt"`
-	CreatedAt       string   `json:"CreatedAt"`
-	UpdatedAt       string   `json:"UpdatedAt"`
-	Severity        *struct {
-		Label      string `json:"Label"`
-		Normalized *int   `json:"Normalized"`
-	} `json:"Severity"`
-	FindingProviderFields *struct {
-		Severity *struct {
-			Label string `json:"Label"`
-		} `json:"Severity"`
-	} `json:"FindingProviderFields"`
-	Title       string `json:"Title"`
+	ID                    string                 `json:"Id"`
+	ProductArn            string                 `json:"ProductArn"`
+	ProductName           string                 `json:"ProductName"`
+	CompanyName           string                 `json:"CompanyName"`
+	Region                string                 `json:"Region"`
+	GeneratorID           string                 `json:"GeneratorId"`
+	AwsAccountID          string                 `json:"AwsAccountId"`
+	Types                 []string               `json:"Types"`
+	FirstObservedAt       string                 `json:"FirstObservedAt"`
+	LastObservedAt        string                 `json:"LastObservedAt"`
+	CreatedAt             string                 `json:"CreatedAt"`
+	UpdatedAt             string                 `json:"UpdatedAt"`
+	Severity              *Severity              `json:"Severity"`
+	FindingProviderFields *FindingProviderFields `json:"FindingProviderFields"`
+	Title                 string                 `json:"Title"`
+	Description           string                 `json:"Description"`
+	Remediation           *Remediation           `json:"Remediation"`
+	ProductFields         map[string]string      `json:"ProductFields"`
+	Resources             []Resource             `json:"Resources"`
+	Compliance            *Compliance            `json:"Compliance"`
+	Workflow              *Workflow              `json:"Workflow"`
+	RecordState           string                 `json:"RecordState"`
+	Vulnerabilities       []Vulnerability        `json:"Vulnerabilities"`
+}
+
+// Severity is a finding's Severity.
+type Severity struct {
+	Label      string `json:"Label"`
+	Normalized *int   `json:"Normalized"`
+}
+
+// FindingProviderFields holds the finding provider's own severity, used
+// when Severity has no label.
+type FindingProviderFields struct {
+	Severity *Severity `json:"Severity"`
+}
+
+// Remediation is a finding's Remediation.
+type Remediation struct {
+	Recommendation *Recommendation `json:"Recommendation"`
+}
+
+// Recommendation is the remediation text and link.
+type Recommendation struct {
+	Text string `json:"Text"`
+	URL  string `json:"Url"`
+}
+
+// Compliance is the result of a control check.
+type Compliance struct {
+	Status            string         `json:"Status"`
+	SecurityControlID string         `json:"SecurityControlId"`
+	StatusReasons     []StatusReason `json:"StatusReasons"`
+}
+
+// StatusReason says why a control check has its status.
+type StatusReason struct {
+	ReasonCode  string `json:"ReasonCode"`
 	Description string `json:"Description"`
-	Remediation *struct {
-		Recommendation *struct {
-			Text string `json:"Text"`
-			URL  string `json:"Url"`
-		} `json:"Recommendation"`
-	} `json:"Remediation"`
-	ProductFields map[string]string `json:"ProductFields"`
-	Resources     []Resource        `json:"Resources"`
-	Compliance    *struct {
-		Status            string `json:"Status"`
-		SecurityControlID string `json:"SecurityControlId"`
-		StatusReasons     []struct {
-			ReasonCode  string `json:"ReasonCode"`
-			Description string `json:"Description"`
-		} `json:"StatusReasons"`
-	} `json:"Compliance"`
-	Workflow *struct {
-		Status string `json:"Status"`
-	} `json:"Workflow"`
-	RecordState     string `json:"RecordState"`
-	Vulnerabilities []struct {
-		ID string `json:"Id"`
-	} `json:"Vulnerabilities"`
+}
+
+// Workflow is the finding's investigation status.
+type Workflow struct {
+	Status string `json:"Status"`
+}
+
+// Vulnerability is one entry of a finding's Vulnerabilities.
+type Vulnerability struct {
+	ID string `json:"Id"`
 }
 
 // Resource is one entry of a finding's Resources.
@@ -103,9 +126,13 @@ type Resource struct {
 	Partition string            `json:"Partition"`
 	Region    string            `json:"Region"`
 	Tags      map[string]string `json:"Tags"`
-	Details   *struct {
-		Other map[string]string `json:"Other"`
-	} `json:"Details"`
+	Details   *ResourceDetails  `json:"Details"`
+}
+
+// ResourceDetails keeps the free-form "Other" details (Trivy puts the CVE
+// ID there).
+type ResourceDetails struct {
+	Other map[string]string `json:"Other"`
 }
 
 // Observation maps the finding. Errors are CodeInvalid and name the ASFF
