@@ -346,6 +346,15 @@ func (r *run) done(ctx context.Context, u pull.Unit) error {
 	return r.sink.Done(ctx, u)
 }
 
+func (r *run) anyEnded(units []pull.Unit) bool {
+	for _, u := range units {
+		if r.ended[u.ID] {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *run) failed(ctx context.Context, u pull.Unit, err error) {
 	if r.ended[u.ID] {
 		return

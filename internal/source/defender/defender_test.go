@@ -441,3 +441,20 @@ func TestPullListsSubscriptions(t *testing.T) {
 		}
 	}
 }
+
+func TestPullFallbackWhenOnlyAssessmentsForbidden(t *testing.T) {
+	f := newFakeARM()
+	loadWorld(t, f)
+	f.fault = func(w http.ResponseWriter, r *http.Request, kind string, subs []string, page int) bool {
+		if kind == "graph:assessments" {
+			armError(w, http.StatusForbidden, "AuthorizationFailed", "no access to securityresources")
+			return true
+		}
+		return false
+	}
+	srv := startARM(t, f)
+	sink := mustPull(t, testPuller(t, srv.URL, nil))
+	if len(sink.DoneUnits) != 2 || len(sink.All()) != 108 || f.counts["assessments"] != 3 { // 2 + 106 items by 100
+		t.Fatalf("done %v, failed %v, %d observations, %d assessments API calls", doneIDs(sink), sink.FailedUnits, len(sink.All()), f.counts["assessments"])
+	}
+}

@@ -271,4 +271,3 @@ func nonNil(m map[string]string) map[string]string {
 	}
 	return m
 }
-

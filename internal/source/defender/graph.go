@@ -175,6 +175,7 @@ func (r *run) graphBatch(ctx context.Context, batch []pull.Unit) error {
 
 	// The assessments.
 	var sinkErr error
+	observed := 0
 	err = r.p.graphQuery(ctx, client, assessmentsQuery, subs, "Resource Graph query of assessments for "+desc, func(row map[string]any) error {
 		f := findingFromRow(row)
 		sub := strings.ToLower(str(row, "subscriptionId"))
@@ -198,12 +199,16 @@ func (r *run) graphBatch(ctx context.Context, batch []pull.Unit) error {
 			sinkErr = err
 			return err
 		}
+		observed++
 		return nil
 	})
 	if sinkErr != nil {
 		return sinkErr
 	}
 	if err != nil {
+		if isForbidden(err) && observed == 0 && !r.anyEnded(batch) {
+			return errGraphForbidden
+		}
 		return failAll(err)
 	}
 	for _, u := range batch {
