@@ -16,6 +16,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/logthrottle"
@@ -58,6 +59,9 @@ type Deps struct {
 	Ingester *ingest.Ingester
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
+	// Sources manages and runs live sources (nil: the sources routes
+	// answer unavailable).
+	Sources *collector.Service
 	// Auth authenticates every route that is not public.
 	Auth *auth.Authenticator
 	// Metrics serves /metrics (Prometheus); nil answers 404.
@@ -71,6 +75,7 @@ type API struct {
 	ingest  *ingest.Ingester
 	queue   *jobs.Queue
 	tickets *ticketsync.Service
+	sources *collector.Service
 	auth    *auth.Authenticator
 	prom    http.Handler
 	logger  *slog.Logger
@@ -106,7 +111,7 @@ type route struct {
 // New builds the API. reg receives the HTTP metrics.
 func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *API {
 	cfg.setDefaults()
-	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets,
+	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets, sources: deps.Sources,
 		auth: deps.Auth, prom: deps.Metrics, refusalLog: logthrottle.New(5, time.Minute),
 		logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
 	a.routes = []route{
@@ -168,6 +173,15 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"POST", "/api/v1/ruleset/apply", securityAdmin, a.applyRules},
 		{"GET", "/api/v1/scope-tags", reader, a.listScopeTags},
 		{"PUT", "/api/v1/scope-tags", securityAdmin, a.putScopeTags},
+
+		{"POST", "/api/v1/sources", securityAdmin, a.createSource},
+		{"GET", "/api/v1/sources", reader, a.listSources},
+		{"GET", "/api/v1/sources/{id}", reader, a.getSource},
+		{"PATCH", "/api/v1/sources/{id}", securityAdmin, a.patchSource},
+		{"DELETE", "/api/v1/sources/{id}", securityAdmin, a.deleteSource},
+		{"POST", "/api/v1/sources/{id}/run", securityAdmin, a.runSource},
+		{"GET", "/api/v1/sources/{id}/runs", reader, a.listSourceRuns},
+		{"GET", "/api/v1/sources/{id}/runs/{run}", reader, a.getSourceRun},
 
 		{"GET", "/api/v1/tickets", reader, a.listTickets},
 		{"GET", "/api/v1/tickets/{id}", reader, a.getTicket},

@@ -54,7 +54,9 @@ func setup(t *testing.T, chunk int) *bundle {
 
 const sub = "/subscriptions/s1"
 
-func res(name string) string { return sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/" + name }
+func res(name string) string {
+	return sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/" + name
+}
 
 var unit1 = pull.Unit{ID: "s1", Scope: sub}
 

@@ -81,6 +81,15 @@ var wantAccess = map[string]string{
 	"GET /api/v1/scope-tags":            "reader",
 	"PUT /api/v1/scope-tags":            "security-admin",
 
+	"POST /api/v1/sources":                "security-admin",
+	"GET /api/v1/sources":                 "reader",
+	"GET /api/v1/sources/{id}":            "reader",
+	"PATCH /api/v1/sources/{id}":          "security-admin",
+	"DELETE /api/v1/sources/{id}":         "security-admin",
+	"POST /api/v1/sources/{id}/run":       "security-admin",
+	"GET /api/v1/sources/{id}/runs":       "reader",
+	"GET /api/v1/sources/{id}/runs/{run}": "reader",
+
 	"GET /api/v1/tickets":      "reader",
 	"GET /api/v1/tickets/{id}": "reader",
 	"GET /api/v1/audit":        "reader",

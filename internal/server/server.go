@@ -28,6 +28,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/api"
 	"github.com/stewardhq/steward/internal/auth"
+	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
@@ -47,6 +48,8 @@ type Server struct {
 	Ingester *ingest.Ingester
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
+	// Sources manages and runs the live sources.
+	Sources  *collector.Service
 	Auth     *auth.Authenticator
 	api      *api.API
 	web      *web.Handler
@@ -70,7 +73,11 @@ type Server struct {
 // first, so a busy address fails before anything is written: no database,
 // key file, spool directory or lock file is left behind. On error nothing
 // stays open.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server, err error) {
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (_ *Server, err error) {
+	o := options{sourceKinds: SourceKinds()}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,6 +119,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	// service, which can open the tickets of ServiceNow-type rules.
 	s.Ingester.SetAssignments(s.Tickets.Assignments())
 	ruleEval := rules.NewEvaluator(db, s.Tickets.Assignments(), logger.With("component", "rules"))
+	s.Sources = collector.New(collector.Config{DB: db, Ingester: s.Ingester, Queue: s.Queue, Kinds: o.sourceKinds,
+		Env: SourceEnv(logger.With("component", "sources"), outboundPolicy(cfg)), Logger: logger.With("component", "sources")})
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
@@ -120,6 +129,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
 	ticketsync.AddWorkers(workers, s.Tickets)
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
+	collector.AddWorkers(workers, s.Sources)
 	s.clientID = jobClientID()
 	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
 		ID: s.clientID,
@@ -135,8 +145,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 			// resolves. Each waits on the ITSM, paced by its rate limiter;
 			// polls and reconciles of one integration are serialized.
 			jobs.QueueSync: {MaxWorkers: 10},
+			// Live source pulls wait on cloud APIs; each writes in chunks.
+			jobs.QueueSource: {MaxWorkers: 4},
 		},
-		PeriodicJobs: ticketsync.PeriodicJobs(),
+		PeriodicJobs: append(ticketsync.PeriodicJobs(), collector.PeriodicJobs()...),
 		Workers:      workers,
 		// River reports its routine (producer job counts every few
 		// seconds, elections, maintenance) at info; an operator acts on
@@ -166,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *Server
 	s.Auth = auth.NewAuthenticator(db, logger.With("component", "auth"))
 	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes, PublicURL: cfg.PublicURL,
 		UploadMinRate: cfg.UploadMinRate, UploadRateWindow: cfg.UploadRateWindow},
-		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Auth: s.Auth,
+		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Sources: s.Sources, Auth: s.Auth,
 			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}, logger.With("component", "api"), reg)
 	s.api = apiHandler
 	// The web UI serves pages at / and hands everything else (the API,
