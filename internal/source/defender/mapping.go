@@ -28,35 +28,33 @@ type finding struct {
 	observedAt   time.Time
 }
 
-func findingFromRow(row map[string]any) finding {
+func findingFromRow(row *graphRow) finding {
 	f := finding{
-		assessmentID: str(row, "id"),
-		key:          str(row, "key"),
-		resourceID:   strings.TrimSpace(str(row, "resourceId")),
-		source:       str(row, "source"),
-		name:         str(row, "resourceName"),
-		typ:          str(row, "resourceType"),
-		region:       firstNonEmpty(str(row, "resourceLocation"), str(row, "nativeRegion")),
-		status:       str(row, "status"),
-		cause:        str(row, "cause"),
-		statusDesc:   str(row, "statusDescription"),
-		displayName:  str(row, "displayName"),
-		severity:     str(row, "severity"),
-		description:  str(row, "description"),
-		remediation:  str(row, "remediation"),
+		assessmentID: row.ID,
+		key:          row.Key,
+		resourceID:   strings.TrimSpace(row.ResourceID),
+		source:       row.Source,
+		name:         row.ResourceName,
+		typ:          row.ResourceType,
+		region:       firstNonEmpty(row.ResourceLocation, row.NativeRegion),
+		status:       row.Status,
+		cause:        row.Cause,
+		statusDesc:   row.StatusDescription,
+		displayName:  row.DisplayName,
+		severity:     row.Severity,
+		description:  row.Description,
+		remediation:  row.Remediation,
 	}
-	if cats, ok := row["categories"].([]any); ok {
-		for _, c := range cats {
-			if s, ok := c.(string); ok && s != "" {
-				f.categories = append(f.categories, s)
-			}
+	for _, c := range row.Categories {
+		if s, ok := c.(string); ok && s != "" {
+			f.categories = append(f.categories, s)
 		}
 	}
-	if t, ok := row["resourceTags"].(map[string]any); ok && len(t) > 0 {
-		f.tags = tagMap(t)
+	if len(row.ResourceTags) > 0 {
+		f.tags = tagMap(row.ResourceTags)
 	}
-	if ts := str(row, "timeGenerated"); ts != "" {
-		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+	if row.TimeGenerated != "" {
+		if t, err := time.Parse(time.RFC3339Nano, row.TimeGenerated); err == nil {
 			f.observedAt = t.UTC()
 		}
 	}
