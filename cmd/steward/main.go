@@ -86,6 +86,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newAuditCommand(g),
 		newTokensCommand(g),
 		newRulesCommand(g), newScopeTagsCommand(g),
+		newSourcesCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr),

@@ -72,7 +72,9 @@ func TestSourcesAPI(t *testing.T) {
 	const secretValue = "s3cr3t-token-0f1e2d3c4b5a"
 	script := t.Name()
 	sub := "/subscriptions/api1"
-	vm := func(n string) string { return sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/" + n }
+	vm := func(n string) string {
+		return sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/" + n
+	}
 	obs := func(rec, res string) steward.Observation {
 		return steward.Observation{Resource: steward.Resource{ID: res, Cloud: steward.CloudAzure},
 			Recommendation: steward.Recommendation{Key: rec, DisplayName: rec, Severity: steward.SeverityHigh, Source: "test"},
