@@ -19,13 +19,13 @@ func newImportCommand(g *globals) *cobra.Command {
 	var noWait bool
 	cmd := &cobra.Command{
 		Use:   "import FILE...",
-		Short: "Upload findings files (Steward JSON/JSON Lines, Prowler OCSF) and follow their imports",
+		Short: "Upload findings files (Steward JSON, OCSF, SARIF, Checkov, ASFF, SCC) and follow their imports",
 		Long: `Upload findings files to the server, which applies each in the background,
 one after the other. The format is detected unless --format is given. A file
 with any bad record is rejected whole, naming the record and what is wrong;
 nothing of it is stored. On a terminal, progress (count, rate, ETA) is shown
 while it runs. To import a directory, name its files: steward import findings/*.json`,
-		Example: "  steward import prowler-output.ocsf.json\n  steward import findings/*.json",
+		Example: "  steward import prowler-output.ocsf.json\n  steward import trivy.sarif --format sarif\n  steward import findings/*.json",
 		Args:    minArgs(1, "import needs a findings file, e.g. steward import prowler-output.ocsf.json"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Check every path before the first upload, so a typo or a
@@ -57,7 +57,7 @@ while it runs. To import a directory, name its files: steward import findings/*.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "steward or ocsf (default: detect)")
+	cmd.Flags().StringVar(&format, "format", "", "steward, ocsf, sarif, checkov, asff or scc (default: detect from the content)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once uploaded; don't follow the import")
 	return cmd
 }

@@ -28,10 +28,13 @@ type importView struct {
 // the job runs when it is back.
 func (a *API) postImport(w http.ResponseWriter, r *http.Request) error {
 	q := newQuery(r, "format", "filename")
-	format := source.Format(q.str("format"))
+	format, ferr := source.ParseFormat(q.str("format"))
 	filename := filepath.Base(q.str("filename"))
 	if q.err != nil {
 		return q.err
+	}
+	if ferr != nil {
+		return ferr
 	}
 	if err := requireContentType(r, importContentTypes...); err != nil {
 		return err

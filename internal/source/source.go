@@ -1,6 +1,7 @@
 // Package source turns finding files into steward.Observation streams: the
 // Parser seam, format names and format sniffing. Each format lives in its
-// own subpackage (stewardjson, ocsf); this package picks one.
+// own subpackage (stewardjson, ocsf, sarif, checkov, asff, scc); this
+// package picks one.
 //
 // # Contract
 //
@@ -14,21 +15,25 @@
 // and is returned unchanged. Observations a parser yields have passed
 // steward.Observation.Validate.
 //
-// The import direction is source → {stewardjson, ocsf}: the format packages
-// import only the shared internal/jsonstream, so ParserFor can name them
-// without a registry.
+// The import direction is source → format packages: the format packages
+// import only the shared internal/jsonstream (and checkov imports sarif for
+// the shared file resource IDs), so ParserFor can name them without a
+// registry.
 package source
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"strings"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/source/asff"
+	"github.com/stewardhq/steward/internal/source/checkov"
 	"github.com/stewardhq/steward/internal/source/ocsf"
+	"github.com/stewardhq/steward/internal/source/sarif"
+	"github.com/stewardhq/steward/internal/source/scc"
 	"github.com/stewardhq/steward/internal/source/stewardjson"
 )
 
@@ -48,23 +53,40 @@ type Format string
 const (
 	FormatSteward Format = "steward" // Steward JSON document or JSON Lines (docs/formats.md)
 	FormatOCSF    Format = "ocsf"    // OCSF 1.x findings, e.g. Prowler -M json-ocsf
+	FormatSARIF   Format = "sarif"   // SARIF 2.1 logs: Trivy, Checkov, Semgrep, CodeQL, ...
+	FormatCheckov Format = "checkov" // Checkov's JSON report (checkov -o json)
+	FormatASFF    Format = "asff"    // AWS Security Finding Format (Security Hub)
+	FormatSCC     Format = "scc"     // Google Security Command Center findings, JSON export
 )
 
 // Formats lists the supported formats.
-var Formats = []Format{FormatSteward, FormatOCSF}
+var Formats = []Format{FormatSteward, FormatOCSF, FormatSARIF, FormatCheckov, FormatASFF, FormatSCC}
 
-const supported = `supported formats: "steward" (Steward JSON: {"assessments": [...]} or JSON Lines of assessments) and "ocsf" (OCSF 1.x findings as a JSON array, e.g. prowler -M json-ocsf)`
+const supported = `supported formats: "steward" (Steward JSON: {"assessments": [...]} or JSON Lines of assessments), ` +
+	`"ocsf" (OCSF 1.x findings as a JSON array, e.g. prowler -M json-ocsf), ` +
+	`"sarif" (SARIF 2.1: Trivy, Checkov, Semgrep, CodeQL and other scanners), ` +
+	`"checkov" (checkov -o json), ` +
+	`"asff" (AWS Security Hub findings: {"Findings": [...]}, an array or JSON Lines) and ` +
+	`"scc" (Google Security Command Center findings exported as JSON)`
 
 // ParseFormat checks a user-supplied format name; "" stays "" (detect).
 func ParseFormat(s string) (Format, error) {
 	f := Format(strings.ToLower(strings.TrimSpace(s)))
 	switch f {
-	case "", FormatSteward, FormatOCSF:
+	case "", FormatSteward, FormatOCSF, FormatSARIF, FormatCheckov, FormatASFF, FormatSCC:
 		return f, nil
 	case "json", "jsonl", "stewardjson", "steward-json":
 		return FormatSteward, nil
 	case "json-ocsf", "prowler":
 		return FormatOCSF, nil
+	case "sarif-2.1", "sarif2.1", "sarif-2.1.0":
+		return FormatSARIF, nil
+	case "checkov-json":
+		return FormatCheckov, nil
+	case "securityhub", "security-hub", "asff-json":
+		return FormatASFF, nil
+	case "securitycenter", "security-command-center", "gcp-scc":
+		return FormatSCC, nil
 	}
 	return "", steward.Errorf(steward.CodeInvalid, "unknown format %q; %s", s, supported)
 }
@@ -76,6 +98,14 @@ func ParserFor(f Format) (Parser, error) {
 		return stewardjson.Parser{}, nil
 	case FormatOCSF:
 		return ocsf.Parser{}, nil
+	case FormatSARIF:
+		return sarif.Parser{}, nil
+	case FormatCheckov:
+		return checkov.Parser{}, nil
+	case FormatASFF:
+		return asff.Parser{}, nil
+	case FormatSCC:
+		return scc.Parser{}, nil
 	}
 	return nil, steward.Errorf(steward.CodeInvalid, "unknown format %q; %s", string(f), supported)
 }
@@ -84,79 +114,55 @@ func ParserFor(f Format) (Parser, error) {
 const HeadSize = 64 << 10
 
 // Detect sniffs the format from the first bytes of an input (HeadSize is
-// plenty): a SARIF log (a top-level "$schema" naming SARIF, or a string
-// "version" with "runs") is refused as not supported yet, whatever its key
-// order; a JSON object whose first key belongs to Steward's format is
-// "steward"; a JSON array (or object) of objects carrying OCSF's
-// "class_uid", "finding_info", "type_uid" or "metadata.event_code" is "ocsf". Anything else is a CodeInvalid
-// error that lists the supported formats and, where it recognises the
-// input, says what it is.
+// plenty), most specific first:
+//
+//  1. a SARIF log (sarif.Sniff: a top-level "$schema" naming SARIF, or a
+//     string "version" with "runs", whatever the key order) is "sarif";
+//  2. a JSON object whose first key is a Steward document key
+//     ("assessments", "version") is "steward";
+//  3. Checkov's report (checkov.Sniff), ASFF (asff.Sniff: first key
+//     "Findings", or ASFF's required keys) and SCC findings (scc.Sniff) are
+//     "checkov", "asff" and "scc";
+//  4. a JSON object whose first key is a Steward record key is "steward";
+//  5. a JSON array (or object) of objects carrying OCSF's "class_uid",
+//     "finding_info", "type_uid" or "metadata.event_code" is "ocsf".
+//
+// Anything else is a CodeInvalid error that lists the supported formats.
 func Detect(head []byte) (Format, error) {
 	head = bytes.TrimPrefix(head, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimLeft(head, " \t\r\n")
 	if len(trimmed) == 0 {
 		return "", steward.Errorf(steward.CodeInvalid, "input is empty; %s", supported)
 	}
-	ocsfMarks := false
-	for _, mark := range []string{`"class_uid"`, `"finding_info"`, `"type_uid"`, `"event_code"`} {
-		ocsfMarks = ocsfMarks || bytes.Contains(trimmed, []byte(mark))
+	if trimmed[0] != '{' && trimmed[0] != '[' {
+		return "", steward.Errorf(steward.CodeInvalid, "cannot tell the format of the input (it is not JSON); %s", supported)
 	}
-	switch trimmed[0] {
-	case '{':
-		// Before the Steward keys: SARIF also starts with "version" at
-		// times (Trivy writes it first).
-		if looksLikeSARIF(trimmed) {
-			return "", steward.Errorf(steward.CodeInvalid, "this looks like SARIF, which is not supported yet; %s", supported)
-		}
-		key := firstKey(trimmed)
-		if stewardjson.IsDocumentKey(key) || isRecordKey(key) {
+	if sarif.Sniff(trimmed) {
+		return FormatSARIF, nil
+	}
+	key := ""
+	if trimmed[0] == '{' {
+		key = firstKey(trimmed)
+		if stewardjson.IsDocumentKey(key) {
 			return FormatSteward, nil
 		}
-		if ocsfMarks {
-			return FormatOCSF, nil
-		}
-		if key == "Findings" {
-			return "", steward.Errorf(steward.CodeInvalid, "this looks like AWS Security Hub ASFF, which is not supported yet; %s", supported)
-		}
-	case '[':
-		if ocsfMarks {
+	}
+	switch {
+	case checkov.Sniff(trimmed):
+		return FormatCheckov, nil
+	case asff.Sniff(trimmed):
+		return FormatASFF, nil
+	case scc.Sniff(trimmed):
+		return FormatSCC, nil
+	case trimmed[0] == '{' && isRecordKey(key):
+		return FormatSteward, nil
+	}
+	for _, mark := range []string{`"class_uid"`, `"finding_info"`, `"type_uid"`, `"event_code"`} {
+		if bytes.Contains(trimmed, []byte(mark)) {
 			return FormatOCSF, nil
 		}
 	}
 	return "", steward.Errorf(steward.CodeInvalid, "cannot tell the format of the input; %s", supported)
-}
-
-// looksLikeSARIF reports whether the object b starts with is a SARIF log:
-// its top level has a "$schema" naming SARIF, or "runs" next to a string
-// "version" (a Steward document's is a number) or a mention of SARIF. Only
-// top-level keys count, read as far as the head goes (a value may run past
-// it): a Steward record may well mention SARIF in its text.
-func looksLikeSARIF(b []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return false
-	}
-	var stringVersion, runs bool
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		key, _ := tok.(string)
-		runs = runs || key == "runs"
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			break
-		}
-		var s string
-		switch {
-		case key == "$schema" && json.Unmarshal(v, &s) == nil && strings.Contains(strings.ToLower(s), "sarif"):
-			return true
-		case key == "version" && json.Unmarshal(v, &s) == nil:
-			stringVersion = true
-		}
-	}
-	return runs && (stringVersion || bytes.Contains(bytes.ToLower(b), []byte("sarif")))
 }
 
 func isRecordKey(key string) bool {

@@ -27,6 +27,10 @@ var importFormats = []struct{ Value, Label string }{
 	{"", "Detect from the file"},
 	{"steward", "Steward JSON (document or JSON Lines)"},
 	{"ocsf", "OCSF 1.x findings (e.g. prowler -M json-ocsf)"},
+	{"sarif", "SARIF 2.1 (Trivy, Checkov, Semgrep, CodeQL, ...)"},
+	{"checkov", "Checkov JSON (checkov -o json)"},
+	{"asff", "AWS Security Hub findings (ASFF)"},
+	{"scc", "Google Security Command Center findings (JSON export)"},
 }
 
 type importsView struct {

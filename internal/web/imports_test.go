@@ -152,16 +152,17 @@ func TestImportsUploadErrorsAtField(t *testing.T) {
 	b := startUI(t)
 	ctx := newBrowser(t)
 	signIn(t, ctx, b, b.token)
-	sarif, err := filepath.Abs(filepath.Join("..", "..", "testdata", "findings", "trivy_alpine-310.sarif"))
-	require.NoError(t, err)
+	// Prowler's CSV output: not a format Steward reads.
+	csv := filepath.Join(t.TempDir(), "prowler.csv")
+	require.NoError(t, os.WriteFile(csv, []byte("AUTH_METHOD;TIMESTAMP;ACCOUNT_UID\nprofile;2024-01-01;123\n"), 0o600))
 	run(t, ctx,
 		chromedp.Navigate(b.url+"/imports"),
 		chromedp.WaitVisible(`#file`, chromedp.ByID),
-		chromedp.SetUploadFiles(`#file`, []string{sarif}, chromedp.ByID),
+		chromedp.SetUploadFiles(`#file`, []string{csv}, chromedp.ByID),
 		chromedp.Click(`form.upload button[type=submit]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#file-error`, chromedp.ByID),
 	)
-	require.Contains(t, textOf(t, ctx, `#file-error`), "SARIF, which is not supported yet")
+	require.Contains(t, textOf(t, ctx, `#file-error`), "cannot tell the format of the input (it is not JSON)")
 	var describedBy string
 	var ok bool
 	run(t, ctx, chromedp.AttributeValue(`#file`, "aria-describedby", &describedBy, &ok, chromedp.ByID))
