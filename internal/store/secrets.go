@@ -273,6 +273,11 @@ func (db *DB) RotateSecrets(ctx context.Context, old, new *secret.Box) (int, err
 				return err
 			}
 		}
+		m, err := tx.rotateSourceSecrets(ctx, old, new)
+		if err != nil {
+			return err
+		}
+		n += m
 		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: ActorSystem, Action: AuditSecretsRotated, Details: map[string]any{"values": n}})
 	})
 	if err != nil {

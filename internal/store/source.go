@@ -527,3 +527,46 @@ func (db *DB) FindSourceRuns(ctx context.Context, sourceID int64, limit int) ([]
 	}
 	return out, rows.Err()
 }
+
+// rotateSourceSecrets re-seals every source secret from old to new in tx
+// (RotateSecrets) and returns how many it re-sealed. A value that does not
+// open with old fails it (CodeUnavailable, naming the source and field).
+func (tx *Tx) rotateSourceSecrets(ctx context.Context, old, new *secret.Box) (int, error) {
+	type row struct {
+		id     int64
+		field  string
+		sealed []byte
+	}
+	rows, err := tx.tx.QueryContext(ctx, `SELECT source_id, field, sealed FROM source_secret ORDER BY source_id, field`)
+	if err != nil {
+		return 0, err
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.field, &r.sealed); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		all = append(all, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	for _, r := range all {
+		v, err := old.Open(r.sealed, sourceSealContext(r.id, r.field))
+		if err != nil {
+			return 0, steward.WrapError(steward.CodeUnavailable, err,
+				"cannot decrypt the %s of source %d with the previous key", r.field, r.id)
+		}
+		resealed, err := new.Seal(v, sourceSealContext(r.id, r.field))
+		if err != nil {
+			return 0, fmt.Errorf("seal %s of source %d: %w", r.field, r.id, err)
+		}
+		if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE source_secret SET sealed = ? WHERE source_id = ? AND field = ?`),
+			resealed, r.id, r.field); err != nil {
+			return 0, fmt.Errorf("re-seal %s of source %d: %w", r.field, r.id, mapError(err))
+		}
+	}
+	return len(all), nil
+}
