@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/stewardhq/steward"
@@ -298,50 +299,52 @@ func (p *puller) Pull(ctx context.Context, sink pull.Sink) error {
 	}
 	req := &securitycenterpb.ListFindingsRequest{Parent: p.settings.Parent, Filter: filter, PageSize: pageSize}
 	it := c.ListFindings(ctx, req, gax.WithRetry(func() gax.Retryer { return &retryer{backoff: p.backoff} }))
+	it.PageInfo().MaxSize = pageSize
 	skipped := 0
-	token := ""
-	for page := 1; ; page++ {
-		// One fetch is one API page (the iterator's Pager would merge
-		// pages, and an error would lose the ones before it).
-		results, next, err := it.InternalFetch(pageSize, token)
+	// page counts the answers read (Response changes with each page), so
+	// errors name the page that failed.
+	page, i := 0, 0
+	var last any
+	fail := func(e *steward.Error) error {
+		if len(order) == 0 {
+			return e
+		}
+		for _, id := range order {
+			sink.Failed(ctx, units[id], e)
+		}
+		return nil
+	}
+	for {
+		r, err := it.Next()
+		if err == iterator.Done {
+			break
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			e, credential := p.apiError(err, page)
-			if len(order) == 0 || (credential && page == 1 && len(units) == known) {
+			e, credential := p.apiError(err, page+1)
+			if credential && page == 0 && len(units) == known {
 				return e
 			}
-			for _, id := range order {
-				sink.Failed(ctx, units[id], e)
-			}
-			return nil
+			return fail(e)
 		}
-		for i, r := range results {
-			obs, where, skip, err := Map(r)
-			if err != nil {
-				e := steward.WrapError(steward.CodeInvalid, err, "scc source: ListFindings %s, page %d, finding %d (%s): %s",
-					p.settings.Parent, page, i+1, r.GetFinding().GetName(), steward.ErrorMessage(err))
-				if len(order) == 0 {
-					return e
-				}
-				for _, id := range order {
-					sink.Failed(ctx, units[id], e)
-				}
-				return nil
-			}
-			if skip || (len(p.settings.Projects) > 0 && !slices.Contains(p.settings.Projects, where.ID)) {
-				skipped++
-				continue
-			}
-			if err := sink.Observe(ctx, addUnit(where), obs); err != nil {
-				return err
-			}
+		if it.Response != last {
+			last, page, i = it.Response, page+1, 0
 		}
-		if next == "" {
-			break
+		i++
+		obs, where, skip, err := Map(r)
+		if err != nil {
+			return fail(steward.WrapError(steward.CodeInvalid, err, "scc source: ListFindings %s, page %d, finding %d (%s): %s",
+				p.settings.Parent, page, i, r.GetFinding().GetName(), steward.ErrorMessage(err)))
 		}
-		token = next
+		if skip || (len(p.settings.Projects) > 0 && !slices.Contains(p.settings.Projects, where.ID)) {
+			skipped++
+			continue
+		}
+		if err := sink.Observe(ctx, addUnit(where), obs); err != nil {
+			return err
+		}
 	}
 	if skipped > 0 {
 		p.logger.InfoContext(ctx, "scc source: findings skipped (not GCP, or a project not in projects)", "count", skipped, "parent", p.settings.Parent)
@@ -384,7 +387,12 @@ func (p *puller) apiError(err error, page int) (e *steward.Error, credential boo
 		}
 		return steward.WrapError(steward.CodeInvalid, cause, "scc source: Security Command Center refused %s (HTTP %d: %s)", what, ge.Code, msg), false
 	}
-	return steward.WrapError(steward.CodeUnavailable, errors.New(firstLine(err.Error())), "scc source: %s failed: %s", what, firstLine(err.Error())), false
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return steward.WrapError(steward.CodeUnavailable, errors.New(firstLine(err.Error())), "scc source: %s failed after %d attempts: %s", what, maxAttempts, firstLine(err.Error())), false
+	}
+	// Not an HTTP error nor a network one: the answer could not be read as
+	// a ListFindingsResponse.
+	return steward.WrapError(steward.CodeInvalid, errors.New(firstLine(err.Error())), "scc source: the answer to %s is not a ListFindingsResponse: %s", what, firstLine(err.Error())), false
 }
 
 // tokenErrorCode names why the token endpoint refused: its OAuth "error"

@@ -158,12 +158,18 @@ func (f *fakeSCC) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeSCC) setState(category string, state securitycenterpb.Finding_State) {
+	f.mutate(category, func(r *Result) { r.Finding.State = state })
+}
+
+// mutate changes the findings of a category (copies: a page already
+// served keeps what it said).
+func (f *fakeSCC) mutate(category string, change func(*Result)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, r := range f.results {
 		if r.GetFinding().GetCategory() == category {
 			c := proto.Clone(r).(*Result)
-			c.Finding.State = state
+			change(c)
 			f.results[i] = c
 		}
 	}
@@ -564,4 +570,40 @@ func TestRetryAfterHeader(t *testing.T) {
 	}
 	_, ok := retryAfter(http.Header{"Retry-After": {"soon"}}, now)
 	require.False(t, ok)
+}
+
+// A page the service answers with something that is not a
+// ListFindingsResponse, or with a finding that cannot be mapped, fails the
+// units seen so far, naming the page (and finding).
+func TestPullBrokenPage(t *testing.T) {
+	t.Parallel()
+	f := newFakeSCC(t)
+	f.fault = func(w http.ResponseWriter, page, attempt int) bool {
+		if page == 2 {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"listFindingsResults": [{"finding": {"state": "ACTIVE"`))
+			return true
+		}
+		return false
+	}
+	sink := pulltest.NewSink()
+	require.NoError(t, f.puller(t, Settings{}).Pull(t.Context(), sink))
+	require.Empty(t, sink.Violations)
+	require.Empty(t, sink.DoneUnits)
+	err := sink.FailedUnits["web-prod"]
+	require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err))
+	require.Contains(t, err.Error(), "the answer to ListFindings "+orgParent+", page 2 is not a ListFindingsResponse")
+	require.Equal(t, 1, f.attempts[2])
+
+	// The third active finding (page 1) has lost its category.
+	f = newFakeSCC(t)
+	f.mutate("PUBLIC_IP_ADDRESS", func(r *Result) { r.Finding.Category = "" })
+	sink = pulltest.NewSink()
+	require.NoError(t, f.puller(t, Settings{}).Pull(t.Context(), sink))
+	require.Empty(t, sink.Violations)
+	require.Empty(t, sink.DoneUnits)
+	err = sink.FailedUnits["web-prod"]
+	require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err))
+	require.Contains(t, err.Error(), "ListFindings "+orgParent+", page 1, finding 3 (organizations/"+org+"/sources/2960810226735133461/locations/global/findings/1a2b3c4d5e6f708192a3b4c5d6e7f809): finding.category is missing")
+	require.Len(t, f.requests, 1, "the pull stops at the broken page")
 }
