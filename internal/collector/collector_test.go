@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -360,4 +361,32 @@ func TestScopeTagsMerge(t *testing.T) {
 	require.Equal(t, map[string]string{"owner": "alice@example.com", "env": "prod", "costcenter": "42"}, tags[sub])
 	_, ok := tags["/subscriptions/other"]
 	require.False(t, ok, "tags outside the source's scope are ignored")
+}
+
+// TestProgressWhileRunning: a slow pull's observations are applied and
+// counted within seconds, before the pull ends.
+func TestProgressWhileRunning(t *testing.T) {
+	b := setup(t, 5000)
+	release := make(chan struct{})
+	collectortest.SetScript(t.Name(), func(ctx context.Context, sink pull.Sink, _ secret.String) error {
+		for i := range 3 {
+			if err := sink.Observe(ctx, unit1, unhealthy("rec-p", res(fmt.Sprint("vm", i)))); err != nil {
+				return err
+			}
+			time.Sleep(1100 * time.Millisecond) // a slow API page
+		}
+		<-release
+		return sink.Done(ctx, unit1)
+	})
+	src := b.source(t, "slow", t.Name())
+	run, _, err := b.svc.Run(t.Context(), src.Name, "admin")
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- b.work(t, run, 1) }()
+	require.Eventually(t, func() bool {
+		got, err := b.db.FindSourceRun(t.Context(), src.ID, run.ID)
+		return err == nil && got.State == steward.SourceRunRunning && got.Observed >= 2 && got.New >= 2
+	}, 10*time.Second, 50*time.Millisecond)
+	close(release)
+	require.NoError(t, <-errc)
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/source/pull"
@@ -21,7 +22,14 @@ type sink struct {
 	units  map[string]int // unit ID → index in run.Units
 	chunk  []steward.Observation
 	logger *slog.Logger
+	// flushed is when kept observations were last applied: a slow pull
+	// applies (and shows its progress) at least every progressEvery.
+	flushed time.Time
 }
+
+// progressEvery bounds how long observations wait to be applied, so a run's
+// progress moves while a slow pull reads page after page.
+const progressEvery = 2 * time.Second
 
 var _ pull.Sink = (*sink)(nil)
 
@@ -55,7 +63,7 @@ func (k *sink) Observe(ctx context.Context, u pull.Unit, obs steward.Observation
 	unit.Observed++
 	k.run.Observed++
 	k.chunk = append(k.chunk, obs)
-	if len(k.chunk) >= k.s.chunkSize {
+	if len(k.chunk) >= k.s.chunkSize || time.Since(k.flushed) >= progressEvery {
 		return k.flush(ctx)
 	}
 	return nil
@@ -71,6 +79,7 @@ func (k *sink) flush(ctx context.Context) error {
 		return tx.UpdateSourceRun(ctx, k.run)
 	})
 	k.chunk = k.chunk[:0]
+	k.flushed = time.Now()
 	return err
 }
 

@@ -94,7 +94,8 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.SourcePullArg
 	if err != nil {
 		return err
 	}
-	k := &sink{s: s, src: src, run: run, mark: store.SourceMark{SourceID: src.ID, Pull: seq}, units: map[string]int{}, logger: logger}
+	k := &sink{s: s, src: src, run: run, mark: store.SourceMark{SourceID: src.ID, Pull: seq}, units: map[string]int{}, logger: logger,
+		flushed: time.Now()}
 	err = puller.Pull(ctx, k)
 	if err == nil {
 		err = k.flush(ctx)

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/collector/collectortest"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/source/pull"
 	"github.com/stewardhq/steward/internal/testlog"
@@ -189,4 +192,47 @@ func apiCode(err error) string {
 		return e.Code
 	}
 	return ""
+}
+
+// TestSourceRunRetriedByRiver: a pull that dies half way is retried by
+// River; the run resumes by pulling again from the start, ends done on its
+// second attempt, and counts each finding once.
+func TestSourceRunRetriedByRiver(t *testing.T) {
+	b := startWithSources(t, io.Discard)
+	ctx := t.Context()
+	script := t.Name()
+	unit := pull.Unit{ID: "retry1", Scope: "/subscriptions/retry1"}
+	var obs []steward.Observation
+	for i := range 4 {
+		obs = append(obs, steward.Observation{Resource: steward.Resource{ID: fmt.Sprintf("/subscriptions/retry1/vm%d", i), Cloud: steward.CloudAzure},
+			Recommendation: steward.Recommendation{Key: "retry-rec", DisplayName: "r", Severity: steward.SeverityMedium, Source: "test"},
+			Status:         steward.StatusUnhealthy})
+	}
+	var calls atomic.Int32
+	collectortest.SetScript(script, func(ctx context.Context, sink pull.Sink, _ secret.String) error {
+		first := calls.Add(1) == 1
+		for i, o := range obs {
+			if first && i == 2 {
+				return errors.New("connection reset by peer")
+			}
+			if err := sink.Observe(ctx, unit, o); err != nil {
+				return err
+			}
+		}
+		return sink.Done(ctx, unit)
+	})
+	_, err := b.client.CreateSource(ctx, steward.SourceInput{Name: ptr("retry"), Kind: ptr("test"), Scope: ptr(steward.Scope("/subscriptions/retry1")),
+		Enabled: ptr(false), Settings: json.RawMessage(`{"script":"` + script + `"}`)})
+	require.NoError(t, err)
+	run, err := b.client.RunSource(ctx, "retry")
+	require.NoError(t, err)
+	done := waitRun(t, b.client, "retry", run.ID)
+	require.Equal(t, steward.SourceRunDone, done.State, "%+v", done)
+	require.Equal(t, 2, done.Attempt)
+	require.Equal(t, 4, done.Observed)
+	require.Equal(t, 4, done.New+done.Unchanged)
+	require.Equal(t, int32(2), calls.Load())
+	page, err := b.client.ListAssessments(ctx, url.Values{"recommendation": {"retry-rec"}})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 4)
 }
