@@ -16,13 +16,15 @@ import (
 // is a CodeInvalid *steward.Error naming a record (or the empty input), and
 // that every observation it yields is valid.
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"asff_sample.json", "trivy-image_golang-1.12-alpine_sample.json", "prowler-sample.asff-json"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+	// Small seeds only: the fuzzer minimizes every new input it finds
+	// interesting, which on the whole 9–100 KB samples takes minutes. The
+	// first line of the Prowler sample (JSON Lines) stands for them.
+	b, err := os.ReadFile(filepath.Join(dir, "prowler-sample.asff-json"))
+	if err != nil {
+		f.Fatal(err)
 	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f.Add(line)
 	f.Add([]byte(finding))
 	f.Add([]byte(`{"Findings": [` + finding + `], "NextToken": "x"}`))
 	f.Add([]byte(`[` + finding + `]`))
