@@ -19,12 +19,15 @@ import (
 // countSink counts what a pull hands it.
 type countSink struct{ obs, tags, done, failed int }
 
-func (s *countSink) Observe(context.Context, pull.Unit, steward.Observation) error { s.obs++; return nil }
+func (s *countSink) Observe(context.Context, pull.Unit, steward.Observation) error {
+	s.obs++
+	return nil
+}
 func (s *countSink) ScopeTags(context.Context, steward.Scope, map[string]string) error {
 	s.tags++
 	return nil
 }
-func (s *countSink) Done(context.Context, pull.Unit) error { s.done++; return nil }
+func (s *countSink) Done(context.Context, pull.Unit) error    { s.done++; return nil }
 func (s *countSink) Failed(context.Context, pull.Unit, error) { s.failed++ }
 
 // BenchmarkPull200k pulls 200,000 findings (10 subscriptions, one Resource

@@ -206,6 +206,42 @@ func retryOptions() policy.RetryOptions {
 	return policy.RetryOptions{MaxRetries: maxRetries, RetryDelay: retryDelay, MaxRetryDelay: maxRetryDelay, TryTimeout: tryTimeout}
 }
 
+// quotaResetPolicy gives a throttled Resource Graph answer the Retry-After
+// azcore's retry policy reads: Resource Graph says when its quota resets in
+// x-ms-user-quota-resets-after (hh:mm:ss) instead. It runs once per try,
+// inside the retry policy.
+type quotaResetPolicy struct{}
+
+func (quotaResetPolicy) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	if err != nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		return resp, err
+	}
+	if resp.Header.Get("Retry-After") != "" || resp.Header.Get("retry-after-ms") != "" || resp.Header.Get("x-ms-retry-after-ms") != "" {
+		return resp, err
+	}
+	if d, ok := parseQuotaReset(resp.Header.Get("x-ms-user-quota-resets-after")); ok {
+		// Whole seconds, rounded up so the retry never comes early.
+		resp.Header.Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
+	return resp, err
+}
+
+// parseQuotaReset reads hh:mm:ss (fractions of a second allowed).
+func parseQuotaReset(s string) (time.Duration, bool) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	h, err1 := strconv.Atoi(parts[0])
+	m, err2 := strconv.Atoi(parts[1])
+	sec, err3 := strconv.ParseFloat(parts[2], 64)
+	if err1 != nil || err2 != nil || err3 != nil || h < 0 || m < 0 || sec < 0 {
+		return 0, false
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec*float64(time.Second)), true
+}
+
 // New returns a Puller for the settings, with its credential.
 func New(s Settings, sec Secrets, env pull.Env) (pull.Puller, error) {
 	if err := s.Validate(); err != nil {
@@ -247,7 +283,7 @@ func New(s Settings, sec Secrets, env pull.Env) (pull.Puller, error) {
 }
 
 func clientOptions(s Settings, env pull.Env) policy.ClientOptions {
-	co := policy.ClientOptions{Retry: retryOptions()}
+	co := policy.ClientOptions{Retry: retryOptions(), PerRetryPolicies: []policy.Policy{quotaResetPolicy{}}}
 	if env.HTTPClient != nil {
 		co.Transport = env.HTTPClient
 	}

@@ -458,3 +458,57 @@ func TestPullFallbackWhenOnlyAssessmentsForbidden(t *testing.T) {
 		t.Fatalf("done %v, failed %v, %d observations, %d assessments API calls", doneIDs(sink), sink.FailedUnits, len(sink.All()), f.counts["assessments"])
 	}
 }
+
+func TestPullSubscriptionNotVisible(t *testing.T) {
+	f := newFakeARM()
+	loadWorld(t, f)
+	srv := startARM(t, f)
+	const unseen = "33333333-3333-4333-8333-333333333333"
+	sink := mustPull(t, testPuller(t, srv.URL, func(s *Settings) { s.Subscriptions = append(s.Subscriptions, unseen) }))
+	if got := doneIDs(sink); !slices.Equal(got, []string{subRecs, subExample}) {
+		t.Errorf("done %v", got)
+	}
+	err := sink.FailedUnits[unseen]
+	if steward.ErrorCode(err) != steward.CodeForbidden || !strings.Contains(steward.ErrorMessage(err), unseen) {
+		t.Errorf("a subscription Resource Graph does not show is failed, not done (nothing would be gone there): %v", err)
+	}
+}
+
+// Resource Graph says when its quota resets in x-ms-user-quota-resets-after,
+// not Retry-After: a reset beyond the retry cap is not waited for, one
+// within it is.
+func TestPullResourceGraphQuotaReset(t *testing.T) {
+	for _, c := range []struct {
+		reset    string
+		requests int
+		done     int
+	}{{"00:05:00", 1, 0}, {"00:00:01", 2, 2}} {
+		f := newFakeARM()
+		loadWorld(t, f)
+		throttled := false
+		f.fault = func(w http.ResponseWriter, r *http.Request, kind string, subs []string, page int) bool {
+			if kind == "graph:assessments" && (!throttled || c.reset == "00:05:00") {
+				throttled = true
+				w.Header().Set("x-ms-user-quota-remaining", "0")
+				w.Header().Set("x-ms-user-quota-resets-after", c.reset)
+				armError(w, http.StatusTooManyRequests, "RateLimiting", "Client application has been throttled")
+				return true
+			}
+			return false
+		}
+		srv := startARM(t, f)
+		start := time.Now()
+		sink := mustPull(t, testPuller(t, srv.URL, nil))
+		if f.counts["graph:assessments"] != c.requests || len(sink.DoneUnits) != c.done {
+			t.Errorf("reset %s: %d requests, done %v, failed %v", c.reset, f.counts["graph:assessments"], doneIDs(sink), sink.FailedUnits)
+		}
+		if c.done > 0 && time.Since(start) < 900*time.Millisecond {
+			t.Errorf("reset %s: retried after %v", c.reset, time.Since(start))
+		}
+	}
+	for in, want := range map[string]time.Duration{"00:00:01": time.Second, "01:02:03.5": time.Hour + 2*time.Minute + 3500*time.Millisecond, "5": 0, "a:b:c": 0} {
+		if got, _ := parseQuotaReset(in); got != want {
+			t.Errorf("parseQuotaReset(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -203,12 +203,19 @@ func (r *run) graphBatch(ctx context.Context, batch []pull.Unit) error {
 		return nil
 	}
 
-	// Tags of the batch's subscriptions and resource groups.
+	// Tags of the batch's subscriptions and resource groups. A subscription
+	// the credential cannot see has no row here; Resource Graph would also
+	// answer its assessments with nothing, which must not read as "every
+	// finding is gone".
 	var tagErr error
+	visible := map[string]bool{}
 	err = r.p.graphQuery(ctx, client, containersQuery, subs, "Resource Graph query of subscription and resource group tags for "+desc, func(row *graphRow) error {
 		id := row.ID
 		if id == "" {
 			return nil
+		}
+		if strings.EqualFold(row.Type, "microsoft.resources/subscriptions") {
+			visible[strings.ToLower(row.SubscriptionID)] = true
 		}
 		if err := r.sink.ScopeTags(ctx, steward.Scope(id), tagMap(row.Tags)); err != nil {
 			tagErr = err
@@ -224,6 +231,12 @@ func (r *run) graphBatch(ctx context.Context, batch []pull.Unit) error {
 			return errGraphForbidden
 		}
 		return failAll(err)
+	}
+
+	for _, u := range batch {
+		if !visible[u.ID] {
+			r.failed(ctx, u, steward.Errorf(steward.CodeForbidden, "defender source: subscription %s is not visible to the credential in Resource Graph (no such subscription, or no role on it); nothing was read there", u.ID))
+		}
 	}
 
 	// The assessments.
