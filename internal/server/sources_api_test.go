@@ -236,3 +236,19 @@ func TestSourceRunRetriedByRiver(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, page.Items, 4)
 }
+
+// TestBuiltinSourceKinds: the three providers are wired in, each with its
+// secret fields, and a source of each refuses empty settings naming a
+// settings field.
+func TestBuiltinSourceKinds(t *testing.T) {
+	kinds := server.SourceKinds()
+	require.Equal(t, []string{"defender", "scc", "securityhub"}, kinds.Names())
+	for _, name := range kinds.Names() {
+		k := kinds[name]
+		require.NotEmpty(t, k.SecretFields, name)
+		err := k.Check(json.RawMessage(`{}`), nil)
+		require.Error(t, err, name)
+		require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err), "%s: %v", name, err)
+		require.True(t, strings.HasPrefix(steward.ErrorField(err), "settings"), "%s: field %q", name, steward.ErrorField(err))
+	}
+}
