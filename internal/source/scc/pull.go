@@ -2,6 +2,10 @@ package scc
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,11 +175,34 @@ func (s Secrets) Validate(settings Settings) error {
 	if s.CredentialsJSON.IsZero() {
 		return nil
 	}
-	if _, err := google.CredentialsFromJSONWithType(context.Background(), []byte(s.CredentialsJSON.Reveal()), google.ServiceAccount, Scope); err != nil {
+	key := []byte(s.CredentialsJSON.Reveal())
+	if _, err := google.CredentialsFromJSONWithType(context.Background(), key, google.ServiceAccount, Scope); err != nil {
 		// The parse error may quote the input: do not pass it on.
 		return invalidAt("credentials_json", "credentials_json is not a service account key file (JSON with \"type\": \"service_account\")")
 	}
+	cfg, err := google.JWTConfigFromJSON(key, Scope)
+	if err != nil || cfg.Email == "" || cfg.TokenURL == "" {
+		return invalidAt("credentials_json", "credentials_json lacks client_email or token_uri")
+	}
+	if !validPrivateKey(cfg.PrivateKey) {
+		return invalidAt("credentials_json", "credentials_json: private_key is not a PEM-encoded RSA private key")
+	}
 	return nil
+}
+
+// validPrivateKey reports whether b is a PEM RSA key in PKCS#8 or PKCS#1,
+// the forms Google's key files use.
+func validPrivateKey(b []byte) bool {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return false
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		_, ok := k.(*rsa.PrivateKey)
+		return ok
+	}
+	_, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	return err == nil
 }
 
 func invalidAt(field, format string, args ...any) error {
@@ -387,8 +414,12 @@ func (p *puller) apiError(err error, page int) (e *steward.Error, credential boo
 		}
 		return steward.WrapError(steward.CodeInvalid, cause, "scc source: Security Command Center refused %s (HTTP %d: %s)", what, ge.Code, msg), false
 	}
-	if _, ok := errors.AsType[net.Error](err); ok {
+	if isNetError(err) {
 		return steward.WrapError(steward.CodeUnavailable, errors.New(firstLine(err.Error())), "scc source: %s failed after %d attempts: %s", what, maxAttempts, firstLine(err.Error())), false
+	}
+	if _, ok := errors.AsType[*url.Error](err); ok {
+		// The request was not sent: e.g. the token could not be signed.
+		return steward.WrapError(steward.CodeInvalid, errors.New(firstLine(err.Error())), "scc source: cannot send %s: %s", what, firstLine(err.Error())), false
 	}
 	// Not an HTTP error nor a network one: the answer could not be read as
 	// a ListFindingsResponse.
@@ -455,13 +486,24 @@ func (r *retryer) Retry(err error) (time.Duration, bool) {
 			}
 			return d, true
 		}
-	} else if _, ok := errors.AsType[net.Error](err); !ok {
+	} else if !isNetError(err) {
 		return 0, false
 	}
 	if r.backoff != nil {
 		return r.backoff(r.attempt), true
 	}
 	return min(time.Second<<(r.attempt-1), maxBackoff), true
+}
+
+// isNetError reports a network failure (refused, reset, timed out), looking
+// through the *url.Error the HTTP client wraps every error in (which is a
+// net.Error itself, whatever it wraps).
+func isNetError(err error) bool {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	_, ok := errors.AsType[net.Error](err)
+	return ok || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

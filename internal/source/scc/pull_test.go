@@ -607,3 +607,57 @@ func TestPullBrokenPage(t *testing.T) {
 	require.Contains(t, err.Error(), "ListFindings "+orgParent+", page 1, finding 3 (organizations/"+org+"/sources/2960810226735133461/locations/global/findings/1a2b3c4d5e6f708192a3b4c5d6e7f809): finding.category is missing")
 	require.Len(t, f.requests, 1, "the pull stops at the broken page")
 }
+
+func TestSecretsValidateKey(t *testing.T) {
+	t.Parallel()
+	f := newFakeSCC(t)
+	var key map[string]string
+	require.NoError(t, json.Unmarshal([]byte(f.serviceAccountKey().Reveal()), &key))
+	key["private_key"] = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IHMzY3IzdA==\n-----END PRIVATE KEY-----\n"
+	b, _ := json.Marshal(key)
+	err := Secrets{CredentialsJSON: secret.New(string(b))}.Validate(Settings{})
+	require.Error(t, err)
+	require.Equal(t, "credentials_json", steward.ErrorField(err))
+	require.Contains(t, err.Error(), "private_key is not a PEM-encoded RSA private key")
+	require.NotContains(t, err.Error(), "bm90IGEga2V5")
+}
+
+// Without credentials_json the source uses Application Default Credentials,
+// here a key file named by GOOGLE_APPLICATION_CREDENTIALS.
+func TestPullApplicationDefaultCredentials(t *testing.T) {
+	f := newFakeSCC(t)
+	path := filepath.Join(t.TempDir(), "key.json")
+	require.NoError(t, os.WriteFile(path, []byte(f.serviceAccountKey().Reveal()), 0o600))
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
+	p, err := newPuller(Settings{Parent: "projects/web-prod", Endpoint: f.srv.URL, Local: true}, Secrets{}, pull.Env{HTTPClient: f.srv.Client()})
+	require.NoError(t, err)
+	sink := pulltest.NewSink()
+	require.NoError(t, p.Pull(t.Context(), sink))
+	require.Empty(t, sink.Violations)
+	require.Equal(t, 1, f.tokens)
+	require.Equal(t, []string{"web-prod"}, unitIDs(sink.DoneUnits))
+
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	err = p.Pull(t.Context(), pulltest.NewSink())
+	require.Error(t, err)
+	require.Equal(t, steward.CodeUnauthorized, steward.ErrorCode(err))
+	require.Contains(t, err.Error(), "no Application Default Credentials")
+}
+
+// A server that cannot be reached is retried (bounded) and reported
+// unavailable.
+func TestPullUnreachable(t *testing.T) {
+	t.Parallel()
+	f := newFakeSCC(t)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	p := f.puller(t, Settings{})
+	p.settings.Endpoint = closed.URL
+	tries := 0
+	p.backoff = func(int) time.Duration { tries++; return time.Millisecond }
+	err := p.Pull(t.Context(), pulltest.NewSink())
+	require.Error(t, err)
+	require.Equal(t, steward.CodeUnavailable, steward.ErrorCode(err))
+	require.Contains(t, err.Error(), "page 1 failed after 5 attempts")
+	require.Equal(t, maxAttempts-1, tries)
+}
