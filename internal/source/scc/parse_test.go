@@ -2,6 +2,7 @@ package scc_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/source"
 	"github.com/stewardhq/steward/internal/source/scc"
 )
+
+// The files engineer registers scc.Parser as a source.Parser.
+var _ source.Parser = scc.Parser{}
 
 const dir = "../../../testdata/scc"
 
@@ -170,6 +175,29 @@ func TestParseRejects(t *testing.T) {
 			_ = obs
 		})
 	}
+}
+
+func TestParseYieldErrorAndContext(t *testing.T) {
+	t.Parallel()
+	in, err := os.ReadFile(filepath.Join(dir, "findings.jsonl"))
+	require.NoError(t, err)
+	stop := steward.Errorf(steward.CodeConflict, "stop")
+	n := 0
+	err = scc.Parser{}.Parse(t.Context(), bytes.NewReader(in), func(steward.Observation) error {
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
+	})
+	require.Same(t, stop, err, "yield's error is returned unchanged")
+
+	// The context is checked every 1024 records.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	many := bytes.Repeat(append(bytes.SplitN(in, []byte("\n"), 2)[0], '\n'), 2048)
+	err = scc.Parser{}.Parse(ctx, bytes.NewReader(many), func(steward.Observation) error { return nil })
+	require.ErrorIs(t, err, context.Canceled)
 }
 
 func TestSniff(t *testing.T) {

@@ -2,6 +2,7 @@ package scc
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -660,4 +661,29 @@ func TestPullUnreachable(t *testing.T) {
 	require.Equal(t, steward.CodeUnavailable, steward.ErrorCode(err))
 	require.Contains(t, err.Error(), "page 1 failed after 5 attempts")
 	require.Equal(t, maxAttempts-1, tries)
+}
+
+// A cancelled context stops the pull (also while waiting to retry) and is
+// returned; no unit is ended.
+func TestPullContextCancelled(t *testing.T) {
+	t.Parallel()
+	f := newFakeSCC(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f.fault = func(w http.ResponseWriter, page, attempt int) bool {
+		if page == 2 {
+			cancel()
+			w.Header().Set("Retry-After", "30")
+			googleError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable.")
+			return true
+		}
+		return false
+	}
+	sink := pulltest.NewSink()
+	start := time.Now()
+	err := f.puller(t, Settings{}).Pull(ctx, sink)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Less(t, time.Since(start), 20*time.Second)
+	require.Empty(t, sink.DoneUnits)
+	require.Empty(t, sink.FailedUnits)
 }
