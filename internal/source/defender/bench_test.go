@@ -67,7 +67,11 @@ func BenchmarkPull200k(b *testing.B) {
 		}
 		pages = append(pages, bs)
 	}
-	containers, _ := json.Marshal(map[string]any{"totalRecords": 0, "count": 0, "data": []any{}, "resultTruncated": "false"})
+	var subRows []any
+	for _, id := range subs {
+		subRows = append(subRows, map[string]any{"id": "/subscriptions/" + id, "type": "microsoft.resources/subscriptions", "subscriptionId": id, "tags": map[string]any{"owner": "platform@contoso.com"}})
+	}
+	containers, _ := json.Marshal(map[string]any{"totalRecords": nsubs, "count": nsubs, "data": subRows, "resultTruncated": "false"})
 	var serverNs atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
