@@ -390,3 +390,24 @@ func TestProgressWhileRunning(t *testing.T) {
 	close(release)
 	require.NoError(t, <-errc)
 }
+
+// TestAbandonedRunIsReplaced: a run left queued or running for hours (its
+// job ended without finishing it) is closed as failed, and a new run is
+// queued, so a source never stops running for good.
+func TestAbandonedRunIsReplaced(t *testing.T) {
+	b := setup(t, 100)
+	collectortest.SetScript(t.Name(), collectortest.Serve(collectortest.Unit{Unit: unit1}))
+	src := b.source(t, "stuck", t.Name())
+	old, created, err := b.svc.Run(t.Context(), src.Name, "admin")
+	require.NoError(t, err)
+	require.True(t, created)
+	b.db.Now = func() time.Time { return time.Now().Add(4 * time.Hour) }
+	run, created, err := b.svc.Run(t.Context(), src.Name, "admin")
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NotEqual(t, old.ID, run.ID)
+	got, err := b.db.FindSourceRun(t.Context(), src.ID, old.ID)
+	require.NoError(t, err)
+	require.Equal(t, steward.SourceRunFailed, got.State)
+	require.Contains(t, got.Error, "abandoned")
+}

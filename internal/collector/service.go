@@ -28,6 +28,10 @@ const (
 	DefaultSchedule = time.Hour
 	MinSchedule     = 5 * time.Minute
 	MaxSchedule     = 24 * time.Hour
+	// abandonedAfter is how long a run may stay queued or running before a
+	// new run replaces it: well past 3 attempts of pullTimeout, their
+	// backoffs and the stuck-job rescue.
+	abandonedAfter = 3 * time.Hour
 	// DefaultChunkSize is how many observations one transaction applies.
 	DefaultChunkSize = ingest.DefaultChunkSize
 )
@@ -308,8 +312,8 @@ func (s *Service) Update(ctx context.Context, ref string, in steward.SourceInput
 }
 
 // Delete removes a source (its runs and the attribution of its findings
-// stay on record). A run in progress fails when it next looks the source
-// up; its findings stay as they are.
+// stay on record). A run already in progress finishes; a queued one fails
+// when it starts.
 func (s *Service) Delete(ctx context.Context, ref string, actor string) (*store.SourceRecord, error) {
 	rec, err := s.db.FindSource(ctx, ref)
 	if err != nil {
@@ -347,8 +351,20 @@ func (s *Service) Run(ctx context.Context, ref string, actor string) (run *stewa
 // queued or running, which it returns. It sets the next scheduled run.
 func (s *Service) queueRun(ctx context.Context, tx *store.Tx, rec *store.SourceRecord, actor string) (*steward.SourceRun, bool, error) {
 	active, err := tx.ActiveSourceRun(ctx, rec.ID)
-	if err != nil || active != nil {
-		return active, false, err
+	if err != nil {
+		return nil, false, err
+	}
+	if active != nil && s.db.Now().Sub(active.CreatedAt) > abandonedAfter {
+		// Its job ended without finishing it (the process died on the
+		// last attempt): close it, or the source would never run again.
+		active.State, active.Error = steward.SourceRunFailed, "abandoned: its job ended without finishing the run"
+		if err := tx.UpdateSourceRun(ctx, active); err != nil {
+			return nil, false, err
+		}
+		active = nil
+	}
+	if active != nil {
+		return active, false, nil
 	}
 	run := &steward.SourceRun{SourceID: rec.ID, RequestedBy: actor}
 	if err := tx.CreateSourceRun(ctx, run); err != nil {

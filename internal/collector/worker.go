@@ -117,9 +117,12 @@ func (w *PullWorker) Work(ctx context.Context, job *river.Job[jobs.SourcePullArg
 	}
 	state := steward.SourceRunDone
 	failed := 0
-	for _, u := range run.Units {
-		if !u.Done {
+	for i := range run.Units {
+		if u := &run.Units[i]; !u.Done {
 			failed++
+			if u.Error == "" {
+				u.Error = "the provider did not report the unit read completely; nothing was marked gone"
+			}
 		}
 	}
 	switch {
