@@ -45,4 +45,14 @@ func TestImportSARIF(t *testing.T) {
 	imp = b.waitImport(t, imp.ID)
 	require.Equal(t, "succeeded", imp.State, imp.Error)
 	require.Equal(t, 3, imp.Result.Observations)
+
+	// Format names are read like the CLI's: any case, aliases; an unknown
+	// one is refused with the list.
+	imp, err = b.client.UploadImport(t.Context(), bytes.NewReader(data), int64(len(data)), "checkov.json", "Checkov")
+	require.NoError(t, err)
+	require.Equal(t, "checkov", imp.Format)
+	b.waitImport(t, imp.ID)
+	_, err = b.client.UploadImport(t.Context(), bytes.NewReader(data), int64(len(data)), "checkov.json", "xml")
+	requireRefused(t, err, 400, `unknown format "xml"`)
+	require.Contains(t, err.Error(), `"sarif" (SARIF 2.1`)
 }
