@@ -134,7 +134,7 @@ func newBrowser(t *testing.T) context.Context {
 		t.Logf("could not remove the browser profile %s", profile)
 	})
 	// Bound the whole test; a hung page fails rather than hangs CI.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 10*time.Minute)
 	t.Cleanup(cancelTimeout)
 	require.NoError(t, chromedp.Run(ctx), "start chromium")
 	return ctx
