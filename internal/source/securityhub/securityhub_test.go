@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -414,4 +416,64 @@ func TestRegionWithoutSecurityHub(t *testing.T) {
 	require.Error(t, e)
 	assert.Equal(t, steward.CodeForbidden, steward.ErrorCode(e))
 	assert.Contains(t, steward.ErrorMessage(e), "Security Hub is not enabled for the account in this region")
+}
+
+func TestRetryAfterOf(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	answer := func(v string) error {
+		h := http.Header{}
+		if v != "" {
+			h.Set("Retry-After", v)
+		}
+		return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 429, Header: h}}, Err: io.EOF}
+	}
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+		ok     bool
+	}{
+		{"3", 3 * time.Second, true},
+		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{"", 0, false},
+		{"soon", 0, false},
+		{"-1", 0, false},
+	} {
+		d, ok := retryAfterOf(answer(c.header), now)
+		assert.Equal(t, c.ok, ok, c.header)
+		assert.Equal(t, c.want, d, c.header)
+	}
+	_, ok := retryAfterOf(io.EOF, now)
+	assert.False(t, ok)
+}
+
+func TestSDKDecodeSameAsDirect(t *testing.T) {
+	// Pages are decoded straight into asff.Finding; an answer that does not
+	// decode so is left to the SDK and converted with fromSDK. Both must
+	// map every sample finding alike.
+	_, s, sec, logs := setup(t)
+	direct, err := run(t, newTestPuller(t, s, sec, logs))
+	require.NoError(t, err)
+	p := newTestPuller(t, s, sec, logs)
+	p.sdkDecode = true
+	viaSDK, err := run(t, p)
+	require.NoError(t, err)
+	require.Len(t, viaSDK.All(), 72)
+	for id, obs := range direct.Observations {
+		assert.Equal(t, obs, viaSDK.Observations[id], id)
+	}
+}
+
+func TestBrokenPage(t *testing.T) {
+	h, s, sec, logs := setup(t)
+	s.Regions = []string{"eu-west-1"}
+	h.pageSize = 5
+	h.broken = map[string]string{"eu-west-1/2": `{"Findings": [{"Id": `}
+	sink, err := run(t, newTestPuller(t, s, sec, logs))
+	require.NoError(t, err)
+	assert.Len(t, sink.Observations[acctHub+"/eu-west-1"], 5)
+	e := sink.FailedUnits[acctHub+"/eu-west-1"]
+	require.Error(t, e)
+	assert.Equal(t, steward.CodeInvalid, steward.ErrorCode(e))
+	assert.Contains(t, steward.ErrorMessage(e), "GetFindings in eu-west-1, page 2: the answer is not a GetFindings page")
 }

@@ -31,17 +31,27 @@ type fakeHub struct {
 
 	mu       sync.Mutex
 	findings map[string][]json.RawMessage // by region
-	pageSize int
+	// generated, when set for a region, serves n findings made by gen
+	// instead (benchmarks: no filters).
+	generated map[string]generated
+	pageSize  int
 	// fail answers a request with a status and error code: by
 	// "<region>/<page>" (page 1-based) or "*" for every request.
 	fail map[string]hubError
 	// throttle answers the first throttle requests with 429.
-	throttle   int
+	throttle int
+	// broken answers pages of its region with this body (status 200).
+	broken     map[string]string
 	retryAfter string
 	requests   []hubRequest
 	// stsCreds are what AssumeRole hands out; assumed counts calls.
 	stsKey  string
 	assumed int
+}
+
+type generated struct {
+	n   int
+	gen func(i int) json.RawMessage
 }
 
 type hubError struct {
@@ -98,8 +108,10 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.requests = append(h.requests, hubRequest{at: time.Now(), region: region, accessKey: key, signed: r.Header.Get("X-Amz-Date") != "",
-		token: r.Header.Get("X-Amz-Security-Token"), filters: in.Filters, maxResult: in.MaxResults})
+	if h.generated == nil {
+		h.requests = append(h.requests, hubRequest{at: time.Now(), region: region, accessKey: key, signed: r.Header.Get("X-Amz-Date") != "",
+			token: r.Header.Get("X-Amz-Security-Token"), filters: in.Filters, maxResult: in.MaxResults})
+	}
 	if h.throttle > 0 {
 		h.throttle--
 		if h.retryAfter != "" {
@@ -127,13 +139,28 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	all := filter(h.findings[region], in.Filters)
-	end := min(offset+size, len(all))
+	if b, ok := h.broken[region+"/"+strconv.Itoa(page)]; ok {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, b)
+		return
+	}
 	out := struct {
 		Findings  []json.RawMessage
 		NextToken string `json:",omitempty"`
-	}{Findings: all[min(offset, len(all)):end]}
-	if end < len(all) {
+	}{}
+	total := 0
+	if g, ok := h.generated[region]; ok {
+		total = g.n
+		for i := offset; i < min(offset+size, total); i++ {
+			out.Findings = append(out.Findings, g.gen(i))
+		}
+	} else {
+		all := filter(h.findings[region], in.Filters)
+		total = len(all)
+		out.Findings = all[min(offset, total):min(offset+size, total)]
+	}
+	end := min(offset+size, total)
+	if end < total {
 		out.NextToken = strconv.Itoa(end)
 	}
 	if out.Findings == nil {
