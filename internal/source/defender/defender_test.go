@@ -512,3 +512,37 @@ func TestPullResourceGraphQuotaReset(t *testing.T) {
 		}
 	}
 }
+
+func TestPullBrokenPage(t *testing.T) {
+	for _, c := range []struct {
+		name, body, want string
+		code             steward.Code
+	}{
+		{"not JSON", `{"totalRecords": 3, "data": [{"id": "/subscriptions/x`, "not a page of rows", steward.CodeInvalid},
+		{"table format", `{"data": {"columns": [], "rows": []}}`, "not a page of rows", steward.CodeInvalid},
+		{"truncated", `{"data": [], "resultTruncated": "true"}`, "truncated", steward.CodeUnavailable},
+	} {
+		f := newFakeARM()
+		loadWorld(t, f)
+		f.fault = func(w http.ResponseWriter, r *http.Request, kind string, subs []string, page int) bool {
+			if kind == "graph:assessments" && page == 2 {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(c.body))
+				return true
+			}
+			return false
+		}
+		srv := startARM(t, f)
+		p := testPuller(t, srv.URL, nil)
+		p.pageSize = 50
+		sink := mustPull(t, p)
+		if len(sink.DoneUnits) != 0 || len(sink.FailedUnits) != 2 {
+			t.Errorf("%s: done %v, failed %v", c.name, doneIDs(sink), sink.FailedUnits)
+			continue
+		}
+		err := sink.FailedUnits[subExample]
+		if msg := steward.ErrorMessage(err); steward.ErrorCode(err) != c.code || !strings.Contains(msg, "page 2") || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %s %q", c.name, steward.ErrorCode(err), msg)
+		}
+	}
+}

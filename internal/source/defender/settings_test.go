@@ -1,9 +1,11 @@
 package defender
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -122,6 +124,7 @@ func (e *entra) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestNewClientSecretAgainstLocalEntra(t *testing.T) {
 	const clientSecret = "Q~s3cr3t-value-that-must-never-show"
+	var logs bytes.Buffer
 	for _, refuse := range []bool{false, true} {
 		f := newFakeARM()
 		loadWorld(t, f)
@@ -130,7 +133,7 @@ func TestNewClientSecretAgainstLocalEntra(t *testing.T) {
 		defer srv.Close()
 		p, err := New(Settings{Auth: AuthClientSecret, TenantID: tenant, ClientID: "11111111-2222-3333-4444-555555555555",
 			Subscriptions: []string{subExample}, Endpoint: srv.URL, Local: true},
-			Secrets{ClientSecret: secret.New(clientSecret)}, pull.Env{HTTPClient: srv.Client()})
+			Secrets{ClientSecret: secret.New(clientSecret)}, pull.Env{HTTPClient: srv.Client(), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +158,10 @@ func TestNewClientSecretAgainstLocalEntra(t *testing.T) {
 		if !strings.Contains(msg, "defender source") || !strings.Contains(msg, "401") {
 			t.Errorf("message %q does not name the source and the refusal", msg)
 		}
-		all := err.Error()
+		if !strings.Contains(logs.String(), "unit failed") {
+			t.Errorf("the failed units are not logged: %s", logs.String())
+		}
+		all := err.Error() + logs.String()
 		for _, fe := range sink.FailedUnits {
 			all += " " + fe.Error()
 		}
