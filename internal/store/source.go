@@ -356,11 +356,22 @@ func (db *DB) GoneCandidates(ctx context.Context, sourceID, pull int64, scope st
 	if err != nil {
 		return nil, 0, err
 	}
+	// With a scope, walk the scope's resources (a range of their unique
+	// norm_id) and their assessments: the cost is the unit's size, which
+	// the pull just read anyway. Through the source's index instead, each
+	// unit's Done would read every assessment of the source, most of them
+	// in units not yet read. CROSS JOIN fixes that order in SQLite.
+	// The unary plus keeps the source's index out of it, so each resource's
+	// assessments are found by assessment_resource.
+	from, source := `FROM assessment a JOIN resource res ON res.id = a.resource_id`, `a.source_id`
+	if cond != "" {
+		from, source = `FROM resource res CROSS JOIN assessment a`, `+a.source_id`
+	}
 	q := `SELECT a.id, r.key, r.severity, r.display_name, r.source, res.resource_id, res.cloud
-		FROM assessment a
+		` + from + `
 		JOIN recommendation r ON r.id = a.recommendation_id
-		JOIN resource res ON res.id = a.resource_id
-		WHERE a.source_id = ? AND (a.source_pull IS NULL OR a.source_pull <> ?) AND a.status <> 'Healthy' AND a.id > ?`
+		WHERE a.resource_id = res.id AND ` + source + ` = ? AND (a.source_pull IS NULL OR a.source_pull <> ?)
+		AND a.status <> 'Healthy' AND a.id > ?`
 	if cond != "" {
 		q += " AND " + cond
 	}
