@@ -547,6 +547,8 @@ func (p *puller) pullRegion(ctx context.Context, sink pull.Sink, region string, 
 		obs steward.Observation
 	}
 	var batch []item
+	read := 0
+	defer func() { p.logger.Debug("securityhub: region read", "region", region, "findings", read) }()
 	for page := 1; pager.HasMorePages(); page++ {
 		var findings []asff.Finding
 		var opts []func(*securityhub.Options)
@@ -591,6 +593,7 @@ func (p *puller) pullRegion(ctx context.Context, sink pull.Sink, region string, 
 				return &stopError{err: err, sink: true}
 			}
 		}
+		read += len(batch)
 	}
 	return nil
 }
