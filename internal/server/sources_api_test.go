@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -25,9 +26,11 @@ import (
 	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/collector/collectortest"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/netpolicy"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/source/pull"
+	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/testlog"
 )
 
@@ -251,4 +254,27 @@ func TestBuiltinSourceKinds(t *testing.T) {
 		require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err), "%s: %v", name, err)
 		require.True(t, strings.HasPrefix(steward.ErrorField(err), "settings"), "%s: field %q", name, steward.ErrorField(err))
 	}
+}
+
+// TestSourceEnvObeysOutboundPolicy: a source's HTTP client reaches a
+// loopback server only when its settings say local: true.
+func TestSourceEnvObeysOutboundPolicy(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(hs.Close)
+	env := server.SourceEnv(slog.New(slog.DiscardHandler), netpolicy.Policy{})
+	get := func(settings string) error {
+		rec := &store.SourceRecord{Source: steward.Source{Name: "n", Kind: "test", Settings: json.RawMessage(settings)}}
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, hs.URL, nil)
+		require.NoError(t, err)
+		resp, err := env(rec).HTTPClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	err := get(`{"script":"x"}`)
+	require.Error(t, err)
+	var refused *netpolicy.RefusedError
+	require.ErrorAs(t, err, &refused)
+	require.NoError(t, get(`{"script":"x","local":true}`))
 }
