@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/securitycenter/apiv2/securitycenterpb"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/source"
@@ -124,6 +126,12 @@ func TestParseArrayAndResponsePage(t *testing.T) {
 	fromPage, err := parse(t, page)
 	require.NoError(t, err)
 	require.Len(t, fromPage, 3)
+	// The page is a ListFindingsResponse to the Go client's own types,
+	// strictly (no unknown fields).
+	var resp securitycenterpb.ListFindingsResponse
+	require.NoError(t, protojson.Unmarshal(page, &resp))
+	require.Len(t, resp.GetListFindingsResults(), 3)
+	require.EqualValues(t, 3, resp.GetTotalSize())
 
 	lines, err := os.ReadFile(filepath.Join(dir, "findings.jsonl"))
 	require.NoError(t, err)
