@@ -20,9 +20,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -135,42 +133,7 @@ func (s *Settings) Validate() error {
 		seen[id] = true
 		s.Subscriptions[i] = id
 	}
-	return checkEndpoint(s.Endpoint, s.Local)
-}
-
-// checkEndpoint accepts an endpoint override only for a loopback host with
-// local: true, the rule integrations use for their local instance, so a
-// credential is never sent to a host a user picked.
-func checkEndpoint(raw string, local bool) error {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		if local {
-			return invalidAt("local", "local: true is only for an endpoint on a loopback address (a local test server); set endpoint or drop local")
-		}
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return invalidAt("endpoint", "endpoint %q is not a URL like http://127.0.0.1:8443", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return invalidAt("endpoint", "endpoint must not carry credentials, a query or a fragment")
-	}
-	if !isLoopback(u.Hostname()) {
-		return invalidAt("endpoint", "endpoint is only for a local test server on a loopback address (127.0.0.1, ::1, localhost); leave it empty for Azure")
-	}
-	if !local {
-		return invalidAt("local", "endpoint is a loopback address; set local: true if this is a local test server")
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return pull.CheckEndpoint(s.Endpoint, s.Local, "Azure")
 }
 
 // Validate checks the secrets against the settings they go with.

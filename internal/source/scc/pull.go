@@ -123,7 +123,14 @@ func (s *Settings) Validate() error {
 	if len(s.Filter) > 4096 {
 		return invalidAt("filter", "filter is longer than 4096 characters")
 	}
-	return checkEndpoint(s.Endpoint, s.Local)
+	if err := pull.CheckEndpoint(s.Endpoint, s.Local, "Google Cloud"); err != nil {
+		return err
+	}
+	// The REST client takes a host; a path would be dropped silently.
+	if u, err := url.Parse(strings.TrimSpace(s.Endpoint)); err == nil && strings.Trim(u.Path, "/") != "" {
+		return invalidAt("endpoint", "endpoint must not carry a path (a local test server's base URL, like http://127.0.0.1:8443)")
+	}
+	return nil
 }
 
 // project is the project ID of a "projects/<id>/..." parent, "" otherwise.
@@ -133,41 +140,6 @@ func (s *Settings) project() string {
 		return p
 	}
 	return ""
-}
-
-// checkEndpoint allows an endpoint override only for a local test server:
-// a loopback host together with local: true (the rule integrations use for
-// instance_url), so credentials are never sent to a host a user picked.
-func checkEndpoint(raw string, local bool) error {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		if local {
-			return invalidAt("local", "local: true is only for an endpoint on a loopback address (a local test server); set endpoint or drop local")
-		}
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return invalidAt("endpoint", "endpoint %q is not a URL like http://127.0.0.1:8443", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
-		return invalidAt("endpoint", "endpoint must not carry credentials, a path, a query or a fragment")
-	}
-	if !isLoopback(u.Hostname()) {
-		return invalidAt("endpoint", "endpoint is only for a local test server on a loopback address (127.0.0.1, ::1, localhost); leave it empty for Google Cloud")
-	}
-	if !local {
-		return invalidAt("local", "endpoint is a loopback address; set local: true if this is a local test server")
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks the secrets: a key, when given, is a service account key.

@@ -41,9 +41,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -178,7 +176,7 @@ func (s *Settings) Validate() error {
 	if s.ExternalID != "" && (len(s.ExternalID) > 1224 || !externalIDRE.MatchString(s.ExternalID)) {
 		return invalidAt("external_id", "external_id must be 2–1224 letters, digits or +=,.@:/-_")
 	}
-	return checkEndpoint(s.Endpoint, s.Local)
+	return pull.CheckEndpoint(s.Endpoint, s.Local, "AWS")
 }
 
 func oneOf(allowed []string) func(string) (string, bool) {
@@ -204,41 +202,6 @@ func clean(field string, in []string, check func(string) (string, bool), what st
 		return nil, invalidAt(field, "%s lists more than %d values", field, filterLimit)
 	}
 	return out, nil
-}
-
-// checkEndpoint allows an endpoint override only for a local test server:
-// a loopback host together with local: true (the rule integrations use for
-// instance_url), so keys are never sent to a host a user picked.
-func checkEndpoint(raw string, local bool) error {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		if local {
-			return invalidAt("local", "local: true is only for an endpoint on a loopback address (a local test server); set endpoint or drop local")
-		}
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return invalidAt("endpoint", "endpoint %q is not a URL like http://127.0.0.1:8443", raw)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return invalidAt("endpoint", "endpoint must not carry credentials, a query or a fragment")
-	}
-	if !isLoopback(u.Hostname()) {
-		return invalidAt("endpoint", "endpoint is only for a local test server on a loopback address (127.0.0.1, ::1, localhost); leave it empty for AWS")
-	}
-	if !local {
-		return invalidAt("local", "endpoint is a loopback address; set local: true if this is a local test server")
-	}
-	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks the secrets: both keys or neither; a session token only
