@@ -1,0 +1,186 @@
+package jsonstream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/stewardhq/steward"
+)
+
+// Doc walks one JSON document made of numbered records (results, checks,
+// findings) on a Reader. It exists so that the file-format parsers share
+// one way to step through objects and arrays and one wording for bad
+// input: every error it returns is a steward.InvalidRecord naming the
+// record being read (N+1) and a line, which users and tests rely on.
+type Doc struct {
+	R *Reader
+	// N is the number of records read so far; the parser counts them.
+	// Errors name record N+1, the one being read.
+	N int
+}
+
+// NewDoc returns a Doc reading r.
+func NewDoc(r io.Reader) *Doc { return &Doc{R: NewReader(r)} }
+
+// Fail turns an error from the Reader into the one a parser returns: the
+// end of the input inside the document (io.EOF or ErrTruncated) and a
+// SyntaxError become a steward.InvalidRecord naming record N+1; any other
+// error (the input's own read error, or one already a *steward.Error) is
+// returned as it is, since it is not the document's fault.
+func (d *Doc) Fail(err error) error {
+	if _, ok := errors.AsType[*steward.Error](err); ok {
+		return err
+	}
+	if err == io.EOF || errors.Is(err, ErrTruncated) {
+		return steward.InvalidRecord(d.N+1, d.R.Line(), fmt.Errorf("unexpected end of input after record %d", d.N))
+	}
+	if se, ok := errors.AsType[*SyntaxError](err); ok {
+		return steward.InvalidRecord(d.N+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
+	}
+	return err
+}
+
+// Invalid reports a problem with the document at line, naming record N+1.
+func (d *Doc) Invalid(line int, format string, args ...any) error {
+	return steward.InvalidRecord(d.N+1, line, fmt.Errorf(format, args...))
+}
+
+// Peek is Reader.Peek inside the document, where more input must follow:
+// the end of the input is ErrTruncated rather than io.EOF.
+func (d *Doc) Peek() (byte, error) {
+	c, err := d.R.Peek()
+	if err == io.EOF {
+		return 0, ErrTruncated
+	}
+	return c, err
+}
+
+// Object reads an object, calling each with every key; each must consume
+// the value (Skip if it does not want it). what names the object in
+// messages.
+func (d *Doc) Object(what string, each func(key string) error) error {
+	c, err := d.Peek()
+	if err != nil {
+		return d.Fail(err)
+	}
+	if c != '{' {
+		return d.Invalid(d.R.Line(), "%s: expected an object, found %s", what, Describe(c))
+	}
+	_ = d.R.Consume('{', "'{'")
+	if c, err = d.Peek(); err != nil {
+		return d.Fail(err)
+	}
+	if c == '}' {
+		_ = d.R.Consume('}', "'}'")
+		return nil
+	}
+	for {
+		key, err := d.R.ReadKey()
+		if err != nil {
+			return d.Fail(err)
+		}
+		if err := each(key); err != nil {
+			return err
+		}
+		if c, err = d.Peek(); err != nil {
+			return d.Fail(err)
+		}
+		if c == '}' {
+			_ = d.R.Consume('}', "'}'")
+			return nil
+		}
+		if err := d.R.Consume(',', "',' or '}' in "+what); err != nil {
+			return d.Fail(err)
+		}
+	}
+}
+
+// Array reads an array (or null, which is empty), calling each for every
+// element with its index; each must consume the element. what names the
+// array in messages.
+func (d *Doc) Array(what string, each func(i int) error) error {
+	c, err := d.Peek()
+	if err != nil {
+		return d.Fail(err)
+	}
+	if c == 'n' {
+		return d.Skip()
+	}
+	if c != '[' {
+		return d.Invalid(d.R.Line(), "%s: expected an array, found %s", what, Describe(c))
+	}
+	_ = d.R.Consume('[', "'['")
+	if c, err = d.Peek(); err != nil {
+		return d.Fail(err)
+	}
+	if c == ']' {
+		_ = d.R.Consume(']', "']'")
+		return nil
+	}
+	for i := 0; ; i++ {
+		if err := each(i); err != nil {
+			return err
+		}
+		if c, err = d.Peek(); err != nil {
+			return d.Fail(err)
+		}
+		if c == ']' {
+			_ = d.R.Consume(']', "']'")
+			return nil
+		}
+		if err := d.R.Consume(',', "',' or ']' in "+what); err != nil {
+			return d.Fail(err)
+		}
+	}
+}
+
+// Skip consumes the next value unread.
+func (d *Doc) Skip() error {
+	if _, err := d.R.Next(); err != nil {
+		return d.Fail(err)
+	}
+	return nil
+}
+
+// Decode reads the next value into v with encoding/json; what names it in
+// messages.
+func (d *Doc) Decode(what string, v any) error {
+	val, err := d.R.Next()
+	if err != nil {
+		return d.Fail(err)
+	}
+	if err := json.Unmarshal(val.Bytes, v); err != nil {
+		line, msg := DecodeError(val, err, 0)
+		return d.Invalid(line, "%s: %s", what, msg)
+	}
+	return nil
+}
+
+// End checks that nothing but white space follows the document, what
+// naming it in the message ("unexpected ... after the end of the <what>").
+func (d *Doc) End(what string) error {
+	c, err := d.R.Peek()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return d.Fail(err)
+	}
+	return d.Invalid(d.R.Line(), "unexpected %s after the end of the %s", Describe(c), what)
+}
+
+// Start peeks at the first byte of the document. Empty input is an error
+// saying what was wanted ("input is empty (want <want>)"), since a file
+// with no document at all is more likely the wrong file than a bad one.
+func (d *Doc) Start(want string) (byte, error) {
+	c, err := d.R.Peek()
+	if err == io.EOF {
+		return 0, steward.Errorf(steward.CodeInvalid, "input is empty (want %s)", want)
+	}
+	if err != nil {
+		return 0, d.Fail(err)
+	}
+	return c, nil
+}
