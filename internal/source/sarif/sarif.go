@@ -92,184 +92,53 @@ func Sniff(prefix []byte) bool {
 // *steward.Error with CodeInvalid naming the record (result), except those
 // of yield, ctx and the temporary spool file.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parser{ctx: ctx, jr: jsonstream.NewReader(r), yield: yield, seen: map[uint64]uint8{}}
+	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, seen: map[uint64]uint8{}}
 	return p.log()
 }
 
+// parser reads one log; the navigation (objects, arrays, errors naming
+// the record) is jsonstream.Doc's, shared with the other file formats.
 type parser struct {
 	ctx   context.Context
-	jr    *jsonstream.Reader
+	d     *jsonstream.Doc // d.N counts the results read so far
 	yield func(steward.Observation) error
-	n     int // results read so far
 	seen  map[uint64]uint8
 }
 
-// fail turns a reading error into one naming the record being read.
-func (p *parser) fail(err error) error {
-	if _, ok := errors.AsType[*steward.Error](err); ok {
+func (p *parser) log() error {
+	c, err := p.d.Start("a SARIF 2.1 log")
+	if err != nil {
 		return err
 	}
-	if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
-		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected end of input after record %d", p.n))
-	}
-	if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-		return steward.InvalidRecord(p.n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-	}
-	return err
-}
-
-// invalid reports a problem outside the results, at the current line.
-func (p *parser) invalid(line int, format string, args ...any) error {
-	return steward.InvalidRecord(p.n+1, line, fmt.Errorf(format, args...))
-}
-
-func (p *parser) peek() (byte, error) {
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return 0, jsonstream.ErrTruncated
-	}
-	return c, err
-}
-
-// object reads an object, calling each with every key; each must consume
-// the value.
-func (p *parser) object(what string, each func(key string) error) error {
-	c, err := p.peek()
-	if err != nil {
-		return p.fail(err)
-	}
 	if c != '{' {
-		return p.invalid(p.jr.Line(), "%s: expected an object, found %s", what, jsonstream.Describe(c))
-	}
-	_ = p.jr.Consume('{', "'{'")
-	if c, err = p.peek(); err != nil {
-		return p.fail(err)
-	}
-	if c == '}' {
-		_ = p.jr.Consume('}', "'}'")
-		return nil
-	}
-	for {
-		key, err := p.jr.ReadKey()
-		if err != nil {
-			return p.fail(err)
-		}
-		if err := each(key); err != nil {
-			return err
-		}
-		if c, err = p.peek(); err != nil {
-			return p.fail(err)
-		}
-		if c == '}' {
-			_ = p.jr.Consume('}', "'}'")
-			return nil
-		}
-		if err := p.jr.Consume(',', "',' or '}' in "+what); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-// array reads an array (or null, which is empty), calling each for every
-// element; each must consume the element.
-func (p *parser) array(what string, each func(i int) error) error {
-	c, err := p.peek()
-	if err != nil {
-		return p.fail(err)
-	}
-	if c == 'n' {
-		return p.skip()
-	}
-	if c != '[' {
-		return p.invalid(p.jr.Line(), "%s: expected an array, found %s", what, jsonstream.Describe(c))
-	}
-	_ = p.jr.Consume('[', "'['")
-	if c, err = p.peek(); err != nil {
-		return p.fail(err)
-	}
-	if c == ']' {
-		_ = p.jr.Consume(']', "']'")
-		return nil
-	}
-	for i := 0; ; i++ {
-		if err := each(i); err != nil {
-			return err
-		}
-		if c, err = p.peek(); err != nil {
-			return p.fail(err)
-		}
-		if c == ']' {
-			_ = p.jr.Consume(']', "']'")
-			return nil
-		}
-		if err := p.jr.Consume(',', "',' or ']' in "+what); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-func (p *parser) skip() error {
-	if _, err := p.jr.Next(); err != nil {
-		return p.fail(err)
-	}
-	return nil
-}
-
-// decode reads the next value into v.
-func (p *parser) decode(what string, v any) error {
-	val, err := p.jr.Next()
-	if err != nil {
-		return p.fail(err)
-	}
-	if err := json.Unmarshal(val.Bytes, v); err != nil {
-		line, msg := jsonstream.DecodeError(val, err, 0)
-		return p.invalid(line, "%s: %s", what, msg)
-	}
-	return nil
-}
-
-func (p *parser) log() error {
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, "input is empty (want a SARIF 2.1 log)")
-	}
-	if err != nil {
-		return p.fail(err)
-	}
-	if c != '{' {
-		return p.invalid(p.jr.Line(), "expected a SARIF log object, found %s", jsonstream.Describe(c))
+		return p.d.Invalid(p.d.R.Line(), "expected a SARIF log object, found %s", jsonstream.Describe(c))
 	}
 	sawRuns := false
-	err = p.object("the SARIF log", func(key string) error {
+	err = p.d.Object("the SARIF log", func(key string) error {
 		switch key {
 		case "version":
-			line := p.jr.Line()
+			line := p.d.R.Line()
 			var v any
-			if err := p.decode("version", &v); err != nil {
+			if err := p.d.Decode("version", &v); err != nil {
 				return err
 			}
 			if s, ok := v.(string); !ok || !strings.HasPrefix(s, "2.1") {
-				return p.invalid(line, "version %v is not SARIF 2.1 (want \"2.1.0\")", jsonValue(v))
+				return p.d.Invalid(line, "version %v is not SARIF 2.1 (want \"2.1.0\")", jsonValue(v))
 			}
 			return nil
 		case "runs":
 			sawRuns = true
-			return p.array("runs", p.run)
+			return p.d.Array("runs", p.run)
 		}
-		return p.skip()
+		return p.d.Skip()
 	})
 	if err != nil {
 		return err
 	}
 	if !sawRuns {
-		return p.invalid(p.jr.Line(), "runs is missing: this is not a SARIF log")
+		return p.d.Invalid(p.d.R.Line(), "runs is missing: this is not a SARIF log")
 	}
-	if c, err := p.jr.Peek(); err == nil {
-		return p.invalid(p.jr.Line(), "unexpected %s after the end of the SARIF log", jsonstream.Describe(c))
-	} else if err != io.EOF {
-		return p.fail(err)
-	}
-	return nil
+	return p.d.End("SARIF log")
 }
 
 func jsonValue(v any) string {
@@ -285,54 +154,54 @@ func (p *parser) run(i int) error {
 	defer sp.close()
 	what := fmt.Sprintf("runs[%d]", i)
 	toolLine := 0
-	err := p.object(what, func(key string) error {
+	err := p.d.Object(what, func(key string) error {
 		switch key {
 		case "tool":
-			toolLine = p.jr.Line()
+			toolLine = p.d.R.Line()
 			var t tool
-			if err := p.decode(what+".tool", &t); err != nil {
+			if err := p.d.Decode(what+".tool", &t); err != nil {
 				return err
 			}
 			run.setTool(&t)
 			return nil
 		case "results":
-			return p.array(what+".results", func(int) error {
-				v, err := p.jr.Next()
+			return p.d.Array(what+".results", func(int) error {
+				v, err := p.d.R.Next()
 				if err != nil {
-					return p.fail(err)
+					return p.d.Fail(err)
 				}
-				p.n++
-				if p.n%1024 == 0 {
+				p.d.N++
+				if p.d.N%1024 == 0 {
 					if err := p.ctx.Err(); err != nil {
 						return err
 					}
 				}
 				if v.Bytes[0] != '{' {
-					return steward.InvalidRecord(p.n, v.Line, fmt.Errorf("expected a result object, found %s", jsonstream.Describe(v.Bytes[0])))
+					return steward.InvalidRecord(p.d.N, v.Line, fmt.Errorf("expected a result object, found %s", jsonstream.Describe(v.Bytes[0])))
 				}
-				return sp.add(p.n, v)
+				return sp.add(p.d.N, v)
 			})
 		case "artifacts":
-			return p.array(what+".artifacts", func(j int) error {
+			return p.d.Array(what+".artifacts", func(j int) error {
 				var a struct {
 					Location artifactLocation `json:"location"`
 				}
-				if err := p.decode(fmt.Sprintf("%s.artifacts[%d]", what, j), &a); err != nil {
+				if err := p.d.Decode(fmt.Sprintf("%s.artifacts[%d]", what, j), &a); err != nil {
 					return err
 				}
 				run.artifacts = append(run.artifacts, a.Location)
 				return nil
 			})
 		case "originalUriBaseIds":
-			return p.decode(what+".originalUriBaseIds", &run.bases)
+			return p.d.Decode(what+".originalUriBaseIds", &run.bases)
 		case "versionControlProvenance":
-			return p.decode(what+".versionControlProvenance", &run.vcp)
+			return p.d.Decode(what+".versionControlProvenance", &run.vcp)
 		case "invocations":
 			var inv []struct {
 				StartTimeUTC string `json:"startTimeUtc"`
 				EndTimeUTC   string `json:"endTimeUtc"`
 			}
-			if err := p.decode(what+".invocations", &inv); err != nil {
+			if err := p.d.Decode(what+".invocations", &inv); err != nil {
 				return err
 			}
 			for _, in := range inv {
@@ -344,7 +213,7 @@ func (p *parser) run(i int) error {
 			}
 			return nil
 		}
-		return p.skip()
+		return p.d.Skip()
 	})
 	if err != nil {
 		return err
