@@ -101,176 +101,64 @@ type Check struct {
 // *steward.Error with CodeInvalid naming the record, except those of yield
 // and ctx.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parser{ctx: ctx, jr: jsonstream.NewReader(r), yield: yield, seen: map[uint64]uint8{}}
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, "input is empty (want a Checkov JSON report)")
-	}
+	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, seen: map[uint64]uint8{}}
+	c, err := p.d.Start("a Checkov JSON report")
 	if err != nil {
-		return p.fail(err)
+		return err
 	}
 	switch c {
 	case '{':
 		err = p.report("the report")
 	case '[':
-		err = p.array("the reports", func(i int) error { return p.report(fmt.Sprintf("report %d", i+1)) })
+		err = p.d.Array("the reports", func(i int) error { return p.report(fmt.Sprintf("report %d", i+1)) })
 	default:
-		return p.invalid(p.jr.Line(), "expected a Checkov report object or an array of them, found %s", jsonstream.Describe(c))
+		return p.d.Invalid(p.d.R.Line(), "expected a Checkov report object or an array of them, found %s", jsonstream.Describe(c))
 	}
 	if err != nil {
 		return err
 	}
-	if c, err := p.jr.Peek(); err == nil {
-		return p.invalid(p.jr.Line(), "unexpected %s after the end of the report", jsonstream.Describe(c))
-	} else if err != io.EOF {
-		return p.fail(err)
-	}
-	return nil
+	return p.d.End("report")
 }
 
+// parser reads one report; the navigation (objects, arrays, errors naming
+// the record) is jsonstream.Doc's, shared with the other file formats.
 type parser struct {
 	ctx   context.Context
-	jr    *jsonstream.Reader
+	d     *jsonstream.Doc // d.N counts the checks read so far
 	yield func(steward.Observation) error
-	n     int
 	seen  map[uint64]uint8
-}
-
-func (p *parser) fail(err error) error {
-	if _, ok := errors.AsType[*steward.Error](err); ok {
-		return err
-	}
-	if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
-		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected end of input after record %d", p.n))
-	}
-	if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-		return steward.InvalidRecord(p.n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-	}
-	return err
-}
-
-func (p *parser) invalid(line int, format string, args ...any) error {
-	return steward.InvalidRecord(p.n+1, line, fmt.Errorf(format, args...))
-}
-
-func (p *parser) peek() (byte, error) {
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return 0, jsonstream.ErrTruncated
-	}
-	return c, err
-}
-
-func (p *parser) object(what string, each func(key string) error) error {
-	c, err := p.peek()
-	if err != nil {
-		return p.fail(err)
-	}
-	if c != '{' {
-		return p.invalid(p.jr.Line(), "%s: expected an object, found %s", what, jsonstream.Describe(c))
-	}
-	_ = p.jr.Consume('{', "'{'")
-	if c, err = p.peek(); err != nil {
-		return p.fail(err)
-	}
-	if c == '}' {
-		_ = p.jr.Consume('}', "'}'")
-		return nil
-	}
-	for {
-		key, err := p.jr.ReadKey()
-		if err != nil {
-			return p.fail(err)
-		}
-		if err := each(key); err != nil {
-			return err
-		}
-		if c, err = p.peek(); err != nil {
-			return p.fail(err)
-		}
-		if c == '}' {
-			_ = p.jr.Consume('}', "'}'")
-			return nil
-		}
-		if err := p.jr.Consume(',', "',' or '}' in "+what); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-func (p *parser) array(what string, each func(i int) error) error {
-	c, err := p.peek()
-	if err != nil {
-		return p.fail(err)
-	}
-	if c == 'n' {
-		return p.skip()
-	}
-	if c != '[' {
-		return p.invalid(p.jr.Line(), "%s: expected an array, found %s", what, jsonstream.Describe(c))
-	}
-	_ = p.jr.Consume('[', "'['")
-	if c, err = p.peek(); err != nil {
-		return p.fail(err)
-	}
-	if c == ']' {
-		_ = p.jr.Consume(']', "']'")
-		return nil
-	}
-	for i := 0; ; i++ {
-		if err := each(i); err != nil {
-			return err
-		}
-		if c, err = p.peek(); err != nil {
-			return p.fail(err)
-		}
-		if c == ']' {
-			_ = p.jr.Consume(']', "']'")
-			return nil
-		}
-		if err := p.jr.Consume(',', "',' or ']' in "+what); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-func (p *parser) skip() error {
-	if _, err := p.jr.Next(); err != nil {
-		return p.fail(err)
-	}
-	return nil
 }
 
 // report reads one report object; it must have at least one of Checkov's
 // top-level keys, so that another JSON file given as --format checkov is
 // not read as an empty report.
 func (p *parser) report(what string) error {
-	if _, err := p.peek(); err != nil {
-		return p.fail(err)
+	if _, err := p.d.Peek(); err != nil {
+		return p.d.Fail(err)
 	}
-	line := p.jr.Line()
+	line := p.d.R.Line()
 	known := false
-	err := p.object(what, func(key string) error {
+	err := p.d.Object(what, func(key string) error {
 		switch key {
 		case "results":
 			known = true
-			return p.object(what+": results", func(list string) error {
+			return p.d.Object(what+": results", func(list string) error {
 				status, ok := lists[list]
 				if !ok {
-					return p.skip() // parsing_errors and anything newer
+					return p.d.Skip() // parsing_errors and anything newer
 				}
-				return p.array(what+": results."+list, func(int) error { return p.check(status) })
+				return p.d.Array(what+": results."+list, func(int) error { return p.check(status) })
 			})
 		case "check_type", "summary", "passed", "failed", "checkov_version", "resource_count":
 			known = true
 		}
-		return p.skip()
+		return p.d.Skip()
 	})
 	if err != nil {
 		return err
 	}
 	if !known {
-		return p.invalid(line, "%s is not a Checkov report (none of check_type, results, summary)", what)
+		return p.d.Invalid(line, "%s is not a Checkov report (none of check_type, results, summary)", what)
 	}
 	return nil
 }
@@ -282,27 +170,27 @@ var lists = map[string]steward.AssessmentStatus{
 }
 
 func (p *parser) check(status steward.AssessmentStatus) error {
-	v, err := p.jr.Next()
+	v, err := p.d.R.Next()
 	if err != nil {
-		return p.fail(err)
+		return p.d.Fail(err)
 	}
-	p.n++
-	if p.n%1024 == 0 {
+	p.d.N++
+	if p.d.N%1024 == 0 {
 		if err := p.ctx.Err(); err != nil {
 			return err
 		}
 	}
 	if v.Bytes[0] != '{' {
-		return steward.InvalidRecord(p.n, v.Line, fmt.Errorf("expected a check object, found %s", jsonstream.Describe(v.Bytes[0])))
+		return steward.InvalidRecord(p.d.N, v.Line, fmt.Errorf("expected a check object, found %s", jsonstream.Describe(v.Bytes[0])))
 	}
 	var c Check
 	if err := json.Unmarshal(v.Bytes, &c); err != nil {
 		line, msg := jsonstream.DecodeError(v, err, 0)
-		return steward.InvalidRecord(p.n, line, errors.New(msg))
+		return steward.InvalidRecord(p.d.N, line, errors.New(msg))
 	}
 	o, err := c.Observation(status)
 	if err != nil {
-		return steward.InvalidRecord(p.n, v.Line, err)
+		return steward.InvalidRecord(p.d.N, v.Line, err)
 	}
 	if !p.first(o) {
 		return nil
