@@ -1,6 +1,7 @@
 package jsonstream
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ type Doc struct {
 	// N is the number of records read so far; the parser counts them.
 	// Errors name record N+1, the one being read.
 	N int
+	// WrapReadErrors makes Fail return an error of the input's own reader
+	// as "read input after record N: <err>", saying where reading
+	// stopped; without it such an error is returned as it is.
+	WrapReadErrors bool
 }
 
 // NewDoc returns a Doc reading r.
@@ -26,11 +31,12 @@ func NewDoc(r io.Reader) *Doc { return &Doc{R: NewReader(r)} }
 
 // Fail turns an error from the Reader into the one a parser returns: the
 // end of the input inside the document (io.EOF or ErrTruncated) and a
-// SyntaxError become a steward.InvalidRecord naming record N+1; any other
-// error (the input's own read error, or one already a *steward.Error) is
-// returned as it is, since it is not the document's fault.
+// SyntaxError become a steward.InvalidRecord naming record N+1. Any other
+// error is the input's own read error, not the document's fault: it is
+// wrapped if WrapReadErrors is set, else returned as it is (a
+// *steward.Error, say from a reader of an API, always is).
 func (d *Doc) Fail(err error) error {
-	if _, ok := errors.AsType[*steward.Error](err); ok {
+	if _, ok := errors.AsType[*steward.Error](err); ok && !d.WrapReadErrors {
 		return err
 	}
 	if err == io.EOF || errors.Is(err, ErrTruncated) {
@@ -38,6 +44,9 @@ func (d *Doc) Fail(err error) error {
 	}
 	if se, ok := errors.AsType[*SyntaxError](err); ok {
 		return steward.InvalidRecord(d.N+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
+	}
+	if d.WrapReadErrors {
+		return fmt.Errorf("read input after record %d: %w", d.N, err)
 	}
 	return err
 }
@@ -183,4 +192,84 @@ func (d *Doc) Start(want string) (byte, error) {
 		return 0, d.Fail(err)
 	}
 	return c, nil
+}
+
+// Elements reads an array of records, calling each with every element's
+// raw value; unlike Array, null is not an empty array here. open is what
+// the '[' is called if something else is found ("'[' after \"findings\""),
+// after names an element in "',' or ']' after <after>".
+func (d *Doc) Elements(open, after string, each func(v Value) error) error {
+	if err := d.R.Consume('[', open); err != nil {
+		return d.Fail(err)
+	}
+	c, err := d.Peek()
+	if err != nil {
+		return d.Fail(err)
+	}
+	if c == ']' {
+		_ = d.R.Consume(']', "']'")
+		return nil
+	}
+	for {
+		v, err := d.R.Next()
+		if err != nil {
+			return d.Fail(err)
+		}
+		if err := each(v); err != nil {
+			return err
+		}
+		if c, err = d.Peek(); err != nil {
+			return d.Fail(err)
+		}
+		if c == ']' {
+			_ = d.R.Consume(']', "']'")
+			return nil
+		}
+		if err := d.R.Consume(',', "',' or ']' after "+after); err != nil {
+			return d.Fail(err)
+		}
+	}
+}
+
+// Lines reads JSON Lines (or any sequence of values) to the end of the
+// input, calling each with every value.
+func (d *Doc) Lines(each func(v Value) error) error {
+	for {
+		v, err := d.R.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return d.Fail(err)
+		}
+		if err := each(v); err != nil {
+			return err
+		}
+	}
+}
+
+// Record starts the next record, v: it counts it (N), checks ctx every
+// 1024 records so a huge file can be cancelled, and checks that v is an
+// object, what naming it in the message ("expected <what>, found ...").
+func (d *Doc) Record(ctx context.Context, v Value, what string) error {
+	d.N++
+	if d.N%1024 == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if v.Bytes[0] != '{' {
+		return steward.InvalidRecord(d.N, v.Line, fmt.Errorf("expected %s, found %s", what, Describe(v.Bytes[0])))
+	}
+	return nil
+}
+
+// UnmarshalRecord decodes v, record n, into x with encoding/json; an error
+// names the record and the line at fault.
+func UnmarshalRecord(n int, v Value, x any) error {
+	if err := json.Unmarshal(v.Bytes, x); err != nil {
+		line, msg := DecodeError(v, err, 0)
+		return steward.InvalidRecord(n, line, errors.New(msg))
+	}
+	return nil
 }
