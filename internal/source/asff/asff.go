@@ -32,7 +32,6 @@ package asff
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -482,167 +481,88 @@ type Parser struct{}
 // Record numbers in errors count findings. Errors are *steward.Error with
 // CodeInvalid, except those of yield and ctx.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parse{ctx: ctx, jr: jsonstream.NewReader(r), yield: yield}
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, `input is empty (want ASFF: {"Findings": [...]} or one finding per line)`)
-	}
+	p := &parse{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield}
+	p.d.WrapReadErrors = true
+	c, err := p.d.Start(`ASFF: {"Findings": [...]} or one finding per line`)
 	if err != nil {
-		return p.fail(err)
+		return err
 	}
 	switch c {
 	case '[':
 		if err := p.array(); err != nil {
 			return err
 		}
-		return p.end("array")
+		return p.d.End("array")
 	case '{':
-		if key, _ := p.jr.PeekKey(); key == "Findings" || key == "NextToken" {
+		if key, _ := p.d.R.PeekKey(); key == "Findings" || key == "NextToken" {
 			return p.document()
 		}
-		return p.lines()
+		return p.d.Lines(p.record)
 	}
-	return steward.InvalidRecord(1, p.jr.Line(), fmt.Errorf(`expected ASFF ({"Findings": [...]} or one finding object per line), found %s`, jsonstream.Describe(c)))
+	return steward.InvalidRecord(1, p.d.R.Line(), fmt.Errorf(`expected ASFF ({"Findings": [...]} or one finding object per line), found %s`, jsonstream.Describe(c)))
 }
 
+// parse reads one input; the navigation (record arrays and lines, errors
+// naming the record) is jsonstream.Doc's, shared with the other formats.
 type parse struct {
 	ctx   context.Context
-	jr    *jsonstream.Reader
+	d     *jsonstream.Doc // d.N counts the findings read so far
 	yield func(steward.Observation) error
-	n     int // findings read so far
-}
-
-// fail turns a stream error into the error for record n+1.
-func (p *parse) fail(err error) error {
-	if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
-		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected end of input after record %d", p.n))
-	}
-	if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-		return steward.InvalidRecord(p.n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-	}
-	return fmt.Errorf("read input after record %d: %w", p.n, err)
-}
-
-func (p *parse) lines() error {
-	for {
-		v, err := p.jr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return p.fail(err)
-		}
-		if err := p.record(v); err != nil {
-			return err
-		}
-	}
 }
 
 // document reads {"Findings": [...]}, skipping other top-level keys
 // ("NextToken" from the CLI).
 func (p *parse) document() error {
-	if err := p.jr.Consume('{', "'{'"); err != nil {
-		return p.fail(err)
+	if err := p.d.R.Consume('{', "'{'"); err != nil {
+		return p.d.Fail(err)
 	}
 	seen := false
 	for {
-		key, err := p.jr.ReadKey()
+		key, err := p.d.R.ReadKey()
 		if err != nil {
-			return p.fail(err)
+			return p.d.Fail(err)
 		}
 		if key == "Findings" {
 			if seen {
-				return steward.InvalidRecord(p.n+1, p.jr.Line(), errors.New(`"Findings" appears twice`))
+				return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), errors.New(`"Findings" appears twice`))
 			}
 			seen = true
 			if err := p.array(); err != nil {
 				return err
 			}
-		} else if _, err := p.jr.Next(); err != nil {
-			return p.fail(orTruncated(err))
+		} else if _, err := p.d.R.Next(); err != nil {
+			return p.d.Fail(err)
 		}
-		c, err := p.jr.Peek()
+		c, err := p.d.R.Peek()
 		if err != nil {
-			return p.fail(orTruncated(err))
+			return p.d.Fail(err)
 		}
 		if c == '}' {
-			_ = p.jr.Consume('}', "'}'")
+			_ = p.d.R.Consume('}', "'}'")
 			break
 		}
-		if err := p.jr.Consume(',', "',' or '}' after a document field"); err != nil {
-			return p.fail(err)
+		if err := p.d.R.Consume(',', "',' or '}' after a document field"); err != nil {
+			return p.d.Fail(err)
 		}
 	}
 	if !seen {
 		return steward.Errorf(steward.CodeInvalid, `the document has no "Findings" array`)
 	}
-	return p.end("document")
-}
-
-func (p *parse) end(what string) error {
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return nil
-	}
-	if err != nil {
-		return p.fail(err)
-	}
-	return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected %s after the end of the %s", jsonstream.Describe(c), what))
+	return p.d.End("document")
 }
 
 func (p *parse) array() error {
-	if err := p.jr.Consume('[', `'[' (the findings array)`); err != nil {
-		return p.fail(orTruncated(err))
-	}
-	c, err := p.jr.Peek()
-	if err != nil {
-		return p.fail(orTruncated(err))
-	}
-	if c == ']' {
-		return p.jr.Consume(']', "']'")
-	}
-	for {
-		v, err := p.jr.Next()
-		if err != nil {
-			return p.fail(orTruncated(err))
-		}
-		if err := p.record(v); err != nil {
-			return err
-		}
-		c, err := p.jr.Peek()
-		if err != nil {
-			return p.fail(orTruncated(err))
-		}
-		if c == ']' {
-			return p.jr.Consume(']', "']'")
-		}
-		if err := p.jr.Consume(',', "',' or ']' after a finding"); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-func orTruncated(err error) error {
-	if err == io.EOF {
-		return jsonstream.ErrTruncated
-	}
-	return err
+	return p.d.Elements(`'[' (the findings array)`, "a finding", p.record)
 }
 
 func (p *parse) record(v jsonstream.Value) error {
-	n := p.n + 1
-	if n%1024 == 0 {
-		if err := p.ctx.Err(); err != nil {
-			return err
-		}
+	if err := p.d.Record(p.ctx, v, "a finding object"); err != nil {
+		return err
 	}
-	if v.Bytes[0] != '{' {
-		return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected a finding object, found %s", jsonstream.Describe(v.Bytes[0])))
-	}
+	n := p.d.N
 	var f Finding
-	if err := json.Unmarshal(v.Bytes, &f); err != nil {
-		line, msg := jsonstream.DecodeError(v, err, 0)
-		return steward.InvalidRecord(n, line, errors.New(msg))
+	if err := jsonstream.UnmarshalRecord(n, v, &f); err != nil {
+		return err
 	}
 	o, err := f.Observation()
 	if err != nil {
@@ -651,6 +571,5 @@ func (p *parse) record(v jsonstream.Value) error {
 		}
 		return steward.InvalidRecord(n, v.Line, err)
 	}
-	p.n = n
 	return p.yield(o)
 }
