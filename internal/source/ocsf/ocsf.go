@@ -20,7 +20,6 @@ package ocsf
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -94,35 +93,19 @@ type Parser struct{}
 // order. Record numbers in errors count findings. Errors are
 // *steward.Error with CodeInvalid, except those of yield and ctx.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	jr := jsonstream.NewReader(r)
-	n := 0
-	fail := func(err error) error {
-		if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
-			return steward.InvalidRecord(n+1, jr.Line(), fmt.Errorf("unexpected end of input after record %d", n))
-		}
-		if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-			return steward.InvalidRecord(n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-		}
-		return fmt.Errorf("read input after record %d: %w", n, err)
-	}
+	d := jsonstream.NewDoc(r)
+	d.WrapReadErrors = true
 	one := func(v jsonstream.Value) error {
-		n++
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if v.Bytes[0] != '{' {
-			return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected a finding object, found %s", jsonstream.Describe(v.Bytes[0])))
+		if err := d.Record(ctx, v, "a finding object"); err != nil {
+			return err
 		}
 		var f Finding
-		if err := json.Unmarshal(v.Bytes, &f); err != nil {
-			line, msg := jsonstream.DecodeError(v, err, 0)
-			return steward.InvalidRecord(n, line, errors.New(msg))
+		if err := jsonstream.UnmarshalRecord(d.N, v, &f); err != nil {
+			return err
 		}
 		obs, err := f.Observations()
 		if err != nil {
-			return steward.InvalidRecord(n, v.Line, err)
+			return steward.InvalidRecord(d.N, v.Line, err)
 		}
 		for _, o := range obs {
 			if err := yield(o); err != nil {
@@ -132,68 +115,20 @@ func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observa
 		return nil
 	}
 
-	c, err := jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, "input is empty (want an OCSF JSON array of findings)")
-	}
+	c, err := d.Start("an OCSF JSON array of findings")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	switch c {
 	case '[':
-		_ = jr.Consume('[', "'['")
-		if c, err := jr.Peek(); err != nil {
-			return fail(err)
-		} else if c == ']' {
-			_ = jr.Consume(']', "']'")
-			return trailing(jr, n)
+		if err := d.Elements("'['", "a finding", one); err != nil {
+			return err
 		}
-		for {
-			v, err := jr.Next()
-			if err != nil {
-				return fail(err)
-			}
-			if err := one(v); err != nil {
-				return err
-			}
-			c, err := jr.Peek()
-			if err != nil {
-				return fail(err)
-			}
-			if c == ']' {
-				_ = jr.Consume(']', "']'")
-				return trailing(jr, n)
-			}
-			if err := jr.Consume(',', "',' or ']' after a finding"); err != nil {
-				return fail(err)
-			}
-		}
+		return d.End("array")
 	case '{':
-		for {
-			v, err := jr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fail(err)
-			}
-			if err := one(v); err != nil {
-				return err
-			}
-		}
+		return d.Lines(one)
 	}
-	return steward.InvalidRecord(1, jr.Line(), fmt.Errorf("expected a JSON array of OCSF findings, found %s", jsonstream.Describe(c)))
-}
-
-func trailing(jr *jsonstream.Reader, n int) error {
-	c, err := jr.Peek()
-	if err == io.EOF {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read input after record %d: %w", n, err)
-	}
-	return steward.InvalidRecord(n+1, jr.Line(), fmt.Errorf("unexpected %s after the end of the array", jsonstream.Describe(c)))
+	return steward.InvalidRecord(1, d.R.Line(), fmt.Errorf("expected a JSON array of OCSF findings, found %s", jsonstream.Describe(c)))
 }
 
 // Observations maps the finding to one observation per resource. Errors
