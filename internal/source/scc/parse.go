@@ -40,34 +40,19 @@ var responseKeys = []string{"listFindingsResults", "list_findings_results", "nex
 // Errors are *steward.Error with CodeInvalid naming the record, except
 // those of yield and ctx.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	jr := jsonstream.NewReader(r)
-	n := 0
-	fail := func(err error) error {
-		if err == io.EOF || errors.Is(err, jsonstream.ErrTruncated) {
-			return steward.InvalidRecord(n+1, jr.Line(), fmt.Errorf("unexpected end of input after record %d", n))
-		}
-		if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-			return steward.InvalidRecord(n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-		}
-		return fmt.Errorf("read input after record %d: %w", n, err)
-	}
+	d := jsonstream.NewDoc(r)
+	d.WrapReadErrors = true
 	one := func(v jsonstream.Value) error {
-		n++
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if v.Bytes[0] != '{' {
-			return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected a finding result object ({\"finding\": ..., \"resource\": ...}), found %s", jsonstream.Describe(v.Bytes[0])))
+		if err := d.Record(ctx, v, "a finding result object ({\"finding\": ..., \"resource\": ...})"); err != nil {
+			return err
 		}
 		var res Result
 		if err := unmarshal.Unmarshal(v.Bytes, &res); err != nil {
-			return steward.InvalidRecord(n, v.Line, errors.New(protoMessage(err)))
+			return steward.InvalidRecord(d.N, v.Line, errors.New(protoMessage(err)))
 		}
 		obs, _, skip, err := Map(&res)
 		if err != nil {
-			return steward.InvalidRecord(n, v.Line, err)
+			return steward.InvalidRecord(d.N, v.Line, err)
 		}
 		if skip {
 			return nil
@@ -75,112 +60,43 @@ func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observa
 		return yield(obs)
 	}
 	// array reads the elements of the array at the next byte.
-	array := func() error {
-		if err := jr.Consume('[', "'['"); err != nil {
-			return fail(err)
-		}
-		if c, err := jr.Peek(); err != nil {
-			return fail(err)
-		} else if c == ']' {
-			_ = jr.Consume(']', "']'")
-			return nil
-		}
-		for {
-			v, err := jr.Next()
-			if err != nil {
-				return fail(err)
-			}
-			if err := one(v); err != nil {
-				return err
-			}
-			c, err := jr.Peek()
-			if err != nil {
-				return fail(err)
-			}
-			if c == ']' {
-				_ = jr.Consume(']', "']'")
-				return nil
-			}
-			if err := jr.Consume(',', "',' or ']' after a finding result"); err != nil {
-				return fail(err)
-			}
-		}
-	}
+	array := func() error { return d.Elements("'['", "a finding result", one) }
 
-	c, err := jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, "input is empty (want SCC findings: JSON Lines or an array of {\"finding\": ..., \"resource\": ...})")
-	}
+	c, err := d.Start("SCC findings: JSON Lines or an array of {\"finding\": ..., \"resource\": ...}")
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	switch c {
 	case '[':
 		if err := array(); err != nil {
 			return err
 		}
-		return trailing(jr, n)
+		return d.End("findings")
 	case '{':
-		if key, _ := jr.PeekKey(); isResponseKey(key) {
-			if err := response(jr, array, fail); err != nil {
+		if key, _ := d.R.PeekKey(); isResponseKey(key) {
+			if err := response(d, array); err != nil {
 				return err
 			}
-			return trailing(jr, n)
+			return d.End("findings")
 		}
-		for {
-			v, err := jr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fail(err)
-			}
-			if err := one(v); err != nil {
-				return err
-			}
-		}
+		return d.Lines(one)
 	}
-	return steward.InvalidRecord(1, jr.Line(), fmt.Errorf("expected SCC findings (JSON Lines or an array of finding results), found %s", jsonstream.Describe(c)))
+	return steward.InvalidRecord(1, d.R.Line(), fmt.Errorf("expected SCC findings (JSON Lines or an array of finding results), found %s", jsonstream.Describe(c)))
 }
 
 // response reads a ListFindingsResponse object, streaming its results.
-func response(jr *jsonstream.Reader, array func() error, fail func(error) error) error {
-	if err := jr.Consume('{', "'{'"); err != nil {
-		return fail(err)
-	}
-	for first := true; ; first = false {
-		c, err := jr.Peek()
-		if err != nil {
-			return fail(err)
+func response(d *jsonstream.Doc, array func() error) error {
+	return d.Object("the response object", func(key string) error {
+		if key != "listFindingsResults" && key != "list_findings_results" {
+			return d.Skip()
 		}
-		if c == '}' {
-			_ = jr.Consume('}', "'}'")
-			return nil
+		if c, err := d.R.Peek(); err != nil {
+			return d.Fail(err)
+		} else if c != '[' {
+			return d.Fail(d.R.SyntaxErrorf("%s must be an array, found %s", key, jsonstream.Describe(c)))
 		}
-		if !first {
-			if err := jr.Consume(',', "',' or '}' in the response object"); err != nil {
-				return fail(err)
-			}
-		}
-		key, err := jr.ReadKey()
-		if err != nil {
-			return fail(err)
-		}
-		if key == "listFindingsResults" || key == "list_findings_results" {
-			if c, err := jr.Peek(); err != nil {
-				return fail(err)
-			} else if c != '[' {
-				return fail(jr.SyntaxErrorf("%s must be an array, found %s", key, jsonstream.Describe(c)))
-			}
-			if err := array(); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := jr.Next(); err != nil {
-			return fail(err)
-		}
-	}
+		return array()
+	})
 }
 
 func isResponseKey(key string) bool {
@@ -190,17 +106,6 @@ func isResponseKey(key string) bool {
 		}
 	}
 	return false
-}
-
-func trailing(jr *jsonstream.Reader, n int) error {
-	c, err := jr.Peek()
-	if err == io.EOF {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read input after record %d: %w", n, err)
-	}
-	return steward.InvalidRecord(n+1, jr.Line(), fmt.Errorf("unexpected %s after the end of the findings", jsonstream.Describe(c)))
 }
 
 // protoMessage strips protojson's "proto: " prefix (and its non-breaking
