@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fmt.Sprintf(record, 1, 1, 1) + "\n" + fmt.Sprintf(record, 2, 2, 2) + "\n"))
 	f.Add([]byte(`{"version": 1, "assessments": [` + fmt.Sprintf(record, 1, 1, 1) + `]}`))
 	f.Add([]byte(`{"assessments": [`))
+	f.Add([]byte(`{"version":`)) // the input ends where the version should be
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := stewardjson.Parser{}.Parse(context.Background(), bytes.NewReader(b), func(o steward.Observation) error {
 			if err := o.Validate(); err != nil {

@@ -229,7 +229,7 @@ func (p *parse) document() error {
 		case "version":
 			v, err := p.jr.Next()
 			if err != nil {
-				return p.fail(err)
+				return p.fail(orTruncated(err))
 			}
 			if string(v.Bytes) != fmt.Sprint(Version) {
 				return steward.InvalidRecord(p.n+1, v.Line, fmt.Errorf("unsupported version %s (want %d)", v.Bytes, Version))
