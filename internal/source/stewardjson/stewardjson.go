@@ -161,166 +161,89 @@ var RecordKeys = []string{"resource", "recommendation", "status", "status_reason
 // *steward.Error with CodeInvalid naming the record and line, except those
 // of yield and of ctx, which are returned as they are.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parse{ctx: ctx, jr: jsonstream.NewReader(r), yield: yield}
+	p := &parse{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield}
+	p.d.WrapReadErrors = true
 	p.dec.sr = &p.src
-	c, err := p.jr.Peek()
-	if err == io.EOF {
-		return steward.Errorf(steward.CodeInvalid, "input is empty (want a Steward JSON document or JSON Lines)")
-	}
+	c, err := p.d.Start("a Steward JSON document or JSON Lines")
 	if err != nil {
-		return p.fail(err)
+		return err
 	}
 	if c != '{' {
-		return steward.InvalidRecord(1, p.jr.Line(), fmt.Errorf("expected a JSON object, found %s", jsonstream.Describe(c)))
+		return steward.InvalidRecord(1, p.d.R.Line(), fmt.Errorf("expected a JSON object, found %s", jsonstream.Describe(c)))
 	}
-	if key, _ := p.jr.PeekKey(); IsDocumentKey(key) {
+	if key, _ := p.d.R.PeekKey(); IsDocumentKey(key) {
 		return p.document()
 	}
-	return p.lines()
+	return p.d.Lines(p.record)
 }
 
+// parse reads one input; the navigation (record arrays and lines, errors
+// naming the record) is jsonstream.Doc's, shared with the other formats.
 type parse struct {
 	ctx   context.Context
-	jr    *jsonstream.Reader
+	d     *jsonstream.Doc // d.N counts the records read so far
 	yield func(steward.Observation) error
-	n     int // records yielded so far
 	src   bytes.Reader
 	dec   recordDecoder
 }
 
-// fail turns a stream error into the error for record n+1.
-func (p *parse) fail(err error) error {
-	if errors.Is(err, jsonstream.ErrTruncated) {
-		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected end of input after record %d", p.n))
-	}
-	if se, ok := errors.AsType[*jsonstream.SyntaxError](err); ok {
-		return steward.InvalidRecord(p.n+1, se.Line, fmt.Errorf("malformed JSON at byte offset %d: %s", se.Offset, se.Msg))
-	}
-	// A read error: not the user's input's fault.
-	return fmt.Errorf("read input after record %d: %w", p.n, err)
-}
-
-func (p *parse) lines() error {
-	for {
-		v, err := p.jr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return p.fail(err)
-		}
-		if err := p.record(v); err != nil {
-			return err
-		}
-	}
-}
-
 func (p *parse) document() error {
-	if err := p.jr.Consume('{', "'{'"); err != nil {
-		return p.fail(err)
+	if err := p.d.R.Consume('{', "'{'"); err != nil {
+		return p.d.Fail(err)
 	}
 	seen := false
 	for {
-		key, err := p.jr.ReadKey()
+		key, err := p.d.R.ReadKey()
 		if err != nil {
-			return p.fail(err)
+			return p.d.Fail(err)
 		}
 		switch key {
 		case "version":
-			v, err := p.jr.Next()
+			v, err := p.d.R.Next()
 			if err != nil {
-				return p.fail(orTruncated(err))
+				return p.d.Fail(err)
 			}
 			if string(v.Bytes) != fmt.Sprint(Version) {
-				return steward.InvalidRecord(p.n+1, v.Line, fmt.Errorf("unsupported version %s (want %d)", v.Bytes, Version))
+				return steward.InvalidRecord(p.d.N+1, v.Line, fmt.Errorf("unsupported version %s (want %d)", v.Bytes, Version))
 			}
 		case "assessments":
 			if seen {
-				return steward.InvalidRecord(p.n+1, p.jr.Line(), errors.New(`"assessments" appears twice`))
+				return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), errors.New(`"assessments" appears twice`))
 			}
 			seen = true
 			if err := p.array(); err != nil {
 				return err
 			}
 		default:
-			return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unknown field %q in the document (want \"assessments\" and optionally \"version\")", key))
+			return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), fmt.Errorf("unknown field %q in the document (want \"assessments\" and optionally \"version\")", key))
 		}
-		c, err := p.jr.Peek()
-		if err == io.EOF {
-			return p.fail(jsonstream.ErrTruncated)
-		}
+		c, err := p.d.Peek()
 		if err != nil {
-			return p.fail(err)
+			return p.d.Fail(err)
 		}
 		if c == '}' {
-			_ = p.jr.Consume('}', "'}'")
+			_ = p.d.R.Consume('}', "'}'")
 			break
 		}
-		if err := p.jr.Consume(',', "',' or '}' after a document field"); err != nil {
-			return p.fail(err)
+		if err := p.d.R.Consume(',', "',' or '}' after a document field"); err != nil {
+			return p.d.Fail(err)
 		}
 	}
 	if !seen {
 		return steward.Errorf(steward.CodeInvalid, `the document has no "assessments" array`)
 	}
-	if c, err := p.jr.Peek(); err != io.EOF {
-		if err != nil {
-			return p.fail(err)
-		}
-		return steward.InvalidRecord(p.n+1, p.jr.Line(), fmt.Errorf("unexpected %s after the end of the document", jsonstream.Describe(c)))
-	}
-	return nil
+	return p.d.End("document")
 }
 
 func (p *parse) array() error {
-	if err := p.jr.Consume('[', `'[' after "assessments"`); err != nil {
-		return p.fail(err)
-	}
-	c, err := p.jr.Peek()
-	if err != nil {
-		return p.fail(orTruncated(err))
-	}
-	if c == ']' {
-		return p.jr.Consume(']', "']'")
-	}
-	for {
-		v, err := p.jr.Next()
-		if err != nil {
-			return p.fail(orTruncated(err))
-		}
-		if err := p.record(v); err != nil {
-			return err
-		}
-		c, err := p.jr.Peek()
-		if err != nil {
-			return p.fail(orTruncated(err))
-		}
-		if c == ']' {
-			return p.jr.Consume(']', "']'")
-		}
-		if err := p.jr.Consume(',', "',' or ']' after a record"); err != nil {
-			return p.fail(err)
-		}
-	}
-}
-
-func orTruncated(err error) error {
-	if err == io.EOF {
-		return jsonstream.ErrTruncated
-	}
-	return err
+	return p.d.Elements(`'[' after "assessments"`, "a record", p.record)
 }
 
 func (p *parse) record(v jsonstream.Value) error {
-	n := p.n + 1
-	if n%1024 == 0 {
-		if err := p.ctx.Err(); err != nil {
-			return err
-		}
+	if err := p.d.Record(p.ctx, v, "an assessment object"); err != nil {
+		return err
 	}
-	if v.Bytes[0] != '{' {
-		return steward.InvalidRecord(n, v.Line, fmt.Errorf("expected an assessment object, found %s", jsonstream.Describe(v.Bytes[0])))
-	}
+	n := p.d.N
 	var a Assessment
 	if base, err := p.dec.decode(v.Bytes, &a); err != nil {
 		line, msg := jsonstream.DecodeError(v, err, base)
@@ -333,7 +256,6 @@ func (p *parse) record(v jsonstream.Value) error {
 	if err != nil {
 		return steward.InvalidRecord(n, v.Line, err)
 	}
-	p.n = n
 	return p.yield(o)
 }
 
