@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,11 +48,17 @@ type fakeHub struct {
 	// stsCreds are what AssumeRole hands out; assumed counts calls.
 	stsKey  string
 	assumed int
+	// serverNanos is the time the handler spent answering (benchmarks).
+	serverNanos atomic.Int64
 }
 
 type generated struct {
 	n   int
 	gen func(i int) json.RawMessage
+	// pages caches each encoded page by its NextToken offset, so a
+	// benchmark's timed pulls measure the client, not the page building
+	// (warm it with one untimed pull).
+	pages map[int][]byte
 }
 
 type hubError struct {
@@ -82,6 +89,8 @@ func newFakeHub(t *testing.T) *fakeHub {
 func (h *fakeHub) URL() string { return h.srv.URL }
 
 func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.serverNanos.Add(int64(time.Since(start))) }()
 	body, _ := io.ReadAll(r.Body)
 	m := credentialRE.FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
@@ -150,10 +159,26 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 	}{}
 	total := 0
 	if g, ok := h.generated[region]; ok {
+		if page, ok := g.pages[offset]; ok {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(page)
+			return
+		}
 		total = g.n
 		for i := offset; i < min(offset+size, total); i++ {
 			out.Findings = append(out.Findings, g.gen(i))
 		}
+		defer func() {
+			if end := min(offset+size, total); end < total {
+				out.NextToken = strconv.Itoa(end)
+			}
+			page, _ := json.Marshal(out)
+			if g.pages == nil {
+				g.pages = map[int][]byte{}
+				h.generated[region] = g
+			}
+			g.pages[offset] = page
+		}()
 	} else {
 		all := filter(h.findings[region], in.Filters)
 		total = len(all)
