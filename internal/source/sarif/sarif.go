@@ -37,7 +37,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -170,14 +169,8 @@ func (p *parser) run(i int) error {
 				if err != nil {
 					return p.d.Fail(err)
 				}
-				p.d.N++
-				if p.d.N%1024 == 0 {
-					if err := p.ctx.Err(); err != nil {
-						return err
-					}
-				}
-				if v.Bytes[0] != '{' {
-					return steward.InvalidRecord(p.d.N, v.Line, fmt.Errorf("expected a result object, found %s", jsonstream.Describe(v.Bytes[0])))
+				if err := p.d.Record(p.ctx, v, "a result object"); err != nil {
+					return err
 				}
 				return sp.add(p.d.N, v)
 			})
@@ -230,11 +223,7 @@ func (p *parser) run(i int) error {
 				return err
 			}
 		}
-		if err := json.Unmarshal(v.Bytes, res); err != nil {
-			line, msg := jsonstream.DecodeError(v, err, 0)
-			return steward.InvalidRecord(n, line, errors.New(msg))
-		}
-		return nil
+		return jsonstream.UnmarshalRecord(n, v, res)
 	}
 	// First pass: the severity of each rule, the highest its results give.
 	run.sev = map[string]steward.Severity{}
