@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -174,19 +173,12 @@ func (p *parser) check(status steward.AssessmentStatus) error {
 	if err != nil {
 		return p.d.Fail(err)
 	}
-	p.d.N++
-	if p.d.N%1024 == 0 {
-		if err := p.ctx.Err(); err != nil {
-			return err
-		}
-	}
-	if v.Bytes[0] != '{' {
-		return steward.InvalidRecord(p.d.N, v.Line, fmt.Errorf("expected a check object, found %s", jsonstream.Describe(v.Bytes[0])))
+	if err := p.d.Record(p.ctx, v, "a check object"); err != nil {
+		return err
 	}
 	var c Check
-	if err := json.Unmarshal(v.Bytes, &c); err != nil {
-		line, msg := jsonstream.DecodeError(v, err, 0)
-		return steward.InvalidRecord(p.d.N, line, errors.New(msg))
+	if err := jsonstream.UnmarshalRecord(p.d.N, v, &c); err != nil {
+		return err
 	}
 	o, err := c.Observation(status)
 	if err != nil {
