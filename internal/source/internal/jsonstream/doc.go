@@ -77,33 +77,23 @@ func (d *Doc) Object(what string, each func(key string) error) error {
 	if c != '{' {
 		return d.Invalid(d.R.Line(), "%s: expected an object, found %s", what, Describe(c))
 	}
-	_ = d.R.Consume('{', "'{'")
-	if c, err = d.Peek(); err != nil {
+	return d.Fields("',' or '}' in "+what, each)
+}
+
+// Fields is Object for an object the caller already knows is next (or
+// wants a syntax error for if not), with sep the message for a field
+// followed by neither ',' nor '}' ("',' or '}' after a document field").
+func (d *Doc) Fields(sep string, each func(key string) error) error {
+	if err := d.R.Consume('{', "'{'"); err != nil {
 		return d.Fail(err)
 	}
-	if c == '}' {
-		_ = d.R.Consume('}', "'}'")
-		return nil
-	}
-	for {
+	return d.items('}', sep, func(int) error {
 		key, err := d.R.ReadKey()
 		if err != nil {
 			return d.Fail(err)
 		}
-		if err := each(key); err != nil {
-			return err
-		}
-		if c, err = d.Peek(); err != nil {
-			return d.Fail(err)
-		}
-		if c == '}' {
-			_ = d.R.Consume('}', "'}'")
-			return nil
-		}
-		if err := d.R.Consume(',', "',' or '}' in "+what); err != nil {
-			return d.Fail(err)
-		}
-	}
+		return each(key)
+	})
 }
 
 // Array reads an array (or null, which is empty), calling each for every
@@ -121,11 +111,19 @@ func (d *Doc) Array(what string, each func(i int) error) error {
 		return d.Invalid(d.R.Line(), "%s: expected an array, found %s", what, Describe(c))
 	}
 	_ = d.R.Consume('[', "'['")
-	if c, err = d.Peek(); err != nil {
+	return d.items(']', "',' or ']' in "+what, each)
+}
+
+// items reads the items of an object or array whose opening bracket is
+// consumed, up to and including close, calling each for every item; sep
+// is the message for an item followed by neither ',' nor close.
+func (d *Doc) items(close byte, sep string, each func(i int) error) error {
+	c, err := d.Peek()
+	if err != nil {
 		return d.Fail(err)
 	}
-	if c == ']' {
-		_ = d.R.Consume(']', "']'")
+	if c == close {
+		_ = d.R.Consume(close, "")
 		return nil
 	}
 	for i := 0; ; i++ {
@@ -135,11 +133,11 @@ func (d *Doc) Array(what string, each func(i int) error) error {
 		if c, err = d.Peek(); err != nil {
 			return d.Fail(err)
 		}
-		if c == ']' {
-			_ = d.R.Consume(']', "']'")
+		if c == close {
+			_ = d.R.Consume(close, "")
 			return nil
 		}
-		if err := d.R.Consume(',', "',' or ']' in "+what); err != nil {
+		if err := d.R.Consume(',', sep); err != nil {
 			return d.Fail(err)
 		}
 	}
@@ -202,33 +200,13 @@ func (d *Doc) Elements(open, after string, each func(v Value) error) error {
 	if err := d.R.Consume('[', open); err != nil {
 		return d.Fail(err)
 	}
-	c, err := d.Peek()
-	if err != nil {
-		return d.Fail(err)
-	}
-	if c == ']' {
-		_ = d.R.Consume(']', "']'")
-		return nil
-	}
-	for {
+	return d.items(']', "',' or ']' after "+after, func(int) error {
 		v, err := d.R.Next()
 		if err != nil {
 			return d.Fail(err)
 		}
-		if err := each(v); err != nil {
-			return err
-		}
-		if c, err = d.Peek(); err != nil {
-			return d.Fail(err)
-		}
-		if c == ']' {
-			_ = d.R.Consume(']', "']'")
-			return nil
-		}
-		if err := d.R.Consume(',', "',' or ']' after "+after); err != nil {
-			return d.Fail(err)
-		}
-	}
+		return each(v)
+	})
 }
 
 // Lines reads JSON Lines (or any sequence of values) to the end of the

@@ -119,3 +119,26 @@ func TestDocReadErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDocFields(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"a": 1, "b": [2]}`, "a,b"},
+		{`{"a": 1 "b": 2}`, `record 1 (line 1): malformed JSON at byte offset 8: expected ',' or '}' after a field, found a string`},
+		{`[1]`, `record 1 (line 1): malformed JSON at byte offset 0: expected '{', found an array`},
+		{`{"a": 1,`, "record 1 (line 1): unexpected end of input after record 0"},
+	} {
+		d := jsonstream.NewDoc(strings.NewReader(tc.in))
+		var keys []string
+		err := d.Fields("',' or '}' after a field", func(key string) error {
+			keys = append(keys, key)
+			return d.Skip()
+		})
+		got := strings.Join(keys, ",")
+		if err != nil {
+			got = steward.ErrorMessage(err)
+		}
+		if got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
