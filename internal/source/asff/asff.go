@@ -513,37 +513,19 @@ type parse struct {
 // document reads {"Findings": [...]}, skipping other top-level keys
 // ("NextToken" from the CLI).
 func (p *parse) document() error {
-	if err := p.d.R.Consume('{', "'{'"); err != nil {
-		return p.d.Fail(err)
-	}
 	seen := false
-	for {
-		key, err := p.d.R.ReadKey()
-		if err != nil {
-			return p.d.Fail(err)
+	err := p.d.Fields("',' or '}' after a document field", func(key string) error {
+		if key != "Findings" {
+			return p.d.Skip()
 		}
-		if key == "Findings" {
-			if seen {
-				return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), errors.New(`"Findings" appears twice`))
-			}
-			seen = true
-			if err := p.array(); err != nil {
-				return err
-			}
-		} else if _, err := p.d.R.Next(); err != nil {
-			return p.d.Fail(err)
+		if seen {
+			return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), errors.New(`"Findings" appears twice`))
 		}
-		c, err := p.d.R.Peek()
-		if err != nil {
-			return p.d.Fail(err)
-		}
-		if c == '}' {
-			_ = p.d.R.Consume('}', "'}'")
-			break
-		}
-		if err := p.d.R.Consume(',', "',' or '}' after a document field"); err != nil {
-			return p.d.Fail(err)
-		}
+		seen = true
+		return p.array()
+	})
+	if err != nil {
+		return err
 	}
 	if !seen {
 		return steward.Errorf(steward.CodeInvalid, `the document has no "Findings" array`)
