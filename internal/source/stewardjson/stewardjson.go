@@ -188,15 +188,8 @@ type parse struct {
 }
 
 func (p *parse) document() error {
-	if err := p.d.R.Consume('{', "'{'"); err != nil {
-		return p.d.Fail(err)
-	}
 	seen := false
-	for {
-		key, err := p.d.R.ReadKey()
-		if err != nil {
-			return p.d.Fail(err)
-		}
+	err := p.d.Fields("',' or '}' after a document field", func(key string) error {
 		switch key {
 		case "version":
 			v, err := p.d.R.Next()
@@ -206,28 +199,18 @@ func (p *parse) document() error {
 			if string(v.Bytes) != fmt.Sprint(Version) {
 				return steward.InvalidRecord(p.d.N+1, v.Line, fmt.Errorf("unsupported version %s (want %d)", v.Bytes, Version))
 			}
+			return nil
 		case "assessments":
 			if seen {
 				return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), errors.New(`"assessments" appears twice`))
 			}
 			seen = true
-			if err := p.array(); err != nil {
-				return err
-			}
-		default:
-			return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), fmt.Errorf("unknown field %q in the document (want \"assessments\" and optionally \"version\")", key))
+			return p.array()
 		}
-		c, err := p.d.Peek()
-		if err != nil {
-			return p.d.Fail(err)
-		}
-		if c == '}' {
-			_ = p.d.R.Consume('}', "'}'")
-			break
-		}
-		if err := p.d.R.Consume(',', "',' or '}' after a document field"); err != nil {
-			return p.d.Fail(err)
-		}
+		return steward.InvalidRecord(p.d.N+1, p.d.R.Line(), fmt.Errorf("unknown field %q in the document (want \"assessments\" and optionally \"version\")", key))
+	})
+	if err != nil {
+		return err
 	}
 	if !seen {
 		return steward.Errorf(steward.CodeInvalid, `the document has no "assessments" array`)
