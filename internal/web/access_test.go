@@ -66,6 +66,9 @@ var wantPageAccess = map[string]string{
 	"POST /settings/rules/{id}":        "security-admin",
 	"POST /settings/rules/{id}/run":    "security-admin",
 	"POST /settings/rules/{id}/delete": "security-admin",
+	// Sources.
+	"GET /settings/sources":           "reader",
+	"POST /settings/sources/{id}/run": "security-admin",
 	// OpenID Connect sign-in.
 	"GET /signin/oidc":          "public",
 	"GET /signin/oidc/callback": "public",

@@ -14,6 +14,7 @@ func (h *Handler) routes() []page {
 	pages = append(pages, h.assignmentPages()...)
 	pages = append(pages, h.integrationPages()...)
 	pages = append(pages, h.rulePages()...)
+	pages = append(pages, h.sourcePages()...)
 	pages = append(pages, h.importPages()...)
 	pages = append(pages, h.auditPages()...)
 	pages = append(pages, h.tokenPages()...)
