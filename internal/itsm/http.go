@@ -5,9 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stewardhq/steward/internal/httpretry"
 )
 
 // RetryableStatus reports whether an HTTP answer with this status may
@@ -37,21 +38,8 @@ func RetryableStatus(status int) bool {
 // HTTP-date relative to now. It returns 0 when the header is absent,
 // malformed or in the past.
 func ParseRetryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		const maxSeconds = int64(24 * time.Hour / time.Second)
-		return time.Duration(min(n, maxSeconds)) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	d, _ := httpretry.RetryAfter(h, now)
+	return d
 }
 
 // RedactURL returns raw without user info, query and fragment, so it can go

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/httpretry"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/source/pull"
 )
@@ -478,17 +478,7 @@ func isNetError(err error) bool {
 	return ok || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
+// retryAfter reads an answer's Retry-After header.
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+	return httpretry.RetryAfter(h.Get("Retry-After"), now)
 }

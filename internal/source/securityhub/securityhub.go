@@ -44,7 +44,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +60,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/internal/httpretry"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/source/asff"
 	"github.com/stewardhq/steward/internal/source/pull"
@@ -355,17 +355,7 @@ func retryAfterOf(err error, now time.Time) (time.Duration, bool) {
 	if !errors.As(err, &re) || re.Response == nil || re.Response.Response == nil {
 		return 0, false
 	}
-	v := strings.TrimSpace(re.Response.Header.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+	return httpretry.RetryAfter(re.Response.Header.Get("Retry-After"), now)
 }
 
 // client returns the Security Hub client of a region.
