@@ -162,3 +162,20 @@ func (q *query) idList(param string, max int) []int64 {
 	}
 	return out
 }
+
+// latestRunsLimit reads the limit of a "latest runs" listing (a rule's, a
+// source's): default 50, at most 200; no other parameter is accepted.
+func latestRunsLimit(r *http.Request) (int, error) {
+	q := newQuery(r)
+	limit := q.limit()
+	if q.err != nil {
+		return 0, q.err
+	}
+	switch {
+	case limit == 0:
+		limit = 50
+	case limit > 200:
+		limit = 200
+	}
+	return limit, nil
+}

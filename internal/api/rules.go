@@ -364,16 +364,9 @@ func (a *API) runRule(w http.ResponseWriter, r *http.Request) error {
 // listRuleRuns lists the latest runs of a rule, newest first (at most
 // limit, default 50).
 func (a *API) listRuleRuns(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
-	limit := q.limit()
-	if q.err != nil {
-		return q.err
-	}
-	switch {
-	case limit == 0:
-		limit = 50
-	case limit > 200:
-		limit = 200
+	limit, err := latestRunsLimit(r)
+	if err != nil {
+		return err
 	}
 	rule, err := a.findRule(r)
 	if err != nil {

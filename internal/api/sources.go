@@ -167,16 +167,9 @@ func (a *API) runSource(w http.ResponseWriter, r *http.Request) error {
 // listSourceRuns lists the latest runs of a source, newest first (at most
 // limit, default 50, 200 at most).
 func (a *API) listSourceRuns(w http.ResponseWriter, r *http.Request) error {
-	q := newQuery(r)
-	limit := q.limit()
-	if q.err != nil {
-		return q.err
-	}
-	switch {
-	case limit == 0:
-		limit = 50
-	case limit > 200:
-		limit = 200
+	limit, err := latestRunsLimit(r)
+	if err != nil {
+		return err
 	}
 	src, err := a.findSource(r)
 	if err != nil {
