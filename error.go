@@ -101,3 +101,11 @@ func AtField(field string, err *Error) *Error {
 	c.Field = field
 	return &c
 }
+
+// InvalidAt returns a CodeInvalid error about one request field, so a form
+// can show it at that field.
+func InvalidAt(field, format string, args ...any) *Error {
+	e := Errorf(CodeInvalid, format, args...)
+	e.Field = field
+	return e
+}

@@ -20,19 +20,19 @@ import (
 func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets) error {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || len(in.Name) > 100 {
-		return invalidAt("name", "name is required (at most 100 characters)")
+		return steward.InvalidAt("name", "name is required (at most 100 characters)")
 	}
 	if in.Type == "" {
 		in.Type = steward.IntegrationServiceNow
 	}
 	if in.Type != steward.IntegrationServiceNow {
-		return invalidAt("type", "type %q is not supported (want servicenow)", in.Type)
+		return steward.InvalidAt("type", "type %q is not supported (want servicenow)", in.Type)
 	}
 	if err := in.Scope.Validate(); err != nil {
 		return atField("scope", err)
 	}
 	if strings.TrimSpace(string(in.Scope)) == "" {
-		return invalidAt("scope", "scope is required, e.g. /subscriptions/<id> or /aws/accounts/<id>; use / for everything")
+		return steward.InvalidAt("scope", "scope is required, e.g. /subscriptions/<id> or /aws/accounts/<id>; use / for everything")
 	}
 	if err := checkInstanceURL(in.InstanceURL, in.Local); err != nil {
 		return err
@@ -46,26 +46,26 @@ func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets)
 	switch in.AuthMode {
 	case steward.AuthBasic, steward.AuthOAuthPassword:
 		if in.Username == "" {
-			return invalidAt("username", "auth_mode %s needs username and password", in.AuthMode)
+			return steward.InvalidAt("username", "auth_mode %s needs username and password", in.AuthMode)
 		}
 		if secrets.Password.IsZero() && !in.HasPassword {
-			return invalidAt("password", "auth_mode %s needs username and password", in.AuthMode)
+			return steward.InvalidAt("password", "auth_mode %s needs username and password", in.AuthMode)
 		}
 		if in.AuthMode == steward.AuthOAuthPassword && in.ClientID == "" {
-			return invalidAt("client_id", "auth_mode oauth_password needs client_id and client_secret")
+			return steward.InvalidAt("client_id", "auth_mode oauth_password needs client_id and client_secret")
 		}
 		if in.AuthMode == steward.AuthOAuthPassword && secrets.ClientSecret.IsZero() && !in.HasClientSecret {
-			return invalidAt("client_secret", "auth_mode oauth_password needs client_id and client_secret")
+			return steward.InvalidAt("client_secret", "auth_mode oauth_password needs client_id and client_secret")
 		}
 	case steward.AuthClientCredentials:
 		if in.ClientID == "" {
-			return invalidAt("client_id", "auth_mode client_credentials needs client_id and client_secret")
+			return steward.InvalidAt("client_id", "auth_mode client_credentials needs client_id and client_secret")
 		}
 		if secrets.ClientSecret.IsZero() && !in.HasClientSecret {
-			return invalidAt("client_secret", "auth_mode client_credentials needs client_id and client_secret")
+			return steward.InvalidAt("client_secret", "auth_mode client_credentials needs client_id and client_secret")
 		}
 	default:
-		return invalidAt("auth_mode", "auth_mode %q is not one of oauth_password, basic, client_credentials", in.AuthMode)
+		return steward.InvalidAt("auth_mode", "auth_mode %q is not one of oauth_password, basic, client_credentials", in.AuthMode)
 	}
 	if in.TicketTypes == nil {
 		in.TicketTypes = map[steward.TicketType]steward.TicketMapping{}
@@ -76,14 +76,14 @@ func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets)
 		}
 		at := func(sub string) string { return "ticket_types." + string(tt) + "." + sub }
 		if m.Table != "" && !validName(m.Table) {
-			return invalidAt(at("table"), "ticket_types.%s.table %q is not a table name", tt, m.Table)
+			return steward.InvalidAt(at("table"), "ticket_types.%s.table %q is not a table name", tt, m.Table)
 		}
 		if len(m.CloseCode) > 40 || strings.ContainsAny(m.CloseCode, "^\n") {
-			return invalidAt(at("close_code"), "ticket_types.%s.close_code is not a close code", tt)
+			return steward.InvalidAt(at("close_code"), "ticket_types.%s.close_code is not a close code", tt)
 		}
 		for f := range m.Fields {
 			if !validName(f) {
-				return invalidAt(at("fields"), "ticket_types.%s.fields: %q is not a field name", tt, f)
+				return steward.InvalidAt(at("fields"), "ticket_types.%s.fields: %q is not a field name", tt, f)
 			}
 		}
 		if _, _, err := Render(m, SampleData()); err != nil {
@@ -93,7 +93,7 @@ func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets)
 			if _, _, serr := Render(steward.TicketMapping{ShortDescription: m.ShortDescription}, SampleData()); serr != nil {
 				field = at("short_description")
 			}
-			return invalidAt(field, "ticket_types.%s: %s", tt, steward.ErrorMessage(err))
+			return steward.InvalidAt(field, "ticket_types.%s: %s", tt, steward.ErrorMessage(err))
 		}
 	}
 	if in.Priority == nil {
@@ -101,17 +101,17 @@ func CheckIntegration(in *steward.Integration, secrets store.IntegrationSecrets)
 	}
 	for sev, iu := range in.Priority {
 		if sev.Rank() == 0 {
-			return invalidAt("priority", "priority: %q is not a severity", sev)
+			return steward.InvalidAt("priority", "priority: %q is not a severity", sev)
 		}
 		if !oneToThree(iu.Impact) || !oneToThree(iu.Urgency) {
-			return invalidAt("priority."+string(sev), "priority.%s: impact and urgency must be \"1\", \"2\" or \"3\"", sev)
+			return steward.InvalidAt("priority."+string(sev), "priority.%s: impact and urgency must be \"1\", \"2\" or \"3\"", sev)
 		}
 	}
 	if in.RequestsPerSecond == 0 {
 		in.RequestsPerSecond = 10
 	}
 	if in.RequestsPerSecond < 0 || in.RequestsPerSecond > 1000 {
-		return invalidAt("requests_per_second", "requests_per_second must be between 0 and 1000")
+		return steward.InvalidAt("requests_per_second", "requests_per_second must be between 0 and 1000")
 	}
 	return checkSync(&in.Sync)
 }
@@ -131,20 +131,20 @@ func checkSync(s *steward.SyncSettings) error {
 		s.DeletedTicket = def.DeletedTicket
 	}
 	if d := time.Duration(s.PollInterval); d < 30*time.Second || d > 24*time.Hour {
-		return invalidAt("sync.poll_interval", "sync.poll_interval %s must be between 30s and 24h", d)
+		return steward.InvalidAt("sync.poll_interval", "sync.poll_interval %s must be between 30s and 24h", d)
 	}
 	if d := time.Duration(s.ReconcileInterval); d < time.Minute || d > 7*24*time.Hour {
-		return invalidAt("sync.reconcile_interval", "sync.reconcile_interval %s must be between 1m and 168h", d)
+		return steward.InvalidAt("sync.reconcile_interval", "sync.reconcile_interval %s must be between 1m and 168h", d)
 	}
 	switch s.ClosedNotFixed {
 	case "nothing", "reopen", "new_ticket":
 	default:
-		return invalidAt("sync.closed_not_fixed", "sync.closed_not_fixed %q is not one of nothing, reopen, new_ticket", s.ClosedNotFixed)
+		return steward.InvalidAt("sync.closed_not_fixed", "sync.closed_not_fixed %q is not one of nothing, reopen, new_ticket", s.ClosedNotFixed)
 	}
 	switch s.DeletedTicket {
 	case "flag", "end":
 	default:
-		return invalidAt("sync.deleted_ticket", "sync.deleted_ticket %q is not flag or end", s.DeletedTicket)
+		return steward.InvalidAt("sync.deleted_ticket", "sync.deleted_ticket %q is not flag or end", s.DeletedTicket)
 	}
 	return nil
 }
@@ -154,21 +154,21 @@ func checkSync(s *steward.SyncSettings) error {
 func checkInstanceURL(raw string, local bool) error {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return invalidAt("instance_url", "instance_url %q is not a URL like https://<instance>.service-now.com", raw)
+		return steward.InvalidAt("instance_url", "instance_url %q is not a URL like https://<instance>.service-now.com", raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return invalidAt("instance_url", "instance_url must not carry credentials, a query or a fragment")
+		return steward.InvalidAt("instance_url", "instance_url must not carry credentials, a query or a fragment")
 	}
 	loopback := isLoopback(u.Hostname())
 	switch {
 	case u.Scheme == "https":
 	case !loopback:
-		return invalidAt("instance_url", "instance_url must use https (plain http is allowed only for a loopback address with local: true; CLI: --local)")
+		return steward.InvalidAt("instance_url", "instance_url must use https (plain http is allowed only for a loopback address with local: true; CLI: --local)")
 	case !local:
-		return invalidAt("local", "instance_url uses http on a loopback address; set local: true (CLI: --local) if this is the emulator")
+		return steward.InvalidAt("local", "instance_url uses http on a loopback address; set local: true (CLI: --local) if this is the emulator")
 	}
 	if local && !loopback {
-		return invalidAt("local", "local: true (CLI: --local) is only for loopback addresses (127.0.0.1, ::1, localhost)")
+		return steward.InvalidAt("local", "local: true (CLI: --local) is only for loopback addresses (127.0.0.1, ::1, localhost)")
 	}
 	return nil
 }
@@ -194,12 +194,6 @@ func validName(s string) bool {
 }
 
 func oneToThree(s string) bool { return s == "1" || s == "2" || s == "3" }
-
-// invalidAt is a CodeInvalid error about one request field, so a form can
-// show it at that field (steward.Error.Field).
-func invalidAt(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
-}
 
 // atField names field on err when err is a *steward.Error, keeping its
 // code and message.
@@ -377,7 +371,7 @@ func credentialsReentered(cur, next *steward.Integration, upd store.IntegrationU
 	if moved {
 		change = fmt.Sprintf("changing instance_url to another host (%s)", store.Origin(next.InstanceURL))
 	}
-	return invalidAt(fields[0],
+	return steward.InvalidAt(fields[0],
 		"%s needs %s in the same request (CLI: %s): stored credentials are only sent to the host and used in the auth mode they were entered for",
 		change, strings.Join(fields, " and "), strings.Join(flags, " and "))
 }

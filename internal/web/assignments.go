@@ -318,19 +318,14 @@ func (h *Handler) changed(w http.ResponseWriter, r *http.Request, form string, f
 	return h.renderAssignment(w, r, status, v)
 }
 
-// fieldErr is a validation error the UI finds before asking the API.
-func fieldErr(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
-}
-
 // formDate checks a date field: the browser's date input sends
 // YYYY-MM-DD, which is what the API takes.
 func formDate(field, label, s string) error {
 	if s == "" {
-		return fieldErr(field, "%s is required", label)
+		return steward.InvalidAt(field, "%s is required", label)
 	}
 	if _, err := time.Parse(time.DateOnly, s); err != nil {
-		return fieldErr(field, "%s %q is not a date such as 2026-12-31", label, s)
+		return steward.InvalidAt(field, "%s %q is not a date such as 2026-12-31", label, s)
 	}
 	return nil
 }
@@ -346,7 +341,7 @@ func (h *Handler) assignmentOwner(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if v["owner"] == "" {
-		err = fieldErr("owner", "the new owner's e-mail address is required")
+		err = steward.InvalidAt("owner", "the new owner's e-mail address is required")
 	} else {
 		_, err = h.apiFor(w, r).UpdateAssignment(r.Context(), id, apiclient.AssignmentRequest{Owner: v["owner"], Reason: v["reason"]})
 	}
@@ -397,7 +392,7 @@ func (h *Handler) assignmentEnd(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v["reason"] == "" {
-		err = fieldErr("reason", "say why the assignment ends; the reason stays in its history")
+		err = steward.InvalidAt("reason", "say why the assignment ends; the reason stays in its history")
 	} else {
 		_, err = h.apiFor(w, r).DeleteAssignment(r.Context(), id, v["reason"])
 	}

@@ -96,39 +96,39 @@ func (s *Settings) Validate() error {
 	switch s.Auth {
 	case AuthClientSecret, AuthWorkloadIdentity, AuthManagedIdentity, AuthAzureCLI:
 	case "":
-		return invalidAt("auth", "auth is missing (client_secret, workload_identity, managed_identity or azure_cli)")
+		return steward.InvalidAt("auth", "auth is missing (client_secret, workload_identity, managed_identity or azure_cli)")
 	default:
-		return invalidAt("auth", "auth %q is not client_secret, workload_identity, managed_identity or azure_cli", s.Auth)
+		return steward.InvalidAt("auth", "auth %q is not client_secret, workload_identity, managed_identity or azure_cli", s.Auth)
 	}
 	if s.Auth == AuthClientSecret {
 		if s.TenantID == "" {
-			return invalidAt("tenant_id", "tenant_id is missing (auth client_secret needs the Entra tenant ID)")
+			return steward.InvalidAt("tenant_id", "tenant_id is missing (auth client_secret needs the Entra tenant ID)")
 		}
 		if s.ClientID == "" {
-			return invalidAt("client_id", "client_id is missing (auth client_secret needs the application's client ID)")
+			return steward.InvalidAt("client_id", "client_id is missing (auth client_secret needs the application's client ID)")
 		}
 	}
 	if s.TenantID != "" && !tenantRE.MatchString(s.TenantID) {
-		return invalidAt("tenant_id", "tenant_id %q is not a tenant ID (a GUID) or domain name", s.TenantID)
+		return steward.InvalidAt("tenant_id", "tenant_id %q is not a tenant ID (a GUID) or domain name", s.TenantID)
 	}
 	if s.ClientID != "" && !guidRE.MatchString(s.ClientID) {
-		return invalidAt("client_id", "client_id %q is not a GUID", s.ClientID)
+		return steward.InvalidAt("client_id", "client_id %q is not a GUID", s.ClientID)
 	}
 	if s.Auth == AuthAzureCLI && s.ClientID != "" {
-		return invalidAt("client_id", "client_id is not used with auth azure_cli (the signed-in az account is used)")
+		return steward.InvalidAt("client_id", "client_id is not used with auth azure_cli (the signed-in az account is used)")
 	}
 	if len(s.Subscriptions) > maxSubscriptions {
-		return invalidAt("subscriptions", "subscriptions lists %d IDs; at most %d are allowed (leave it empty for every subscription the credential can see)", len(s.Subscriptions), maxSubscriptions)
+		return steward.InvalidAt("subscriptions", "subscriptions lists %d IDs; at most %d are allowed (leave it empty for every subscription the credential can see)", len(s.Subscriptions), maxSubscriptions)
 	}
 	seen := map[string]bool{}
 	for i, id := range s.Subscriptions {
 		id = strings.ToLower(strings.TrimSpace(id))
 		field := "subscriptions[" + strconv.Itoa(i) + "]"
 		if !guidRE.MatchString(id) {
-			return invalidAt(field, "%s %q is not a subscription ID (a GUID)", field, s.Subscriptions[i])
+			return steward.InvalidAt(field, "%s %q is not a subscription ID (a GUID)", field, s.Subscriptions[i])
 		}
 		if seen[id] {
-			return invalidAt(field, "%s %q is listed twice", field, id)
+			return steward.InvalidAt(field, "%s %q is listed twice", field, id)
 		}
 		seen[id] = true
 		s.Subscriptions[i] = id
@@ -140,18 +140,14 @@ func (s *Settings) Validate() error {
 func (s Secrets) Validate(settings Settings) error {
 	if settings.Auth == AuthClientSecret {
 		if s.ClientSecret.IsZero() {
-			return invalidAt("client_secret", "client_secret is missing (auth client_secret)")
+			return steward.InvalidAt("client_secret", "client_secret is missing (auth client_secret)")
 		}
 		return nil
 	}
 	if !s.ClientSecret.IsZero() {
-		return invalidAt("client_secret", "client_secret is only used with auth client_secret (auth is %s)", settings.Auth)
+		return steward.InvalidAt("client_secret", "client_secret is only used with auth client_secret (auth is %s)", settings.Auth)
 	}
 	return nil
-}
-
-func invalidAt(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
 }
 
 // Retry policy for every request (ARM and Resource Graph): 429 and 5xx

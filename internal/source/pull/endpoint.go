@@ -18,22 +18,22 @@ func CheckEndpoint(raw string, local bool, service string) error {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		if local {
-			return invalidAt("local", "local: true is only for an endpoint on a loopback address (a local test server); set endpoint or drop local")
+			return steward.InvalidAt("local", "local: true is only for an endpoint on a loopback address (a local test server); set endpoint or drop local")
 		}
 		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return invalidAt("endpoint", "endpoint %q is not a URL like http://127.0.0.1:8443", raw)
+		return steward.InvalidAt("endpoint", "endpoint %q is not a URL like http://127.0.0.1:8443", raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return invalidAt("endpoint", "endpoint must not carry credentials, a query or a fragment")
+		return steward.InvalidAt("endpoint", "endpoint must not carry credentials, a query or a fragment")
 	}
 	if !IsLoopback(u.Hostname()) {
-		return invalidAt("endpoint", "endpoint is only for a local test server on a loopback address (127.0.0.1, ::1, localhost); leave it empty for %s", service)
+		return steward.InvalidAt("endpoint", "endpoint is only for a local test server on a loopback address (127.0.0.1, ::1, localhost); leave it empty for %s", service)
 	}
 	if !local {
-		return invalidAt("local", "endpoint is a loopback address; set local: true if this is a local test server")
+		return steward.InvalidAt("local", "endpoint is a loopback address; set local: true if this is a local test server")
 	}
 	return nil
 }
@@ -45,8 +45,4 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func invalidAt(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
 }

@@ -92,10 +92,10 @@ func (s *Settings) Validate() error {
 	s.Parent = strings.Trim(strings.TrimSpace(s.Parent), "/")
 	m := parentRE.FindStringSubmatch(s.Parent)
 	if m == nil {
-		return invalidAt("parent", "parent %q is not organizations/<number>, folders/<number> or projects/<project ID> (optionally followed by /sources/<id or -> and /locations/<location>)", s.Parent)
+		return steward.InvalidAt("parent", "parent %q is not organizations/<number>, folders/<number> or projects/<project ID> (optionally followed by /sources/<id or -> and /locations/<location>)", s.Parent)
 	}
 	if m[1] != "projects" && strings.Trim(m[2], "0123456789") != "" {
-		return invalidAt("parent", "parent %q: an organization or folder is named by its number", s.Parent)
+		return steward.InvalidAt("parent", "parent %q: an organization or folder is named by its number", s.Parent)
 	}
 	parent := m[1] + "/" + m[2]
 	src, loc := m[4], m[6]
@@ -111,7 +111,7 @@ func (s *Settings) Validate() error {
 	for _, p := range s.Projects {
 		p = strings.TrimSpace(p)
 		if !projectRE.MatchString(p) {
-			return invalidAt("projects", "projects: %q is not a project ID (6 to 30 lower-case letters, digits and hyphens)", p)
+			return steward.InvalidAt("projects", "projects: %q is not a project ID (6 to 30 lower-case letters, digits and hyphens)", p)
 		}
 		if !seen[p] {
 			seen[p] = true
@@ -121,14 +121,14 @@ func (s *Settings) Validate() error {
 	s.Projects = out
 	s.Filter = strings.TrimSpace(s.Filter)
 	if len(s.Filter) > 4096 {
-		return invalidAt("filter", "filter is longer than 4096 characters")
+		return steward.InvalidAt("filter", "filter is longer than 4096 characters")
 	}
 	if err := pull.CheckEndpoint(s.Endpoint, s.Local, "Google Cloud"); err != nil {
 		return err
 	}
 	// The REST client takes a host; a path would be dropped silently.
 	if u, err := url.Parse(strings.TrimSpace(s.Endpoint)); err == nil && strings.Trim(u.Path, "/") != "" {
-		return invalidAt("endpoint", "endpoint must not carry a path (a local test server's base URL, like http://127.0.0.1:8443)")
+		return steward.InvalidAt("endpoint", "endpoint must not carry a path (a local test server's base URL, like http://127.0.0.1:8443)")
 	}
 	return nil
 }
@@ -150,14 +150,14 @@ func (s Secrets) Validate(settings Settings) error {
 	key := []byte(s.CredentialsJSON.Reveal())
 	if _, err := google.CredentialsFromJSONWithType(context.Background(), key, google.ServiceAccount, Scope); err != nil {
 		// The parse error may quote the input: do not pass it on.
-		return invalidAt("credentials_json", "credentials_json is not a service account key file (JSON with \"type\": \"service_account\")")
+		return steward.InvalidAt("credentials_json", "credentials_json is not a service account key file (JSON with \"type\": \"service_account\")")
 	}
 	cfg, err := google.JWTConfigFromJSON(key, Scope)
 	if err != nil || cfg.Email == "" || cfg.TokenURL == "" {
-		return invalidAt("credentials_json", "credentials_json lacks client_email or token_uri")
+		return steward.InvalidAt("credentials_json", "credentials_json lacks client_email or token_uri")
 	}
 	if !validPrivateKey(cfg.PrivateKey) {
-		return invalidAt("credentials_json", "credentials_json: private_key is not a PEM-encoded RSA private key")
+		return steward.InvalidAt("credentials_json", "credentials_json: private_key is not a PEM-encoded RSA private key")
 	}
 	return nil
 }
@@ -175,10 +175,6 @@ func validPrivateKey(b []byte) bool {
 	}
 	_, err := x509.ParsePKCS1PrivateKey(block.Bytes)
 	return err == nil
-}
-
-func invalidAt(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
 }
 
 // Retry policy: 429 and 5xx answers and network errors are retried up to

@@ -139,13 +139,13 @@ func (s *Settings) Validate() error {
 		return err
 	}
 	if len(s.Regions) == 0 {
-		return invalidAt("regions", "regions is missing (the regions to read findings in, e.g. [\"eu-west-1\"]; with cross-region aggregation, the aggregation region)")
+		return steward.InvalidAt("regions", "regions is missing (the regions to read findings in, e.g. [\"eu-west-1\"]; with cross-region aggregation, the aggregation region)")
 	}
 	if s.Accounts, err = clean("accounts", s.Accounts, func(v string) (string, bool) { return v, accountRE.MatchString(v) }, "is not a 12-digit AWS account ID"); err != nil {
 		return err
 	}
 	if len(s.Accounts) > filterLimit {
-		return invalidAt("accounts", "accounts lists %d accounts; Security Hub filters take at most %d (leave it empty to read every account)", len(s.Accounts), filterLimit)
+		return steward.InvalidAt("accounts", "accounts lists %d accounts; Security Hub filters take at most %d (leave it empty to read every account)", len(s.Accounts), filterLimit)
 	}
 	if len(s.RecordState) == 0 {
 		s.RecordState = []string{"ACTIVE"}
@@ -163,18 +163,18 @@ func (s *Settings) Validate() error {
 		return err
 	}
 	if len(s.ProductName) > filterLimit {
-		return invalidAt("product_name", "product_name lists more than %d products", filterLimit)
+		return steward.InvalidAt("product_name", "product_name lists more than %d products", filterLimit)
 	}
 	s.RoleARN = strings.TrimSpace(s.RoleARN)
 	s.ExternalID = strings.TrimSpace(s.ExternalID)
 	if s.RoleARN != "" && !roleARNRE.MatchString(s.RoleARN) {
-		return invalidAt("role_arn", "role_arn %q is not an IAM role ARN such as arn:aws:iam::111122223333:role/steward-reader", s.RoleARN)
+		return steward.InvalidAt("role_arn", "role_arn %q is not an IAM role ARN such as arn:aws:iam::111122223333:role/steward-reader", s.RoleARN)
 	}
 	if s.ExternalID != "" && s.RoleARN == "" {
-		return invalidAt("external_id", "external_id goes with role_arn, which is empty")
+		return steward.InvalidAt("external_id", "external_id goes with role_arn, which is empty")
 	}
 	if s.ExternalID != "" && (len(s.ExternalID) > 1224 || !externalIDRE.MatchString(s.ExternalID)) {
-		return invalidAt("external_id", "external_id must be 2–1224 letters, digits or +=,.@:/-_")
+		return steward.InvalidAt("external_id", "external_id must be 2–1224 letters, digits or +=,.@:/-_")
 	}
 	return pull.CheckEndpoint(s.Endpoint, s.Local, "AWS")
 }
@@ -192,14 +192,14 @@ func clean(field string, in []string, check func(string) (string, bool), what st
 	for _, v := range in {
 		v, ok := check(strings.TrimSpace(v))
 		if !ok {
-			return nil, invalidAt(field, "%s: %q %s", field, v, what)
+			return nil, steward.InvalidAt(field, "%s: %q %s", field, v, what)
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
 	if len(out) > filterLimit && field != "regions" {
-		return nil, invalidAt(field, "%s lists more than %d values", field, filterLimit)
+		return nil, steward.InvalidAt(field, "%s lists more than %d values", field, filterLimit)
 	}
 	return out, nil
 }
@@ -209,17 +209,13 @@ func clean(field string, in []string, check func(string) (string, bool), what st
 func (s Secrets) Validate(settings Settings) error {
 	switch {
 	case s.AccessKeyID.IsZero() && !s.SecretAccessKey.IsZero():
-		return invalidAt("access_key_id", "access_key_id is missing (secret_access_key is set)")
+		return steward.InvalidAt("access_key_id", "access_key_id is missing (secret_access_key is set)")
 	case !s.AccessKeyID.IsZero() && s.SecretAccessKey.IsZero():
-		return invalidAt("secret_access_key", "secret_access_key is missing (access_key_id is set)")
+		return steward.InvalidAt("secret_access_key", "secret_access_key is missing (access_key_id is set)")
 	case s.AccessKeyID.IsZero() && !s.SessionToken.IsZero():
-		return invalidAt("session_token", "session_token goes with access_key_id and secret_access_key")
+		return steward.InvalidAt("session_token", "session_token goes with access_key_id and secret_access_key")
 	}
 	return nil
-}
-
-func invalidAt(field, format string, args ...any) error {
-	return steward.AtField(field, steward.Errorf(steward.CodeInvalid, format, args...))
 }
 
 // Retry policy: throttling (429, ThrottlingException, TooManyRequests,
