@@ -31,6 +31,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/source/asff"
 	"github.com/stewardhq/steward/internal/source/checkov"
+	"github.com/stewardhq/steward/internal/source/internal/jsonstream"
 	"github.com/stewardhq/steward/internal/source/ocsf"
 	"github.com/stewardhq/steward/internal/source/sarif"
 	"github.com/stewardhq/steward/internal/source/scc"
@@ -142,7 +143,7 @@ func Detect(head []byte) (Format, error) {
 	}
 	key := ""
 	if trimmed[0] == '{' {
-		key = firstKey(trimmed)
+		key = jsonstream.FirstKey(trimmed)
 		if stewardjson.IsDocumentKey(key) {
 			return FormatSteward, nil
 		}
@@ -172,19 +173,6 @@ func isRecordKey(key string) bool {
 		}
 	}
 	return false
-}
-
-// firstKey returns the first key of the JSON object that b starts with.
-func firstKey(b []byte) string {
-	b = bytes.TrimLeft(b[1:], " \t\r\n")
-	if len(b) == 0 || b[0] != '"' {
-		return ""
-	}
-	end := bytes.IndexByte(b[1:], '"')
-	if end < 0 {
-		return ""
-	}
-	return string(b[1 : 1+end])
 }
 
 // Open prepares r for parsing: it detects the format when format is ""

@@ -23,13 +23,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"path"
 	"strings"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/source/internal/jsonstream"
+	"github.com/stewardhq/steward/internal/source/internal/worst"
 	"github.com/stewardhq/steward/internal/source/sarif"
 )
 
@@ -49,7 +49,7 @@ func Sniff(prefix []byte) bool {
 	if len(b) == 0 || b[0] != '{' {
 		return false
 	}
-	key := firstKey(b)
+	key := jsonstream.FirstKey(b)
 	if key == "check_type" {
 		return true
 	}
@@ -61,18 +61,6 @@ func Sniff(prefix []byte) bool {
 		}
 	}
 	return key == "passed" && bytes.Contains(b, []byte(`"checkov_version"`))
-}
-
-func firstKey(b []byte) string {
-	b = bytes.TrimLeft(b[1:], " \t\r\n")
-	if len(b) == 0 || b[0] != '"' {
-		return ""
-	}
-	end := bytes.IndexByte(b[1:], '"')
-	if end < 0 {
-		return ""
-	}
-	return string(b[1 : 1+end])
 }
 
 // Check is the part of a Checkov check result Steward reads.
@@ -100,7 +88,7 @@ type Check struct {
 // *steward.Error with CodeInvalid naming the record, except those of yield
 // and ctx.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, seen: map[uint64]uint8{}}
+	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, worst: worst.New()}
 	c, err := p.d.Start("a Checkov JSON report")
 	if err != nil {
 		return err
@@ -125,7 +113,7 @@ type parser struct {
 	ctx   context.Context
 	d     *jsonstream.Doc // d.N counts the checks read so far
 	yield func(steward.Observation) error
-	seen  map[uint64]uint8
+	worst *worst.Statuses // the worst status yielded per (recommendation, resource)
 }
 
 // report reads one report object; it must have at least one of Checkov's
@@ -184,31 +172,10 @@ func (p *parser) check(status steward.AssessmentStatus) error {
 	if err != nil {
 		return steward.InvalidRecord(p.d.N, v.Line, err)
 	}
-	if !p.first(o) {
+	if !p.worst.Keep(o) {
 		return nil
 	}
 	return p.yield(o)
-}
-
-// first: see package sarif; the worst status of a pair wins.
-func (p *parser) first(o steward.Observation) bool {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(o.Recommendation.Key))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(steward.NormalizeResourceID(o.Resource.ID)))
-	k := h.Sum64()
-	rank := uint8(3)
-	switch o.Status {
-	case steward.StatusHealthy:
-		rank = 1
-	case steward.StatusNotApplicable:
-		rank = 2
-	}
-	if prev, ok := p.seen[k]; ok && prev >= rank {
-		return false
-	}
-	p.seen[k] = rank
-	return true
 }
 
 // Observation maps the check; status is that of the list it came from.

@@ -38,7 +38,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"strconv"
@@ -47,6 +46,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/source/internal/jsonstream"
+	"github.com/stewardhq/steward/internal/source/internal/worst"
 )
 
 // Parser reads SARIF 2.1 logs. The zero value is ready to use and safe
@@ -91,7 +91,7 @@ func Sniff(prefix []byte) bool {
 // *steward.Error with CodeInvalid naming the record (result), except those
 // of yield, ctx and the temporary spool file.
 func (Parser) Parse(ctx context.Context, r io.Reader, yield func(steward.Observation) error) error {
-	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, seen: map[uint64]uint8{}}
+	p := &parser{ctx: ctx, d: jsonstream.NewDoc(r), yield: yield, worst: worst.New()}
 	return p.log()
 }
 
@@ -101,7 +101,7 @@ type parser struct {
 	ctx   context.Context
 	d     *jsonstream.Doc // d.N counts the results read so far
 	yield func(steward.Observation) error
-	seen  map[uint64]uint8
+	worst *worst.Statuses // the worst status yielded per (recommendation, resource)
 }
 
 func (p *parser) log() error {
@@ -250,7 +250,7 @@ func (p *parser) run(i int) error {
 			return steward.InvalidRecord(n, v.Line, err)
 		}
 		for _, o := range obs {
-			if !p.first(o) {
+			if !p.worst.Keep(o) {
 				continue
 			}
 			if err := p.yield(o); err != nil {
@@ -259,34 +259,6 @@ func (p *parser) run(i int) error {
 		}
 		return nil
 	})
-}
-
-// first reports whether o should be yielded: the first observation of its
-// (recommendation, resource) pair, or a worse status than the ones yielded
-// before (the store keeps the last one, so the worst wins: a rule that
-// fails on line 20 of a file and passes on line 30 is Unhealthy there).
-func (p *parser) first(o steward.Observation) bool {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(o.Recommendation.Key))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(steward.NormalizeResourceID(o.Resource.ID)))
-	k := h.Sum64()
-	rank := statusRank(o.Status)
-	if prev, ok := p.seen[k]; ok && prev >= rank {
-		return false
-	}
-	p.seen[k] = rank
-	return true
-}
-
-func statusRank(s steward.AssessmentStatus) uint8 {
-	switch s {
-	case steward.StatusHealthy:
-		return 1
-	case steward.StatusNotApplicable:
-		return 2
-	}
-	return 3
 }
 
 // spool keeps a run's raw results, each as "<record> <line> <offset>"

@@ -1,6 +1,7 @@
 package jsonstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -250,4 +251,19 @@ func UnmarshalRecord(n int, v Value, x any) error {
 		return steward.InvalidRecord(n, line, errors.New(msg))
 	}
 	return nil
+}
+
+// FirstKey returns the first key of the JSON object that b (a file's head,
+// starting at its '{') starts with, or "" when it cannot tell: format
+// detection looks no further.
+func FirstKey(b []byte) string {
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	if len(b) == 0 || b[0] != '"' {
+		return ""
+	}
+	end := bytes.IndexByte(b[1:], '"')
+	if end < 0 {
+		return ""
+	}
+	return string(b[1 : 1+end])
 }
