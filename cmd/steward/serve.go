@@ -67,7 +67,7 @@ Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (env STEWARD_ADDR)")
-	f.StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file (env STEWARD_DATABASE_URL)")
+	f.StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file or postgres:// URL (env STEWARD_DATABASE_URL)")
 	f.StringVar(&cfg.SpoolDir, "spool-dir", cfg.SpoolDir, "where uploaded imports wait to be applied (env STEWARD_SPOOL_DIR; default steward-spool next to the database)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STEWARD_LOG_LEVEL)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env STEWARD_LOG_FORMAT)")
@@ -142,11 +142,11 @@ It refuses to run while a steward serve uses the database: stop it first.`,
 			if err != nil {
 				return err
 			}
-			logger.Info("database is up to date", "database", cfg.DatabaseURL)
+			logger.Info("database is up to date", "database", store.RedactURL(cfg.DatabaseURL))
 			return db.Close()
 		},
 	}
-	cmd.Flags().StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file (env STEWARD_DATABASE_URL)")
+	cmd.Flags().StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file or postgres:// URL (env STEWARD_DATABASE_URL)")
 	return cmd
 }
 

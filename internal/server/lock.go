@@ -36,7 +36,13 @@ func LockPath(path string) string { return path + ".lock" }
 // ("serve" or "migrate"), creating the database's directory and the lock
 // file if needed. Errors: CodeConflict naming the database and the process
 // that holds the lock.
+//
+// A PostgreSQL database takes no lock: any number of processes share it
+// (migrations serialize themselves with an advisory lock in the store).
 func LockDatabase(url, command string) (*DatabaseLock, error) {
+	if store.IsPostgresURL(url) {
+		return &DatabaseLock{}, nil
+	}
 	path, err := store.FilePath(url)
 	if err != nil {
 		return nil, err

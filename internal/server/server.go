@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/stewardhq/steward/internal/api"
 	"github.com/stewardhq/steward/internal/auth"
@@ -131,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
 	collector.AddWorkers(workers, s.Sources)
 	s.clientID = jobClientID()
-	s.river, err = river.NewClient(riversqlite.New(db.Writer()), &river.Config{
+	s.river, err = river.NewClient(db.RiverDriver(), &river.Config{
 		ID: s.clientID,
 		Queues: map[string]river.QueueConfig{
 			jobs.QueueDefault: {MaxWorkers: 4},
@@ -254,7 +253,7 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	go s.rescueOrphanedJobs()
-	s.logger.Info("steward listening", "addr", s.Addr(), "web_ui", s.URL()+"/", "database", s.cfg.DatabaseURL)
+	s.logger.Info("steward listening", "addr", s.Addr(), "web_ui", s.URL()+"/", "database", store.RedactURL(s.cfg.DatabaseURL))
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stewardhq/steward"
@@ -57,11 +59,14 @@ type DB struct {
 	// it; it defaults to time.Now().UTC().
 	Now func() time.Time
 
-	write   *sql.DB // one connection; write transactions and River
-	read    *sql.DB // query_only pool for Find* methods
+	write   *sql.DB // write transactions and River (SQLite: one connection)
+	read    *sql.DB // read-only pool for Find* methods
 	dialect dialect
 	logger  *slog.Logger
-	path    string
+	path    string // SQLite: the file; PostgreSQL: the URL without password
+
+	river  riverdriver.Driver[*sql.Tx] // River's driver on the writer pool
+	listen *pgxpool.Pool               // PostgreSQL: River's LISTEN connections
 
 	riverMigrations int // number of River migrations in the bundle, for Ready
 
@@ -72,12 +77,15 @@ type DB struct {
 // Open opens or creates the database at url and brings its schema up to
 // date: Steward's own migrations first, then River's.
 //
-// url is a plain file path, "sqlite:PATH" or a SQLite URI "file:PATH?...".
-// The parent directory is created if needed. PostgreSQL URLs are recognized
-// and refused with steward.CodeInvalid until that backend exists.
+// url is a PostgreSQL URL (postgres://...), or for SQLite a plain file
+// path, "sqlite:PATH" or a SQLite URI "file:PATH?...", whose parent
+// directory is created if needed.
 func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if IsPostgresURL(url) {
+		return openPostgres(ctx, url, logger)
 	}
 	path, userQuery, err := parseURL(url)
 	if err != nil {
@@ -131,6 +139,7 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 	}
 	db.read.SetMaxOpenConns(readerConns)
 	db.read.SetMaxIdleConns(readerConns)
+	db.river = riversqlite.New(db.write)
 
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -168,8 +177,8 @@ func createPrivate(path string, logger *slog.Logger) error {
 	return nil
 }
 
-// FilePath is the file a database URL names, in any form Open accepts.
-// Errors: CodeInvalid for a URL Open refuses.
+// FilePath is the file a SQLite database URL names, in any form Open
+// accepts. Errors: CodeInvalid for a URL Open refuses or a PostgreSQL URL.
 func FilePath(url string) (string, error) {
 	path, _, err := parseURL(url)
 	return path, err
@@ -178,8 +187,8 @@ func FilePath(url string) (string, error) {
 func parseURL(url string) (path, query string, err error) {
 	lower := strings.ToLower(url)
 	switch {
-	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
-		return "", "", steward.Errorf(steward.CodeInvalid, "PostgreSQL is not supported yet; use a SQLite file path such as /var/lib/steward/steward.db")
+	case IsPostgresURL(url):
+		return "", "", steward.Errorf(steward.CodeInvalid, "%s is a PostgreSQL database, not a SQLite file", RedactURL(url))
 	case strings.HasPrefix(lower, "sqlite:"):
 		path = url[len("sqlite:"):]
 		path = strings.TrimPrefix(path, "//") // sqlite:///abs/path
@@ -220,9 +229,12 @@ func sqliteDSN(url, path, userQuery string, pragmas []string, extra ...string) s
 	return base + "?" + strings.Join(params, "&")
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (db *DB) Close() error {
 	var errs []error
+	if db.listen != nil {
+		db.listen.Close()
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
@@ -235,10 +247,15 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Writer returns the single-connection pool that write transactions use.
-// River must be built on it (riversqlite.New(db.Writer())) so that jobs
-// inserted with InsertTx share Steward's transactions.
+// Writer returns the pool that write transactions use (SQLite: its one
+// connection).
 func (db *DB) Writer() *sql.DB { return db.write }
+
+// RiverDriver is River's driver on the writer pool: River must be built on
+// it so that jobs inserted with InsertTx share Steward's transactions
+// (riversqlite for SQLite; for PostgreSQL riverdatabasesql, whose
+// transactions are the same *sql.Tx, with pgx connections for LISTEN).
+func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] { return db.river }
 
 // Ready reports whether the database is reachable and every migration,
 // Steward's and River's, is applied. Any failure is steward.CodeUnavailable.
@@ -271,12 +288,16 @@ func (db *DB) Ready(ctx context.Context) error {
 
 // migrate applies Steward's migrations, then River's on the writer pool.
 func (db *DB) migrate(ctx context.Context) error {
+	return db.withMigrationLock(ctx, func() error { return db.migrateLocked(ctx) })
+}
+
+func (db *DB) migrateLocked(ctx context.Context) error {
 	if err := db.migrateSteward(ctx); err != nil {
 		return err
 	}
 	// The migrator's own lines (info only) would repeat the one logged
 	// below for each migration; its failures come back as errors.
-	migrator, err := rivermigrate.New(riversqlite.New(db.write), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	migrator, err := rivermigrate.New(db.river, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return fmt.Errorf("migrate river: %w", err)
 	}
@@ -291,7 +312,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Path is the database file's path.
+// Path is the database file's path (PostgreSQL: its URL without password).
 func (db *DB) Path() string { return db.path }
 
 // WithTx runs fn in one write transaction and commits it if fn returns nil.
@@ -389,14 +410,12 @@ func rebindDollar(query string) string {
 	return b.String()
 }
 
-// timeArg converts a time into the stored representation. SQLite stores UTC
-// Unix microseconds in INTEGER columns: compact, fast to index and compare,
-// and immune to the driver's text time formats. A PostgreSQL backend would
-// pass time.Time to timestamptz columns here.
+// timeArg converts a time into the stored representation: UTC Unix
+// microseconds in INTEGER (PostgreSQL: BIGINT) columns, in both stores.
+// Compact, fast to index and compare, immune to drivers' time formats, and
+// the same value in both, so queries and `steward migrate copy` need no
+// conversion.
 func (db *DB) timeArg(t time.Time) any {
-	if db.dialect == dialectPostgres {
-		return t.UTC()
-	}
 	return t.UnixMicro()
 }
 
@@ -450,6 +469,9 @@ func (db *DB) now() time.Time { return storedTime(db.Now()) }
 // mapError turns constraint violations into steward.CodeConflict and
 // SQLITE_BUSY into CodeUnavailable; other errors pass through.
 func mapError(err error) error {
+	if mapped, ok := mapPostgresError(err); ok {
+		return mapped
+	}
 	var serr *sqlite.Error
 	if errors.As(err, &serr) {
 		switch serr.Code() & 0xff {

@@ -15,6 +15,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/store/pgtest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,13 +24,14 @@ type Backend string
 
 // Backends.
 const (
-	SQLite Backend = "sqlite"
+	SQLite   Backend = "sqlite"
+	Postgres Backend = "postgres"
 )
 
-// Backends lists the backends ForEachBackend runs on. PostgreSQL joins it
-// when the store supports it (skipped locally without a server, required
-// under CI=true).
-var Backends = []Backend{SQLite}
+// Backends lists the backends ForEachBackend runs on. PostgreSQL runs on
+// the server STEWARD_TEST_POSTGRES_URL names: skipped without it, required
+// under CI=true (pgtest).
+var Backends = []Backend{SQLite, Postgres}
 
 // ForEachBackend runs fn as a parallel subtest per backend, each with a
 // fresh, migrated database that is closed when the subtest ends.
@@ -56,6 +58,8 @@ func MustOpenBackend(t testing.TB, b Backend) *store.DB {
 	switch b {
 	case SQLite:
 		return MustOpenURL(t, filepath.Join(t.TempDir(), "steward.db"))
+	case Postgres:
+		return MustOpenURL(t, pgtest.URL(t))
 	}
 	t.Fatalf("unknown backend %q", b)
 	return nil

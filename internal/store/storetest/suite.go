@@ -73,12 +73,20 @@ func testOpen(t *testing.T) {
 		})
 	})
 
-	t.Run("PostgresNotYet", func(t *testing.T) {
+	t.Run("BadURLs", func(t *testing.T) {
 		t.Parallel()
-		for _, url := range []string{"postgres://localhost/steward", "postgresql://u@h/db", ":memory:", ""} {
+		for _, url := range []string{":memory:", "", "postgres://u@127.0.0.1:1/db?pool_max_conns=x", "postgres://u@127.0.0.1:%zz/db"} {
 			_, err := store.Open(t.Context(), url, Logger(t))
 			RequireCode(t, err, steward.CodeInvalid)
 		}
+	})
+
+	t.Run("PostgresUnreachable", func(t *testing.T) {
+		t.Parallel()
+		// Port 1 on loopback: refused at once, never off this machine.
+		_, err := store.Open(t.Context(), "postgres://steward:hunter2@127.0.0.1:1/steward?connect_timeout=2", Logger(t))
+		RequireCode(t, err, steward.CodeUnavailable)
+		require.NotContains(t, err.Error(), "hunter2", "the password stays out of errors")
 	})
 
 	t.Run("InjectedClock", func(t *testing.T) {

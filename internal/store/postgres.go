@@ -1,0 +1,216 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/stewardhq/steward"
+)
+
+// PostgreSQL pool defaults; the database URL's pool_max_conns and
+// statement_timeout override them (README, configuration).
+const (
+	defaultPostgresMaxConns  = 20
+	defaultStatementTimeout  = 60 * time.Second
+	postgresApplicationName  = "steward"
+	postgresMigrationLockKey = 0x5374657761726401 // "Steward\x01": one migrator at a time
+)
+
+// IsPostgresURL reports whether url names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func IsPostgresURL(url string) bool {
+	lower := strings.ToLower(url)
+	return strings.HasPrefix(lower, "postgres://") || strings.HasPrefix(lower, "postgresql://")
+}
+
+// RedactURL is url with any password replaced, for logs and errors.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable database URL)"
+	}
+	return u.Redacted()
+}
+
+// postgresSettings are Steward's own URL parameters, removed from the URL
+// before pgx sees it (pgx would send unknown parameters to the server as
+// settings, which refuses them).
+type postgresSettings struct {
+	maxConns int
+}
+
+func parsePostgresURL(raw string) (*pgx.ConnConfig, postgresSettings, error) {
+	settings := postgresSettings{maxConns: defaultPostgresMaxConns}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, settings, steward.Errorf(steward.CodeInvalid, "database URL is not a valid postgres:// URL")
+	}
+	q := u.Query()
+	if v := q.Get("pool_max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 1000 {
+			return nil, settings, steward.Errorf(steward.CodeInvalid, "database URL: pool_max_conns must be a whole number from 2 to 1000, not %q", v)
+		}
+		settings.maxConns = n
+		q.Del("pool_max_conns")
+	}
+	u.RawQuery = q.Encode()
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		// pgx's message can quote the URL; say what is wrong without it.
+		return nil, settings, steward.Errorf(steward.CodeInvalid, "database URL %s: %s", u.Redacted(), pgxParseReason(err))
+	}
+	if _, ok := cfg.RuntimeParams["statement_timeout"]; !ok {
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(defaultStatementTimeout.Milliseconds(), 10)
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = postgresApplicationName
+	}
+	return cfg, settings, nil
+}
+
+func pgxParseReason(err error) string {
+	var perr *pgconn.ParseConfigError
+	if errors.As(err, &perr) && perr.Unwrap() != nil {
+		return perr.Unwrap().Error()
+	}
+	return "cannot be parsed"
+}
+
+// openPostgres opens both pools on the PostgreSQL database at url, the
+// listener pool River uses for LISTEN/NOTIFY, and migrates the schema.
+//
+// Unlike SQLite, the writer pool has many connections: PostgreSQL has row
+// locks, and the store takes them where it reads to modify (forUpdate).
+// The reader pool's sessions are read-only (default_transaction_read_only),
+// the same guard the SQLite readers get from query_only.
+func openPostgres(ctx context.Context, raw string, logger *slog.Logger) (*DB, error) {
+	cfg, settings, err := parsePostgresURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{
+		Now:     func() time.Time { return time.Now().UTC() },
+		dialect: dialectPostgres,
+		logger:  logger,
+		path:    RedactURL(raw),
+	}
+	db.write = stdlib.OpenDB(*cfg)
+	db.write.SetMaxOpenConns(settings.maxConns)
+	db.write.SetMaxIdleConns(settings.maxConns)
+	db.write.SetConnMaxIdleTime(5 * time.Minute)
+
+	if err := db.write.PingContext(ctx); err != nil {
+		db.write.Close()
+		return nil, steward.WrapError(steward.CodeUnavailable, err, "open database %s", db.path)
+	}
+
+	readCfg := cfg.Copy()
+	readCfg.RuntimeParams["default_transaction_read_only"] = "on"
+	db.read = stdlib.OpenDB(*readCfg)
+	db.read.SetMaxOpenConns(settings.maxConns)
+	db.read.SetMaxIdleConns(settings.maxConns)
+	db.read.SetConnMaxIdleTime(5 * time.Minute)
+
+	// River listens for job notifications on connections of its own; each
+	// River client holds one for as long as it runs.
+	poolCfg, err := pgxpool.ParseConfig("")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database listener: %w", err)
+	}
+	poolCfg.ConnConfig = cfg.Copy()
+	poolCfg.MaxConns = 4
+	poolCfg.MinConns = 0
+	db.listen, err = pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database listener: %w", err)
+	}
+	db.river = riverdatabasesql.NewWithPgxListener(db.write, db.listen)
+
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := db.ensureInstallationID(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// withMigrationLock runs fn while this process holds the database's
+// migration lock: several processes starting at once on one PostgreSQL
+// migrate one after the other, and the later ones find nothing to do. SQLite
+// needs none (one process per file holds the file lock).
+func (db *DB) withMigrationLock(ctx context.Context, fn func() error) error {
+	if db.dialect != dialectPostgres {
+		return fn()
+	}
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(postgresMigrationLockKey)); err != nil {
+		return fmt.Errorf("migrate: take the migration lock: %w", mapError(err))
+	}
+	defer func() {
+		// A fresh context: the lock must be released even when ctx ended.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(postgresMigrationLockKey)); err != nil {
+			db.logger.WarnContext(ctx, "release migration lock", slog.Any("err", err))
+		}
+	}()
+	return fn()
+}
+
+// mapPostgresError is mapError's PostgreSQL half.
+func mapPostgresError(err error) (error, bool) {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err, false
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "23"): // integrity constraint violation
+		what := pgErr.ConstraintName
+		if what == "" {
+			what = "constraint violated"
+		} else {
+			what = "constraint " + what
+		}
+		return steward.WrapError(steward.CodeConflict, err, "conflicting change: %s", what), true
+	case pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03": // serialization, deadlock, lock not available
+		return steward.WrapError(steward.CodeUnavailable, err, "database is busy; try again"), true
+	case pgErr.Code == "57014": // statement timeout or cancel
+		return steward.WrapError(steward.CodeUnavailable, err, "database statement timed out; try again"), true
+	case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P03": // connection, shutdown, starting up
+		return steward.WrapError(steward.CodeUnavailable, err, "database is unavailable"), true
+	}
+	return err, true
+}
+
+// forUpdate is the row-lock clause a read that precedes a write of the same
+// rows appends: PostgreSQL's writers run concurrently, so the row must be
+// locked until the transaction ends; SQLite's one writer (BEGIN IMMEDIATE)
+// already excludes every other.
+func (db *DB) forUpdate() string {
+	if db.dialect == dialectPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// Postgres reports whether the database is PostgreSQL.
+func (db *DB) Postgres() bool { return db.dialect == dialectPostgres }
