@@ -202,18 +202,23 @@ func tokenIDByName(ctx context.Context, g *globals, name string) (int64, error) 
 }
 
 // withDatabase opens an existing database file (never creating one: a
-// mistyped path must not yield a token for an empty database).
+// mistyped path must not yield a token for an empty database). A PostgreSQL
+// database must exist already: the server refuses to connect to one that
+// does not.
 func withDatabase(ctx context.Context, path string, fn func(db *store.DB) error) error {
-	if _, err := os.Stat(config.SQLitePath(path)); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("database %s does not exist; check --db, or start 'steward serve --db %s' once to create it", path, path)
+	shown := store.RedactURL(path)
+	if !store.IsPostgresURL(path) {
+		if _, err := os.Stat(config.SQLitePath(path)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("database %s does not exist; check --db, or start 'steward serve --db %s' once to create it", path, path)
+		}
 	}
 	db, err := store.Open(ctx, path, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return fmt.Errorf("open %s: %w", shown, err)
 	}
 	ferr := fn(db)
 	if err := db.Close(); ferr == nil && err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
+		return fmt.Errorf("close %s: %w", shown, err)
 	}
 	return ferr
 }
