@@ -65,11 +65,21 @@ func (db *DB) migrateSteward(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	// PostgreSQL's INTEGER is 32 bits: applied_at (Unix microseconds) needs
+	// BIGINT there. SQLite's INTEGER is 64 bits already.
+	ddl := `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL
-	)`); err != nil {
+	)`
+	if db.dialect == dialectPostgres {
+		ddl = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    BIGINT PRIMARY KEY,
+		name       TEXT COLLATE "C" NOT NULL,
+		applied_at BIGINT NOT NULL
+	)`
+	}
+	if _, err := db.write.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	applied := make(map[int]bool)

@@ -1,11 +1,13 @@
 -- Steward's initial schema (SQLite).
 --
--- Conventions, shared with the future PostgreSQL schema:
---   * times are INTEGER UTC Unix microseconds (PostgreSQL: timestamptz);
---   * booleans are INTEGER 0/1 (PostgreSQL: boolean);
+-- Conventions, shared with the PostgreSQL schema (migrations/postgres, whose
+-- 0001 lists how each translates), so both stores hold the same values:
+--   * times are INTEGER UTC Unix microseconds (PostgreSQL: BIGINT);
+--   * booleans are INTEGER 0/1 (PostgreSQL: BIGINT 0/1);
 --   * resource IDs are matched through norm_id = steward.NormalizeResourceID,
---     and scope filters are byte ranges on it (PostgreSQL: COLLATE "C");
---   * JSON documents (tags, changes, results) are TEXT (PostgreSQL: jsonb).
+--     and scope filters are byte ranges on it (PostgreSQL: every TEXT column
+--     is COLLATE "C", which compares bytes as SQLite's BINARY does);
+--   * JSON documents (tags, changes, results) are TEXT (PostgreSQL: TEXT).
 
 CREATE TABLE recommendation (
     id            INTEGER PRIMARY KEY,
