@@ -161,7 +161,7 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	}
 	err = insert.QueryRowContext(ctx,
 		a.AssessmentID, string(a.Type), string(a.State), a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate),
-		a.GracePeriod, tx.db.nullTimeArg(a.ETA), a.ETAJustification, a.OwnerEmailOptOut, a.ManagerEmailOptOut,
+		boolArg(a.GracePeriod), tx.db.nullTimeArg(a.ETA), a.ETAJustification, boolArg(a.OwnerEmailOptOut), boolArg(a.ManagerEmailOptOut),
 		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition).Scan(&a.ID)
 	if err != nil {
 		return err
@@ -276,8 +276,8 @@ func (tx *Tx) updateAssignment(ctx context.Context, id int64, upd AssignmentUpda
 	a.UpdatedAt = now
 	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE assignment SET owner = ?, owner_norm = ?, due_date = ?, grace_period = ?,
 		eta = ?, eta_justification = ?, owner_email_opt_out = ?, manager_email_opt_out = ?, updated_at = ? WHERE id = ?`),
-		a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate), a.GracePeriod, tx.db.nullTimeArg(a.ETA),
-		a.ETAJustification, a.OwnerEmailOptOut, a.ManagerEmailOptOut, tx.db.timeArg(now), id); err != nil {
+		a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate), boolArg(a.GracePeriod), tx.db.nullTimeArg(a.ETA),
+		a.ETAJustification, boolArg(a.OwnerEmailOptOut), boolArg(a.ManagerEmailOptOut), tx.db.timeArg(now), id); err != nil {
 		return nil, err
 	}
 	if err := tx.addEvent(ctx, id, now, actor, steward.ActionUpdated, reason, changes); err != nil {

@@ -224,7 +224,7 @@ func (tx *Tx) createIntegration(ctx context.Context, in *steward.Integration, se
 	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO integration (name, name_norm, type, scope, instance_url, local, auth_mode,
 		username, client_id, ticket_types, priority, requests_per_second, sync, state, created_at, created_by, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		in.Name, nameNorm(in.Name), string(in.Type), string(in.Scope), in.InstanceURL, in.Local, string(in.AuthMode),
+		in.Name, nameNorm(in.Name), string(in.Type), string(in.Scope), in.InstanceURL, boolArg(in.Local), string(in.AuthMode),
 		in.Username, in.ClientID, types, priority, in.RequestsPerSecond, sync, string(in.State),
 		tx.db.timeArg(now), actor, tx.db.timeArg(now)).Scan(&in.ID)
 	if err != nil {
@@ -467,7 +467,7 @@ func (tx *Tx) updateIntegration(ctx context.Context, id int64, upd IntegrationUp
 	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE integration SET name = ?, name_norm = ?, scope = ?, instance_url = ?, local = ?,
 		auth_mode = ?, username = ?, client_id = ?, ticket_types = ?, priority = ?, requests_per_second = ?, sync = ?, updated_at = ?
 		WHERE id = ?`),
-		in.Name, nameNorm(in.Name), string(in.Scope), in.InstanceURL, in.Local, string(in.AuthMode), in.Username, in.ClientID,
+		in.Name, nameNorm(in.Name), string(in.Scope), in.InstanceURL, boolArg(in.Local), string(in.AuthMode), in.Username, in.ClientID,
 		types, priority, in.RequestsPerSecond, sync, tx.db.timeArg(in.UpdatedAt), id); err != nil {
 		return nil, err
 	}

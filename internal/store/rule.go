@@ -65,8 +65,8 @@ func ruleArgs(r *steward.Rule) ([]any, error) {
 	if r.Ticket != nil {
 		t = *r.Ticket
 	}
-	return []any{r.Name, nameNorm(r.Name), r.Description, string(r.Scope), ex, r.Priority, r.Enabled, cond,
-		r.Owner.Email, r.Owner.Tag, r.Owner.Fallback, r.DueInDays, r.GracePeriod, r.OwnerEmailOptOut, r.ManagerEmailOptOut,
+	return []any{r.Name, nameNorm(r.Name), r.Description, string(r.Scope), ex, r.Priority, boolArg(r.Enabled), cond,
+		r.Owner.Email, r.Owner.Tag, r.Owner.Fallback, r.DueInDays, boolArg(r.GracePeriod), boolArg(r.OwnerEmailOptOut), boolArg(r.ManagerEmailOptOut),
 		t.Integration, string(t.Type), t.GroupBy, t.DailyCap}, nil
 }
 

@@ -75,7 +75,7 @@ func (tx *Tx) CreateRuleRun(ctx context.Context, r *RuleRun) error {
 	now := tx.db.now()
 	r.State, r.CreatedAt, r.Skipped = RuleRunQueued, now, map[string]int{}
 	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO rule_run (rule_id, rule_name, override, state, requested_by, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), r.RuleID, r.RuleName, r.Override, string(r.State), r.RequestedBy,
+		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`), r.RuleID, r.RuleName, boolArg(r.Override), string(r.State), r.RequestedBy,
 		tx.db.timeArg(now)).Scan(&r.ID)
 	if err != nil {
 		return fmt.Errorf("create rule run: %w", mapError(err))

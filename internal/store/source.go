@@ -79,7 +79,7 @@ func (tx *Tx) CreateSource(ctx context.Context, s *SourceRecord, secrets SourceS
 	}
 	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO source (name, kind, scope, schedule_s, enabled, settings, next_run_at,
 		created_at, created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		s.Name, s.Kind, string(s.Scope), int64(s.ScheduleEvery/time.Second), s.Enabled, string(s.Settings), next,
+		s.Name, s.Kind, string(s.Scope), int64(s.ScheduleEvery/time.Second), boolArg(s.Enabled), string(s.Settings), next,
 		tx.db.timeArg(now), actor, tx.db.timeArg(now)).Scan(&s.ID)
 	if err != nil {
 		err = mapError(err)
@@ -157,7 +157,7 @@ func (tx *Tx) UpdateSource(ctx context.Context, s *SourceRecord, changed []strin
 		s.NextRunAt = nil
 	}
 	_, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE source SET name = ?, scope = ?, schedule_s = ?, enabled = ?, settings = ?,
-		next_run_at = ?, updated_at = ? WHERE id = ?`), s.Name, string(s.Scope), int64(s.ScheduleEvery/time.Second), s.Enabled,
+		next_run_at = ?, updated_at = ? WHERE id = ?`), s.Name, string(s.Scope), int64(s.ScheduleEvery/time.Second), boolArg(s.Enabled),
 		string(s.Settings), next, tx.db.timeArg(now), s.ID)
 	if err != nil {
 		err = mapError(err)

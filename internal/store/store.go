@@ -419,6 +419,17 @@ func (db *DB) timeArg(t time.Time) any {
 	return t.UnixMicro()
 }
 
+// boolArg is the stored form of a boolean: INTEGER 0/1 in SQLite and
+// BIGINT 0/1 in PostgreSQL, so both stores hold the same values. pgx does
+// not encode a Go bool into a bigint parameter; database/sql scans 0/1
+// back into a bool in both.
+func boolArg(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // nullTimeArg is timeArg for nullable columns; nil and zero map to NULL.
 func (db *DB) nullTimeArg(t *time.Time) any {
 	if t == nil || t.IsZero() {
