@@ -21,6 +21,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/secret"
+	"github.com/stewardhq/steward/internal/store"
 )
 
 // Config is the server's configuration. Every field's default is the one
@@ -29,11 +30,15 @@ type Config struct {
 	// Addr is the HTTP listen address (STEWARD_ADDR, default 127.0.0.1:8080).
 	// The default binds loopback only: exposing Steward is a choice.
 	Addr string
-	// DatabaseURL is a SQLite file path (STEWARD_DATABASE_URL, default
-	// ./steward.db).
+	// DatabaseURL is a SQLite file path or a postgres:// URL
+	// (STEWARD_DATABASE_URL, default ./steward.db). Its password, if any,
+	// is never logged: print it with store.RedactURL.
 	DatabaseURL string
 	// SpoolDir keeps uploaded import files until they are applied
-	// (STEWARD_SPOOL_DIR, default: steward-spool next to the database).
+	// (STEWARD_SPOOL_DIR, default: steward-spool next to a SQLite database,
+	// ./steward-spool in the working directory with PostgreSQL). Every
+	// process that shares a PostgreSQL database must see the same
+	// directory: any of them may apply an upload another accepted.
 	SpoolDir string
 	// LogLevel is debug, info, warn or error (STEWARD_LOG_LEVEL, default info).
 	LogLevel string
@@ -48,7 +53,9 @@ type Config struct {
 	// SecretKey is the base64 of the 32-byte key that encrypts integration
 	// credentials at rest (STEWARD_SECRET_KEY, or STEWARD_SECRET_KEY_FILE
 	// naming a file that holds it). Without either, a key file
-	// steward.key is created next to the database on first start (0600).
+	// steward.key is created next to a SQLite database on first start
+	// (0600); with PostgreSQL one of them is required, because every
+	// process sharing the database must hold the same key.
 	SecretKey     string
 	SecretKeyFile string
 	// PreviousSecretKey, when set (STEWARD_SECRET_KEY_PREVIOUS), is the key
@@ -232,14 +239,27 @@ func (c *Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return steward.Errorf(steward.CodeInvalid, "TLS needs both a certificate and a key (--tls-cert and --tls-key)")
 	}
-	if c.SpoolDir == "" {
-		c.SpoolDir = filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward-spool")
-	}
 	if c.SecretKey != "" && c.SecretKeyFile != "" {
 		return steward.Errorf(steward.CodeInvalid, "set STEWARD_SECRET_KEY or STEWARD_SECRET_KEY_FILE, not both")
 	}
-	if c.SecretKey == "" && c.SecretKeyFile == "" {
-		c.SecretKeyFile = filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward.key")
+	if c.Postgres() {
+		// No database file to put the spool and the key next to; and a
+		// key made up by each process would leave every process unable
+		// to read the credentials the others stored.
+		if c.SpoolDir == "" {
+			c.SpoolDir = "steward-spool"
+		}
+		if c.SecretKey == "" && c.SecretKeyFile == "" {
+			return steward.Errorf(steward.CodeInvalid, "a PostgreSQL database needs STEWARD_SECRET_KEY or STEWARD_SECRET_KEY_FILE: every steward process on the database must use the same key (create one with: openssl rand -base64 32)")
+		}
+	} else {
+		dir := filepath.Dir(SQLitePath(c.DatabaseURL))
+		if c.SpoolDir == "" {
+			c.SpoolDir = filepath.Join(dir, "steward-spool")
+		}
+		if c.SecretKey == "" && c.SecretKeyFile == "" {
+			c.SecretKeyFile = filepath.Join(dir, "steward.key")
+		}
 	}
 	return c.validateOIDC()
 }
@@ -326,12 +346,21 @@ func ParsePrefixes(list string) ([]netip.Prefix, error) {
 }
 
 // TokenFile is where `steward serve --sample` writes the owner token it
-// creates on a new database: steward.token next to the database file.
+// creates on a new database: steward.token next to a SQLite database file,
+// or in the working directory with PostgreSQL.
 func (c *Config) TokenFile() string {
+	if c.Postgres() {
+		return "steward.token"
+	}
 	return filepath.Join(filepath.Dir(SQLitePath(c.DatabaseURL)), "steward.token")
 }
 
+// Postgres reports whether DatabaseURL names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func (c *Config) Postgres() bool { return store.IsPostgresURL(c.DatabaseURL) }
+
 // SQLitePath strips the URL forms store.Open accepts down to the file path.
+// It is meaningless for a PostgreSQL URL (see Postgres).
 func SQLitePath(url string) string {
 	p := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite:"), "file:")
 	if i := strings.IndexByte(p, '?'); i >= 0 {

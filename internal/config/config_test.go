@@ -99,3 +99,39 @@ func TestOIDCConfigValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, c.Validate())
 }
+
+// TestPostgresConfig: a postgres:// URL needs a shared secret key, takes
+// its spool and token file from the working directory rather than from a
+// path derived from the URL, and none of the derived settings carries the
+// URL's password.
+func TestPostgresConfig(t *testing.T) {
+	const url = "postgres://steward:pa55word@db.example.com:5432/steward?sslmode=require&pool_max_conns=40"
+	env := map[string]string{"STEWARD_DATABASE_URL": url}
+	getenv := func(k string) string { return env[k] }
+	c, err := config.FromEnv(getenv)
+	require.NoError(t, err)
+	require.True(t, c.Postgres())
+	err = c.Validate()
+	require.Equal(t, steward.CodeInvalid, steward.ErrorCode(err))
+	require.ErrorContains(t, err, "STEWARD_SECRET_KEY or STEWARD_SECRET_KEY_FILE")
+	require.NotContains(t, err.Error(), "pa55word")
+
+	env["STEWARD_SECRET_KEY_FILE"] = "/etc/steward/steward.key"
+	c, err = config.FromEnv(getenv)
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, "steward-spool", c.SpoolDir)
+	require.Equal(t, "/etc/steward/steward.key", c.SecretKeyFile)
+	require.Equal(t, "steward.token", c.TokenFile())
+	require.NotContains(t, fmt.Sprintf("%s %s %s", c.SpoolDir, c.SecretKeyFile, c.TokenFile()), "pa55word")
+
+	// postgresql:// is the same thing; a SQLite path keeps its defaults.
+	require.True(t, (&config.Config{DatabaseURL: "postgresql://localhost/steward"}).Postgres())
+	s := config.Default()
+	s.DatabaseURL = filepath.Join("data", "steward.db")
+	require.False(t, s.Postgres())
+	require.NoError(t, s.Validate())
+	require.Equal(t, filepath.Join("data", "steward-spool"), s.SpoolDir)
+	require.Equal(t, filepath.Join("data", "steward.key"), s.SecretKeyFile)
+	require.Equal(t, filepath.Join("data", "steward.token"), s.TokenFile())
+}

@@ -61,6 +61,12 @@ type Server struct {
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 	stopOnce sync.Once
+	timing   processTiming
+	bg       sync.WaitGroup // keepAlive and the rescue, stopped before the store closes
+	// jobsStopped is closed once River has stopped: the heartbeat goes on
+	// while jobs finish during a graceful stop.
+	jobsStopped chan struct{}
+	jobsOnce    sync.Once
 
 	releaseOnce sync.Once
 	releaseErr  error
@@ -73,7 +79,7 @@ type Server struct {
 // key file, spool directory or lock file is left behind. On error nothing
 // stays open.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (_ *Server, err error) {
-	o := options{sourceKinds: SourceKinds()}
+	o := options{sourceKinds: SourceKinds(), timing: defaultProcessTiming()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -84,7 +90,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, listener: ln, Queue: jobs.NewQueue(), stopped: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, listener: ln, Queue: jobs.NewQueue(), stopped: make(chan struct{}),
+		jobsStopped: make(chan struct{}), timing: o.timing}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -130,12 +137,22 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
 	collector.AddWorkers(workers, s.Sources)
 	s.clientID = jobClientID()
+	// SQLite has no LISTEN/NOTIFY: River polls, and a short interval keeps
+	// job pick-up latency low (each poll is one cheap indexed query). On
+	// PostgreSQL River is told of new jobs by NOTIFY and polls only as a
+	// fallback, at its default interval.
+	var fetchPoll time.Duration
+	if !db.Postgres() {
+		fetchPoll = 200 * time.Millisecond
+	}
 	s.river, err = river.NewClient(db.RiverDriver(), &river.Config{
 		ID: s.clientID,
 		Queues: map[string]river.QueueConfig{
 			jobs.QueueDefault: {MaxWorkers: 4},
-			// One import at a time: imports are write-heavy and SQLite has
-			// one writer, so parallel imports only queue on the lock.
+			// One import at a time per process: imports are write-heavy;
+			// SQLite has one writer, so parallel imports only queue on the
+			// lock, and on PostgreSQL an import's chunks serialize on the
+			// rows they share anyway.
 			jobs.QueueIngest: {MaxWorkers: 1},
 			// Ticket work waits on the network, not on CPU or the writer:
 			// many in flight, paced by each integration's rate limiter.
@@ -147,15 +164,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			// Live source pulls wait on cloud APIs; each writes in chunks.
 			jobs.QueueSource: {MaxWorkers: 4},
 		},
-		PeriodicJobs: append(ticketsync.PeriodicJobs(), collector.PeriodicJobs()...),
+		// Only the job leader enqueues periodic jobs: once per period
+		// however many processes share a PostgreSQL database.
+		PeriodicJobs: periodicJobs(s.timing),
 		Workers:      workers,
 		// River reports its routine (producer job counts every few
 		// seconds, elections, maintenance) at info; an operator acts on
 		// none of it, so it goes to debug. Its warnings and errors stay.
-		Logger: slog.New(routineToDebug{logger.With("component", "jobs").Handler()}),
-		// SQLite has no LISTEN/NOTIFY: River polls. A short interval keeps
-		// job pick-up latency low; each poll is one cheap indexed query.
-		FetchPollInterval: 200 * time.Millisecond,
+		Logger:            slog.New(routineToDebug{logger.With("component", "jobs").Handler()}),
+		FetchPollInterval: fetchPoll,
 		// The cooldown bounds how soon a job inserted outside a transaction
 		// (a webhook's refresh) is picked up; 20 ms halves webhook-to-applied
 		// latency against River's 50 ms default at negligible cost.
@@ -164,7 +181,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		// so a crash delays work by at most 15 minutes and loses none. It
 		// must exceed the longest job timeout (imports and integration
 		// deletes: 12 minutes); jobs interrupted by a clean stop are
-		// retried at once instead.
+		// retried at once instead. Steward's own rescue (rescueOrphanedJobs
+		// on SQLite, rescueJobsOfSilentProcesses on PostgreSQL) retries
+		// them within seconds; this stays the fallback.
 		RescueStuckJobsAfter: 15 * time.Minute,
 	})
 	if err != nil {
@@ -237,10 +256,17 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.PublicURL == "" {
 		s.Tickets.SetPublicURL(s.linkURL())
 	}
+	// Registered before River fetches a job: every job this process picks
+	// up is traceable to a process with a heartbeat.
+	if err := s.DB.Heartbeat(ctx, s.process()); err != nil {
+		return fmt.Errorf("register this process: %w", err)
+	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	s.started = true
+	s.bg.Add(1)
+	go s.keepAlive()
 	go func() {
 		var err error
 		if s.tls() {
@@ -252,7 +278,12 @@ func (s *Server) Start(ctx context.Context) error {
 			s.logger.Error("http server stopped", "err", err)
 		}
 	}()
-	go s.rescueOrphanedJobs()
+	if s.DB.Postgres() {
+		s.bg.Add(1)
+		go s.rescueJobsOfSilentProcesses()
+	} else {
+		go s.rescueOrphanedJobs()
+	}
 	s.logger.Info("steward listening", "addr", s.Addr(), "web_ui", s.URL()+"/", "database", store.RedactURL(s.cfg.DatabaseURL))
 	return nil
 }
@@ -308,29 +339,55 @@ func isLoopback(addr net.Addr) bool {
 }
 
 // Shutdown stops taking requests, lets running requests and jobs finish
-// (within the configured timeout), then closes the store. Jobs cut off by the
-// timeout are retried on the next start: their work is transactional.
+// (within the configured timeout), then closes the store: River first, then
+// the database pools. Jobs cut off by the timeout are retried on the next
+// start (or, on PostgreSQL, at once by another process): their work is
+// transactional or idempotent. A clean stop deletes this process's record
+// (store.EndProcess): it leaves no running job behind.
 func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.stopOnce.Do(func() { close(s.stopped) })
 	var errs []error
 	if s.started {
-		if err := s.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop http: %w", err))
-		}
-		if err := s.river.Stop(ctx); err != nil {
-			// Jobs still running at the deadline are cancelled; their work
-			// is transactional or idempotent, and River retries them.
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.river.StopAndCancel(cctx); err != nil {
-				errs = append(errs, fmt.Errorf("stop job workers: %w", err))
-			}
-			ccancel()
-		}
+		// Once: a second Shutdown finds River stopped and the record gone.
+		s.jobsOnce.Do(func() { errs = s.stopJobs(ctx) })
 	}
 	errs = append(errs, s.release())
 	return errors.Join(errs...)
+}
+
+// stopJobs stops serving, then River (waiting for running jobs until ctx
+// ends), then the heartbeat and the rescue, and deletes this process's
+// record.
+func (s *Server) stopJobs(ctx context.Context) []error {
+	var errs []error
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop http: %w", err))
+	}
+	jobsStopped := true
+	if err := s.river.Stop(ctx); err != nil {
+		// Jobs still running at the deadline are cancelled; their work
+		// is transactional or idempotent, and River retries them.
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.river.StopAndCancel(cctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop job workers: %w", err))
+			jobsStopped = false
+		}
+		ccancel()
+	}
+	close(s.jobsStopped)
+	s.bg.Wait()
+	// A record left behind gets the jobs of a process that could not stop
+	// them retried by another once its heartbeat is stale.
+	if jobsStopped {
+		ectx, ecancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.DB.EndProcess(ectx, s.clientID); err != nil {
+			s.logger.Warn("deleting this process's record failed; the job leader deletes it in a day", "err", err)
+		}
+		ecancel()
+	}
+	return errs
 }
 
 // release closes what New opened, in reverse order, once: the job

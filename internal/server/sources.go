@@ -16,6 +16,7 @@ type Option func(*options)
 
 type options struct {
 	sourceKinds collector.Registry
+	timing      processTiming // process.go
 }
 
 // WithSourceKinds adds kinds of live source to those built in (tests

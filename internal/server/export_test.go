@@ -1,0 +1,12 @@
+package server
+
+import "time"
+
+// WithProcessTiming shortens the liveness intervals and the periods of the
+// schedule jobs, so tests see several of them in seconds.
+func WithProcessTiming(heartbeat, staleAfter, rescue, schedule time.Duration) Option {
+	return withProcessTiming(processTiming{heartbeat: heartbeat, staleAfter: staleAfter, rescue: rescue, schedule: schedule})
+}
+
+// ClientID is the server's River client ID.
+func (s *Server) ClientID() string { return s.clientID }
