@@ -96,3 +96,54 @@ func (db *DB) DelayRateBudget(ctx context.Context, integrationID int64, d time.D
 	}
 	return nil
 }
+
+// RateLimiter paces requests by an integration's shared budget: every
+// process's limiter of one integration draws on the same row. It satisfies
+// the ServiceNow client's Limiter and Delayer.
+type RateLimiter struct {
+	db            *DB
+	integrationID int64
+	interval      time.Duration
+	burst         int
+}
+
+// RateLimiter returns the limiter of an integration's shared budget:
+// requestsPerSecond with the given burst across all processes.
+func (db *DB) RateLimiter(integrationID int64, requestsPerSecond float64, burst int) *RateLimiter {
+	interval := time.Duration(float64(time.Second) / requestsPerSecond)
+	return &RateLimiter{db: db, integrationID: integrationID, interval: max(interval, time.Microsecond), burst: max(burst, 1)}
+}
+
+// Wait reserves the next slot and waits for it. When the slot would start
+// after ctx's deadline, nothing is reserved and Wait fails at once, as
+// rate.Limiter does. A slot given up because ctx ended is not returned:
+// the budget errs on the side of fewer requests.
+func (l *RateLimiter) Wait(ctx context.Context) error {
+	latest, _ := ctx.Deadline()
+	slot, ok, err := l.db.ReserveRateSlot(ctx, l.integrationID, l.interval, l.burst, latest)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	if !ok {
+		return steward.Errorf(steward.CodeUnavailable, "the request budget of integration %d has no slot before the deadline", l.integrationID)
+	}
+	if slot.Wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(slot.Wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Delay keeps every process's next request at least d away (Retry-After).
+func (l *RateLimiter) Delay(ctx context.Context, d time.Duration) error {
+	return l.db.DelayRateBudget(ctx, l.integrationID, d, l.interval, l.burst)
+}

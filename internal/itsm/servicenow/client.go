@@ -32,8 +32,11 @@ type Client struct {
 	log     *slog.Logger
 	http    *http.Client
 	auth    authenticator
-	limiter *rate.Limiter
+	limiter Limiter // nil: no limit
 	metrics *Metrics
+	// newLimiter, when set, builds the limiter in place of the in-process
+	// token bucket (WithLimiter).
+	newLimiter func(requestsPerSecond float64, burst int) Limiter
 
 	usersMu    sync.Mutex
 	userFlight singleflight.Group
@@ -50,6 +53,29 @@ type Option func(*Client)
 
 // WithMetrics makes the client count its requests in m.
 func WithMetrics(m *Metrics) Option { return func(c *Client) { c.metrics = m } }
+
+// Limiter paces the client's requests: Wait returns when the next request
+// may be sent, or an error when the context ends first or the wait would
+// outlast its deadline. *rate.Limiter is one.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Delayer is implemented by a Limiter shared with other clients of the
+// same instance (other processes): Delay tells it that the instance asked
+// for no requests within d (a 429 with Retry-After), so that all of them
+// back off, not only the client that was told.
+type Delayer interface {
+	Delay(ctx context.Context, d time.Duration) error
+}
+
+// WithLimiter replaces the client's in-process token bucket by the limiter
+// newLimiter builds from the configured rate and burst (after defaults),
+// e.g. a budget shared by several processes. With the limit disabled
+// (negative RequestsPerSecond) it is not called.
+func WithLimiter(newLimiter func(requestsPerSecond float64, burst int) Limiter) Option {
+	return func(c *Client) { c.newLimiter = newLimiter }
+}
 
 // New returns a client for cfg. It checks cfg (Config.Validate) but does
 // not contact the instance; call Validate for that.
@@ -95,6 +121,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Client, error) {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.newLimiter != nil && c.limiter != nil {
+		c.limiter = c.newLimiter(cfg.RequestsPerSecond, cfg.Burst)
 	}
 	return c, nil
 }

@@ -46,6 +46,15 @@
 // client first looks the correlation ID up. See Client.CreateTicket for the
 // request budget and itsm.CreateRequest.FirstAttempt.
 //
+// # Rate limit
+//
+// Every attempt first waits for the client's Limiter: by default an
+// in-process token bucket of Config.RequestsPerSecond and Config.Burst.
+// WithLimiter replaces it, e.g. by a budget several processes share
+// through their database (Steward on PostgreSQL). A shared limiter that
+// is also a Delayer is told of every 429's Retry-After, so that all its
+// users back off, not only the client that was answered.
+//
 // # Paging
 //
 // Batch reads (Tickets, FindByCorrelationIDs) page by offset until

@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/netpolicy"
 )
@@ -72,6 +75,9 @@ func (cl *Client) send(ctx context.Context, c call) (rep *reply, err *itsm.Error
 		rep, ierr, sent := cl.attempt(ctx, c)
 		if ierr == nil {
 			return rep, nil, false
+		}
+		if ierr.Status == http.StatusTooManyRequests && ierr.RetryAfter > 0 {
+			cl.delayLimiter(ctx, c.table, ierr.RetryAfter)
 		}
 		auth := c.auth
 		if auth == nil {
@@ -147,11 +153,29 @@ func (cl *Client) wait(ctx context.Context, table string) *itsm.Error {
 		if ctx.Err() != nil {
 			return cl.networkError(ctx, "wait", table, ctx.Err())
 		}
-		// The wait would outlast the deadline.
-		return &itsm.Error{Op: "wait", Table: table, Kind: itsm.KindRateLimited, Retryable: true,
-			Message: "the integration's request rate limit leaves no room before the deadline", Err: err}
+		msg := "the integration's request rate limit leaves no room before the deadline"
+		if _, local := cl.limiter.(*rate.Limiter); !local {
+			// A shared budget: the wait would outlast the deadline, or the
+			// budget could not be reached; its error says which.
+			msg = "the integration's request budget gave no slot: " + steward.ErrorMessage(err)
+		}
+		return &itsm.Error{Op: "wait", Table: table, Kind: itsm.KindRateLimited, Retryable: true, Message: msg, Err: err}
 	}
 	return nil
+}
+
+// delayLimiter passes a 429's Retry-After on to a shared limiter, so that
+// the other processes using the instance back off too. A failure only
+// costs that: this client still waits before its own retry.
+func (cl *Client) delayLimiter(ctx context.Context, table string, d time.Duration) {
+	dl, ok := cl.limiter.(Delayer)
+	if !ok {
+		return
+	}
+	if err := dl.Delay(ctx, d); err != nil && ctx.Err() == nil {
+		cl.log.WarnContext(ctx, "servicenow throttled: could not delay the shared request budget",
+			slog.String("table", table), slog.Duration("retry_after", d), slog.Any("err", err))
+	}
 }
 
 // attempt sends c once. sent reports whether the request may have reached
