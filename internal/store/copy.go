@@ -1,0 +1,1302 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stewardhq/steward"
+)
+
+// This file moves an installation from SQLite to PostgreSQL (`steward
+// migrate copy`): every row of Steward's tables and of River's job and
+// queue tables, in primary-key order and in batches, then the identity
+// sequences; and the verification that reads both databases back and
+// compares them row by row.
+//
+// Steward's own tables hold the same representation in both stores
+// (integers, Unix microsecond times, 0/1 booleans, TEXT for text and
+// JSON), so their rows are copied value for value. River's schemas differ
+// between its SQLite and PostgreSQL drivers (text timestamps against
+// timestamptz, SQLite JSONB blobs against jsonb, a JSON array against
+// text[] and jsonb[], an integer bitmask against bit(8), text against an
+// enum); riverTables says how each column is converted.
+
+// DefaultCopyBatch is the number of rows per transaction on the target.
+const DefaultCopyBatch = 5000
+
+// CopyOptions tune Copy.
+type CopyOptions struct {
+	// BatchRows is the number of rows written per transaction on the
+	// target (DefaultCopyBatch when 0).
+	BatchRows int
+	// Progress, when set, is called when a table starts, after each
+	// batch, and when the table is done.
+	Progress func(CopyProgress)
+}
+
+// CopyProgress is how far the copy of one table is.
+type CopyProgress struct {
+	Table       string
+	Done, Total int64
+	Elapsed     time.Duration // since this table started
+	Finished    bool
+}
+
+// CopyReport is what Copy did.
+type CopyReport struct {
+	Tables []TableCopy
+	// Skipped are River's tables that are not copied, with the reason.
+	Skipped []SkippedTable
+	// RescuedJobs is the number of jobs the source's stopped server left
+	// running, copied as available (see riverTables).
+	RescuedJobs int64
+	// Sequences is the number of identity sequences set past the highest
+	// copied ID.
+	Sequences int
+	// InstallationID is the source's, now the target's too.
+	InstallationID string
+}
+
+// TableCopy is one copied table.
+type TableCopy struct {
+	Table    string
+	Rows     int64
+	Duration time.Duration
+}
+
+// SkippedTable is a table of the source that is deliberately not copied.
+type SkippedTable struct {
+	Table  string
+	Reason string
+}
+
+// TableCheck is the verification of one table.
+type TableCheck struct {
+	Table                  string
+	SourceRows, TargetRows int64
+	// SourceSum and TargetSum are SHA-256 over the table's rows in
+	// primary-key order, each value in a canonical encoding (hex).
+	SourceSum, TargetSum string
+	// Difference describes the first row that differs, or "".
+	Difference string
+}
+
+// Match reports whether the table is the same in both databases.
+func (c TableCheck) Match() bool {
+	return c.SourceRows == c.TargetRows && c.SourceSum == c.TargetSum && c.Difference == ""
+}
+
+// valueKind is how a column's values are converted and compared.
+type valueKind int
+
+const (
+	kindInt   valueKind = iota // integers (and SQLite's 0/1 booleans)
+	kindBool                   // a PostgreSQL boolean fed from 0/1
+	kindFloat                  // REAL / double precision
+	kindText                   // text
+	kindBytes                  // BLOB / bytea
+	kindJSON                   // JSON compared by meaning (River's jsonb)
+	kindTime                   // a timestamp compared in Unix microseconds
+)
+
+// copyColumn is one column of a copied table.
+type copyColumn struct {
+	name string
+	kind valueKind
+	// srcExpr and dstExpr read the column from the source and the target
+	// in a form the kind compares; param wraps the target's placeholder
+	// (River's conversions) and is "" for a plain COPY.
+	srcExpr, dstExpr, param string
+	// deferred columns are copied as NULL and set once every table is in
+	// (a foreign key cycle: assignment.ticket_group_id and
+	// ticket_group.leader_assignment_id).
+	deferred bool
+}
+
+// copyTable is one table to copy.
+type copyTable struct {
+	name string
+	cols []copyColumn
+	pk   []copyColumn // ORDER BY, in key order
+	river bool // River's: written with INSERTs that convert (riverTables)
+	// replace: the target's rows are deleted first (meta holds the target's
+	// own installation ID, which the source's replaces).
+	replace bool
+}
+
+// riverSkipped names River's tables that are not copied, and why.
+var riverSkipped = map[string]string{
+	"river_migration":    "River's schema version: the target has its own, compared instead",
+	"river_leader":       "the leader lease of the stopped server: the target's processes elect their own",
+	"river_notification": "SQLite-only notification outbox (PostgreSQL uses LISTEN/NOTIFY); transient",
+}
+
+// riverTables are the River tables that are copied, with how each column
+// is read on each side and written to PostgreSQL. River's SQLite driver
+// writes times as UTC text ("2006-01-02 15:04:05.000") and JSON as SQLite
+// JSONB blobs (json() reads them back as text).
+//
+// Jobs the source's server left running (it was stopped, perhaps
+// crashed) are copied as available: on SQLite the next `steward serve`
+// would make them available at start (RescueOrphanedJobs), which
+// PostgreSQL's processes do not do; River's rescuer would otherwise hold
+// them for RescueStuckJobsAfter (15 minutes). Every job is idempotent.
+var riverTables = map[string][]copyColumn{
+	"river_job": {
+		{name: "id", kind: kindInt, srcExpr: "id", dstExpr: "id", param: "%s"},
+		{name: "args", kind: kindJSON, srcExpr: "json(args)", dstExpr: "args::text", param: "%s::jsonb"},
+		{name: "attempt", kind: kindInt, srcExpr: "attempt", dstExpr: "attempt", param: "%s::smallint"},
+		{name: "attempted_at", kind: kindTime, srcExpr: "attempted_at", dstExpr: "attempted_at", param: "%s::timestamptz"},
+		{name: "attempted_by", kind: kindJSON, srcExpr: "json(attempted_by)", dstExpr: "array_to_json(attempted_by)::text",
+			param: "(SELECT array_agg(e) FROM jsonb_array_elements_text(%s::jsonb) AS e)"},
+		{name: "created_at", kind: kindTime, srcExpr: "created_at", dstExpr: "created_at", param: "%s::timestamptz"},
+		{name: "errors", kind: kindJSON, srcExpr: "json(errors)", dstExpr: "array_to_json(errors)::text",
+			param: "(SELECT array_agg(e) FROM jsonb_array_elements(%s::jsonb) AS e)"},
+		{name: "finalized_at", kind: kindTime, srcExpr: "finalized_at", dstExpr: "finalized_at", param: "%s::timestamptz"},
+		{name: "kind", kind: kindText, srcExpr: "kind", dstExpr: "kind", param: "%s"},
+		{name: "max_attempts", kind: kindInt, srcExpr: "max_attempts", dstExpr: "max_attempts", param: "%s::smallint"},
+		{name: "metadata", kind: kindJSON, srcExpr: "json(metadata)", dstExpr: "metadata::text", param: "%s::jsonb"},
+		{name: "priority", kind: kindInt, srcExpr: "priority", dstExpr: "priority", param: "%s::smallint"},
+		{name: "queue", kind: kindText, srcExpr: "queue", dstExpr: "queue", param: "%s"},
+		{name: "state", kind: kindText, srcExpr: "CASE state WHEN 'running' THEN 'available' ELSE state END", dstExpr: "state::text",
+			param: "%s::river_job_state"},
+		{name: "scheduled_at", kind: kindTime, srcExpr: "scheduled_at", dstExpr: "scheduled_at", param: "%s::timestamptz"},
+		// A job without tags has '[]'; array_agg of nothing is NULL.
+		{name: "tags", kind: kindJSON, srcExpr: "json(tags)", dstExpr: "array_to_json(tags)::text",
+			param: "coalesce((SELECT array_agg(e) FROM jsonb_array_elements_text(%s::jsonb) AS e), '{}')"},
+		{name: "unique_key", kind: kindBytes, srcExpr: "unique_key", dstExpr: "unique_key", param: "%s::bytea"},
+		// SQLite's bit i (1<<i) is PostgreSQL's bit(8) position 7-i, which
+		// is what an integer cast to bit(8) gives.
+		{name: "unique_states", kind: kindInt, srcExpr: "unique_states", dstExpr: "unique_states::integer", param: "%s::integer::bit(8)"},
+	},
+	"river_queue": {
+		{name: "name", kind: kindText, srcExpr: "name", dstExpr: "name", param: "%s"},
+		{name: "created_at", kind: kindTime, srcExpr: "created_at", dstExpr: "created_at", param: "%s::timestamptz"},
+		{name: "metadata", kind: kindJSON, srcExpr: "json(metadata)", dstExpr: "metadata::text", param: "%s::jsonb"},
+		{name: "paused_at", kind: kindTime, srcExpr: "paused_at", dstExpr: "paused_at", param: "%s::timestamptz"},
+		{name: "updated_at", kind: kindTime, srcExpr: "updated_at", dstExpr: "updated_at", param: "%s::timestamptz"},
+	},
+}
+
+// notCopied are Steward tables that are compared but not copied:
+// migrations create schema_migrations on the target.
+var notCopied = map[string]bool{"schema_migrations": true}
+
+func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// SchemaVersions are the Steward and River migrations applied to a database.
+type SchemaVersions struct {
+	Steward []int
+	River   []int
+}
+
+// Latest is the highest Steward migration applied (0 when none).
+func (v SchemaVersions) Latest() int {
+	if len(v.Steward) == 0 {
+		return 0
+	}
+	return v.Steward[len(v.Steward)-1]
+}
+
+// Versions reads the migrations applied to db.
+func (db *DB) Versions(ctx context.Context) (SchemaVersions, error) {
+	var v SchemaVersions
+	var err error
+	if v.Steward, err = readInts(ctx, db.read, `SELECT version FROM schema_migrations ORDER BY version`); err != nil {
+		return v, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	if v.River, err = readInts(ctx, db.read, `SELECT version FROM river_migration WHERE line = 'main' ORDER BY version`); err != nil {
+		return v, fmt.Errorf("read river_migration: %w", err)
+	}
+	return v, nil
+}
+
+// SQLiteSchemaVersion is the highest Steward migration applied to the
+// SQLite database url names, read without changing anything: 0 when the
+// database has none. Errors: CodeNotFound when the file does not exist.
+func SQLiteSchemaVersion(ctx context.Context, url string) (int, error) {
+	path, _, err := parseURL(url)
+	if err != nil {
+		return 0, err
+	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return 0, steward.Errorf(steward.CodeNotFound, "no SQLite database at %s", path)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	var exists int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	if exists == 0 {
+		return 0, nil
+	}
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema_migrations of %s: %w", path, err)
+	}
+	return int(v.Int64), nil
+}
+
+func readInts(ctx context.Context, q querier, query string, args ...any) ([]int, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// CheckCopyable refuses a copy from src to dst that cannot be made: dst
+// must be PostgreSQL and src SQLite, both at the same schema version,
+// with dst empty (no Steward row but its own installation ID, no job) and
+// no steward serve running on it. Errors: CodeInvalid, CodeConflict.
+func CheckCopyable(ctx context.Context, src, dst *DB) error {
+	if src.dialect != dialectSQLite {
+		return steward.Errorf(steward.CodeInvalid, "the source must be a SQLite database, not %s", src.path)
+	}
+	if dst.dialect != dialectPostgres {
+		return steward.Errorf(steward.CodeInvalid, "the target must be a PostgreSQL database (postgres://...), not %s", dst.path)
+	}
+	sv, err := src.Versions(ctx)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	dv, err := dst.Versions(ctx)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if !slices.Equal(sv.Steward, dv.Steward) {
+		return steward.Errorf(steward.CodeConflict,
+			"the source's schema (migrations %s) differs from the target's (%s): open both with the same steward version", versionList(sv.Steward), versionList(dv.Steward))
+	}
+	if !slices.Equal(sv.River, dv.River) {
+		return steward.Errorf(steward.CodeConflict,
+			"the source's job queue schema (River migrations %s) differs from the target's (%s): open both with the same steward version", versionList(sv.River), versionList(dv.River))
+	}
+	var leader string
+	err = dst.read.QueryRowContext(ctx, `SELECT leader_id FROM river_leader WHERE expires_at > now() LIMIT 1`).Scan(&leader)
+	if err == nil {
+		return steward.Errorf(steward.CodeConflict, "a steward process is running on the target (job leader %s): stop every steward serve on %s first", leader, dst.path)
+	} else if !isNoRows(err) {
+		return fmt.Errorf("target: read river_leader: %w", err)
+	}
+	tables, err := tableNames(ctx, dst)
+	if err != nil {
+		return err
+	}
+	var busy []string
+	for _, t := range tables {
+		if notCopied[t] || (strings.HasPrefix(t, "river_") && t != "river_job") {
+			continue
+		}
+		query := `SELECT count(*) FROM ` + quoteIdent(t)
+		if t == "meta" {
+			// Open wrote the target's own installation ID, which the
+			// source's replaces.
+			query += ` WHERE key <> '` + metaInstallationID + `'`
+		}
+		var n int64
+		if err := dst.read.QueryRowContext(ctx, query).Scan(&n); err != nil {
+			return fmt.Errorf("target: count %s: %w", t, err)
+		}
+		if n > 0 {
+			busy = append(busy, fmt.Sprintf("%s (%d rows)", t, n))
+		}
+	}
+	if len(busy) > 0 {
+		return steward.Errorf(steward.CodeConflict, "the target %s already holds data: %s; copy into an empty database", dst.path, strings.Join(busy, ", "))
+	}
+	return nil
+}
+
+func versionList(v []int) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	if len(v) > 1 && v[len(v)-1]-v[0] == len(v)-1 {
+		return fmt.Sprintf("%04d-%04d", v[0], v[len(v)-1])
+	}
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprintf("%04d", n)
+	}
+	return strings.Join(s, ",")
+}
+
+// tableNames lists db's tables (SQLite's own sqlite_* excluded), in
+// creation order on SQLite and by name on PostgreSQL.
+func tableNames(ctx context.Context, db *DB) ([]string, error) {
+	query := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY rowid`
+	if db.dialect == dialectPostgres {
+		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`
+	}
+	rows, err := db.read.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of %s: %w", db.path, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("list tables of %s: %w", db.path, err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// pgColumn is a column of the target.
+type pgColumn struct {
+	dataType string // information_schema's data_type
+	nullable bool
+}
+
+// plan works out what to copy: the source's tables in an order that
+// satisfies the target's foreign keys, each with its columns' kinds taken
+// from the target's types. It fails when the schemas differ in a way a
+// copy would lose data over.
+func plan(ctx context.Context, src, dst *DB) ([]*copyTable, []SkippedTable, error) {
+	srcTables, err := tableNames(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	dstCols, err := pgColumns(ctx, dst)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tables []*copyTable
+	var skipped []SkippedTable
+	for _, name := range srcTables {
+		if notCopied[name] {
+			continue
+		}
+		if reason, ok := riverSkipped[name]; ok {
+			skipped = append(skipped, SkippedTable{Table: name, Reason: reason})
+			continue
+		}
+		cols, ok := dstCols[name]
+		if !ok {
+			return nil, nil, steward.Errorf(steward.CodeConflict, "the target has no table %s: the schemas differ", name)
+		}
+		t, err := planTable(ctx, src, name, cols)
+		if err != nil {
+			return nil, nil, err
+		}
+		tables = append(tables, t)
+	}
+	ordered, err := orderByForeignKeys(ctx, dst, tables, dstCols)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ordered, skipped, nil
+}
+
+func planTable(ctx context.Context, src *DB, name string, dstCols map[string]pgColumn) (*copyTable, error) {
+	t := &copyTable{name: name, replace: name == "meta" || name == "river_queue"}
+	type srcCol struct {
+		name string
+		pk   int
+	}
+	rows, err := src.read.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", name, err)
+	}
+	var scols []srcCol
+	for rows.Next() {
+		var c srcCol
+		if err := rows.Scan(&c.name, &c.pk); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read columns of %s: %w", name, err)
+		}
+		scols = append(scols, c)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read columns of %s: %w", name, err)
+	}
+
+	if river, ok := riverTables[name]; ok {
+		t.river = true
+		t.cols = river
+		if len(scols) != len(river) {
+			return nil, steward.Errorf(steward.CodeConflict, "River's table %s has %d columns in the source, %d expected: this steward version cannot copy it", name, len(scols), len(river))
+		}
+		for _, c := range scols {
+			if _, ok := dstCols[c.name]; !ok || !slices.ContainsFunc(river, func(r copyColumn) bool { return r.name == c.name }) {
+				return nil, steward.Errorf(steward.CodeConflict, "River's table %s has a column %s this steward version cannot copy", name, c.name)
+			}
+		}
+	} else {
+		for _, c := range scols {
+			dc, ok := dstCols[c.name]
+			if !ok {
+				return nil, steward.Errorf(steward.CodeConflict, "the target's table %s has no column %s: the schemas differ", name, c.name)
+			}
+			kind, err := kindOf(dc.dataType)
+			if err != nil {
+				return nil, steward.Errorf(steward.CodeConflict, "column %s.%s: %s", name, c.name, err)
+			}
+			q := quoteIdent(c.name)
+			t.cols = append(t.cols, copyColumn{name: c.name, kind: kind, srcExpr: q, dstExpr: q})
+		}
+		for col, dc := range dstCols {
+			if !slices.ContainsFunc(scols, func(s srcCol) bool { return s.name == col }) && !dc.nullable {
+				// A NOT NULL column without a source would need its default;
+				// COPY gives it one, but a mismatch this size means the
+				// schemas are not the same version.
+				return nil, steward.Errorf(steward.CodeConflict, "the target's table %s has a column %s the source lacks: the schemas differ", name, col)
+			}
+		}
+	}
+	// pragma's pk is the column's position in the primary key (0: not in it).
+	pks := slices.DeleteFunc(slices.Clone(scols), func(c srcCol) bool { return c.pk == 0 })
+	slices.SortFunc(pks, func(a, b srcCol) int { return a.pk - b.pk })
+	if len(pks) == 0 {
+		return nil, steward.Errorf(steward.CodeConflict, "table %s has no primary key: this steward version cannot copy it", name)
+	}
+	for _, p := range pks {
+		i := slices.IndexFunc(t.cols, func(c copyColumn) bool { return c.name == p.name })
+		t.pk = append(t.pk, t.cols[i])
+	}
+	return t, nil
+}
+
+func kindOf(pgType string) (valueKind, error) {
+	switch pgType {
+	case "smallint", "integer", "bigint":
+		return kindInt, nil
+	case "boolean":
+		return kindBool, nil
+	case "real", "double precision":
+		return kindFloat, nil
+	case "text", "character varying", "character":
+		return kindText, nil
+	case "bytea":
+		return kindBytes, nil
+	case "json", "jsonb":
+		return kindJSON, nil
+	case "timestamp with time zone", "timestamp without time zone":
+		return kindTime, nil
+	}
+	return 0, fmt.Errorf("the target's type %s is not one a copy converts to", pgType)
+}
+
+func pgColumns(ctx context.Context, dst *DB) (map[string]map[string]pgColumn, error) {
+	rows, err := dst.read.QueryContext(ctx, `SELECT table_name, column_name, data_type, is_nullable = 'YES'
+		FROM information_schema.columns WHERE table_schema = current_schema()`)
+	if err != nil {
+		return nil, fmt.Errorf("read the target's columns: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]map[string]pgColumn)
+	for rows.Next() {
+		var table, col string
+		var c pgColumn
+		if err := rows.Scan(&table, &col, &c.dataType, &c.nullable); err != nil {
+			return nil, fmt.Errorf("read the target's columns: %w", err)
+		}
+		if out[table] == nil {
+			out[table] = make(map[string]pgColumn)
+		}
+		out[table][col] = c
+	}
+	return out, rows.Err()
+}
+
+// orderByForeignKeys orders tables so that every table comes after the
+// tables its foreign keys reference (on the target, where they are
+// enforced), keeping the source's creation order otherwise. A cycle is
+// broken at a nullable foreign key column, which is copied as NULL and set
+// at the end (deferred).
+func orderByForeignKeys(ctx context.Context, dst *DB, tables []*copyTable, dstCols map[string]map[string]pgColumn) ([]*copyTable, error) {
+	rows, err := dst.read.QueryContext(ctx, `SELECT cl.relname, ref.relname, a.attname
+		FROM pg_constraint c
+		JOIN pg_class cl ON cl.oid = c.conrelid
+		JOIN pg_class ref ON ref.oid = c.confrelid
+		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+		WHERE c.contype = 'f' AND cl.relnamespace = current_schema()::regnamespace`)
+	if err != nil {
+		return nil, fmt.Errorf("read the target's foreign keys: %w", err)
+	}
+	type edge struct{ ref, col string }
+	deps := make(map[string][]edge)
+	for rows.Next() {
+		var from, ref, col string
+		if err := rows.Scan(&from, &ref, &col); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read the target's foreign keys: %w", err)
+		}
+		if from != ref {
+			deps[from] = append(deps[from], edge{ref, col})
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("read the target's foreign keys: %w", err)
+	}
+	copied := make(map[string]bool, len(tables))
+	for _, t := range tables {
+		copied[t.name] = true
+	}
+	var out []*copyTable
+	done := make(map[string]bool)
+	pending := slices.Clone(tables)
+	for len(pending) > 0 {
+		progressed := false
+		for i := 0; i < len(pending); i++ {
+			t := pending[i]
+			ready := true
+			for _, e := range deps[t.name] {
+				if copied[e.ref] && !done[e.ref] && !t.isDeferred(e.col) {
+					ready = false
+				}
+			}
+			if ready {
+				out = append(out, t)
+				done[t.name] = true
+				pending = slices.Delete(pending, i, i+1)
+				i--
+				progressed = true
+			}
+		}
+		if progressed {
+			continue
+		}
+		// A cycle: defer a nullable foreign key of the first waiting table
+		// that has one.
+		broken := false
+		for _, t := range pending {
+			for _, e := range deps[t.name] {
+				if copied[e.ref] && !done[e.ref] && !t.isDeferred(e.col) && dstCols[t.name][e.col].nullable && !t.inPK(e.col) {
+					t.deferColumn(e.col)
+					broken = true
+					break
+				}
+			}
+			if broken {
+				break
+			}
+		}
+		if !broken {
+			names := make([]string, len(pending))
+			for i, t := range pending {
+				names[i] = t.name
+			}
+			return nil, steward.Errorf(steward.CodeConflict, "the target's foreign keys between %s form a cycle without a nullable column: cannot copy", strings.Join(names, ", "))
+		}
+	}
+	return out, nil
+}
+
+func (t *copyTable) isDeferred(col string) bool {
+	return slices.ContainsFunc(t.cols, func(c copyColumn) bool { return c.name == col && c.deferred })
+}
+
+func (t *copyTable) inPK(col string) bool {
+	return slices.ContainsFunc(t.pk, func(c copyColumn) bool { return c.name == col })
+}
+
+func (t *copyTable) deferColumn(col string) {
+	for i := range t.cols {
+		if t.cols[i].name == col {
+			t.cols[i].deferred = true
+		}
+	}
+}
+
+func (t *copyTable) selectList(dst bool) string {
+	exprs := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		exprs[i] = c.srcExpr
+		if dst {
+			exprs[i] = c.dstExpr
+		}
+	}
+	return strings.Join(exprs, ", ")
+}
+
+// orderBy is the primary-key order, the same on both sides: PostgreSQL
+// compares text in byte order only with COLLATE "C" (SQLite's BINARY).
+func (t *copyTable) orderBy(dst bool) string {
+	keys := make([]string, len(t.pk))
+	for i, c := range t.pk {
+		keys[i] = c.srcExpr
+		if dst {
+			keys[i] = c.dstExpr
+			if c.kind == kindText {
+				keys[i] += ` COLLATE "C"`
+			}
+		}
+	}
+	return strings.Join(keys, ", ")
+}
+
+func (t *copyTable) columnNames() []string {
+	names := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		names[i] = c.name
+	}
+	return names
+}
+
+// Copy copies every row of src (SQLite) into dst (PostgreSQL), after
+// CheckCopyable. Each batch of rows is its own transaction on dst: a copy
+// that fails leaves dst partly filled, and a second copy refuses it until
+// it is emptied (drop and create the database again).
+func Copy(ctx context.Context, src, dst *DB, opts CopyOptions) (*CopyReport, error) {
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = DefaultCopyBatch
+	}
+	if err := CheckCopyable(ctx, src, dst); err != nil {
+		return nil, err
+	}
+	tables, skipped, err := plan(ctx, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	report := &CopyReport{Skipped: skipped}
+	if slices.ContainsFunc(tables, func(t *copyTable) bool { return t.name == "river_job" }) {
+		if err := src.read.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE state = 'running'`).Scan(&report.RescuedJobs); err != nil {
+			return nil, fmt.Errorf("count running jobs: %w", err)
+		}
+	}
+	for _, t := range tables {
+		start := time.Now()
+		n, err := copyRows(ctx, src, dst, t, opts)
+		if err != nil {
+			return report, fmt.Errorf("copy %s: %w", t.name, err)
+		}
+		report.Tables = append(report.Tables, TableCopy{Table: t.name, Rows: n, Duration: time.Since(start)})
+	}
+	for _, t := range tables {
+		for _, c := range t.cols {
+			if c.deferred {
+				if err := fillDeferred(ctx, src, dst, t, c, opts.BatchRows); err != nil {
+					return report, fmt.Errorf("copy %s.%s: %w", t.name, c.name, err)
+				}
+			}
+		}
+	}
+	if report.Sequences, err = setSequences(ctx, src, dst, tables); err != nil {
+		return report, err
+	}
+	// The target's cached installation ID is the one Open made up.
+	dst.installation.Store(nil)
+	if report.InstallationID, err = dst.InstallationID(ctx); err != nil {
+		return report, err
+	}
+	return report, nil
+}
+
+// copyRows streams t from src in primary-key order and writes it to dst in
+// batches.
+func copyRows(ctx context.Context, src, dst *DB, t *copyTable, opts CopyOptions) (int64, error) {
+	start := time.Now()
+	var total int64
+	if err := src.read.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteIdent(t.name)).Scan(&total); err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	report := func(done int64, finished bool) {
+		if opts.Progress != nil {
+			opts.Progress(CopyProgress{Table: t.name, Done: done, Total: total, Elapsed: time.Since(start), Finished: finished})
+		}
+	}
+	report(0, false)
+	if t.replace {
+		if _, err := dst.write.ExecContext(ctx, `DELETE FROM `+quoteIdent(t.name)); err != nil {
+			return 0, fmt.Errorf("empty the target's table: %w", mapError(err))
+		}
+	}
+	rows, err := src.read.QueryContext(ctx, `SELECT `+t.selectList(false)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(false))
+	if err != nil {
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	defer rows.Close()
+
+	conn, err := dst.write.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("connect to the target: %w", err)
+	}
+	defer conn.Close()
+
+	batch := make([][]any, 0, opts.BatchRows)
+	var done int64
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		var err error
+		if t.river {
+			err = insertBatch(ctx, conn, t, batch)
+		} else {
+			err = copyBatch(ctx, conn, t, batch)
+		}
+		if err != nil {
+			return err
+		}
+		done += int64(len(batch))
+		batch = batch[:0]
+		report(done, false)
+		return nil
+	}
+	for rows.Next() {
+		vals := make([]any, len(t.cols))
+		ptrs := make([]any, len(t.cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return done, fmt.Errorf("read: %w", err)
+		}
+		for i, c := range t.cols {
+			if c.deferred {
+				vals[i] = nil
+				continue
+			}
+			v, err := toTarget(c.kind, vals[i])
+			if err != nil {
+				return done, fmt.Errorf("row %d, column %s: %w", done+int64(len(batch))+1, c.name, err)
+			}
+			vals[i] = v
+		}
+		batch = append(batch, vals)
+		if len(batch) == opts.BatchRows {
+			if err := flush(); err != nil {
+				return done, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return done, fmt.Errorf("read: %w", err)
+	}
+	if err := flush(); err != nil {
+		return done, err
+	}
+	report(done, true)
+	return done, nil
+}
+
+// copyBatch writes rows with COPY in one transaction. COPY writes the
+// given IDs even into GENERATED ALWAYS identity columns.
+func copyBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) error {
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		tx, err := pc.Begin(ctx)
+		if err != nil {
+			return mapError(err)
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("write: %w", mapError(err))
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("commit: %w", mapError(err))
+		}
+		return nil
+	})
+}
+
+// insertBatch writes River's rows with multi-row INSERTs, whose
+// placeholders carry each column's conversion, in one transaction.
+func insertBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	// PostgreSQL takes at most 65535 parameters per statement.
+	per := max(1, 60000/len(t.cols))
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO ` + quoteIdent(t.name) + ` (` + strings.Join(t.columnNames(), ", ") + `) VALUES `)
+		args := make([]any, 0, n*len(t.cols))
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			for i, c := range t.cols {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				args = append(args, rows[r][i])
+				fmt.Fprintf(&b, c.param, "$"+strconv.Itoa(len(args)))
+			}
+			b.WriteByte(')')
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("write: %w", mapError(err))
+		}
+		rows = rows[n:]
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", mapError(err))
+	}
+	return nil
+}
+
+// fillDeferred sets a column copied as NULL (a foreign key cycle) from the
+// source, in batches.
+func fillDeferred(ctx context.Context, src, dst *DB, t *copyTable, c copyColumn, batchRows int) error {
+	if len(t.pk) != 1 || t.pk[0].kind != kindInt || c.kind != kindInt {
+		return steward.Errorf(steward.CodeConflict, "cannot set %s.%s after the copy: only integer columns of tables with an integer key are deferred", t.name, c.name)
+	}
+	pk := t.pk[0]
+	rows, err := src.read.QueryContext(ctx, `SELECT `+pk.srcExpr+`, `+c.srcExpr+` FROM `+quoteIdent(t.name)+
+		` WHERE `+c.srcExpr+` IS NOT NULL ORDER BY `+pk.srcExpr)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	defer rows.Close()
+	var ids, vals []int64
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err := dst.write.ExecContext(ctx, `UPDATE `+quoteIdent(t.name)+` AS t SET `+quoteIdent(c.name)+` = v.val
+			FROM unnest($1::bigint[], $2::bigint[]) AS v(id, val) WHERE t.`+quoteIdent(pk.name)+` = v.id`, ids, vals)
+		ids, vals = ids[:0], vals[:0]
+		if err != nil {
+			return fmt.Errorf("write: %w", mapError(err))
+		}
+		return nil
+	}
+	for rows.Next() {
+		var id, v any
+		if err := rows.Scan(&id, &v); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		idv, err := toTarget(kindInt, id)
+		if err != nil {
+			return err
+		}
+		vv, err := toTarget(kindInt, v)
+		if err != nil {
+			return err
+		}
+		ids, vals = append(ids, idv.(int64)), append(vals, vv.(int64))
+		if len(ids) == batchRows {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	return flush()
+}
+
+// setSequences sets every identity or serial sequence of the copied tables
+// past the highest copied ID, or past SQLite's AUTOINCREMENT high-water mark
+// (sqlite_sequence: River's job IDs are never reused), whichever is higher.
+func setSequences(ctx context.Context, src, dst *DB, tables []*copyTable) (int, error) {
+	rows, err := dst.read.QueryContext(ctx, `SELECT table_name, column_name, pg_get_serial_sequence(quote_ident(table_name), column_name)
+		FROM information_schema.columns
+		WHERE table_schema = current_schema() AND pg_get_serial_sequence(quote_ident(table_name), column_name) IS NOT NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("read the target's sequences: %w", err)
+	}
+	type seq struct{ table, col, name string }
+	var seqs []seq
+	for rows.Next() {
+		var s seq
+		if err := rows.Scan(&s.table, &s.col, &s.name); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read the target's sequences: %w", err)
+		}
+		seqs = append(seqs, s)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("read the target's sequences: %w", err)
+	}
+	highWater := make(map[string]int64)
+	if hw, err := src.read.QueryContext(ctx, `SELECT name, seq FROM sqlite_sequence`); err == nil {
+		for hw.Next() {
+			var name string
+			var n int64
+			if err := hw.Scan(&name, &n); err == nil {
+				highWater[name] = n
+			}
+		}
+		hw.Close()
+	}
+	n := 0
+	for _, s := range seqs {
+		if !slices.ContainsFunc(tables, func(t *copyTable) bool { return t.name == s.table }) {
+			continue
+		}
+		var maxID sql.NullInt64
+		if err := dst.read.QueryRowContext(ctx, `SELECT max(`+quoteIdent(s.col)+`) FROM `+quoteIdent(s.table)).Scan(&maxID); err != nil {
+			return n, fmt.Errorf("read the highest %s.%s: %w", s.table, s.col, err)
+		}
+		next := max(maxID.Int64, highWater[s.table])
+		var err error
+		if next > 0 {
+			_, err = dst.write.ExecContext(ctx, `SELECT setval($1, $2, true)`, s.name, next)
+		} else {
+			_, err = dst.write.ExecContext(ctx, `SELECT setval($1, 1, false)`, s.name)
+		}
+		if err != nil {
+			return n, fmt.Errorf("set sequence %s: %w", s.name, mapError(err))
+		}
+		n++
+	}
+	return n, nil
+}
+
+// toTarget converts a value read from SQLite into what the target column
+// of kind takes. SQLite's column affinity may hold an integer as text (a
+// TEXT column given an integer), which converts exactly or not at all.
+func toTarget(kind valueKind, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch kind {
+	case kindInt:
+		switch x := v.(type) {
+		case int64:
+			return x, nil
+		case bool:
+			if x {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+				return int64(x), nil
+			}
+		case string:
+			if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+				return n, nil
+			}
+		case []byte:
+			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+				return n, nil
+			}
+		}
+	case kindBool:
+		if n, err := toTarget(kindInt, v); err == nil && (n == int64(0) || n == int64(1)) {
+			return n == int64(1), nil
+		}
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case kindFloat:
+		switch x := v.(type) {
+		case float64:
+			return x, nil
+		case int64:
+			return float64(x), nil
+		case string:
+			if f, err := strconv.ParseFloat(x, 64); err == nil {
+				return f, nil
+			}
+		}
+	case kindText, kindJSON:
+		switch x := v.(type) {
+		case string:
+			return x, nil
+		case []byte:
+			return string(x), nil
+		}
+	case kindBytes:
+		switch x := v.(type) {
+		case []byte:
+			return x, nil
+		case string:
+			return []byte(x), nil
+		}
+	case kindTime:
+		switch x := v.(type) {
+		case time.Time:
+			return x.UTC(), nil
+		case int64:
+			return time.UnixMicro(x).UTC(), nil
+		case string:
+			return parseSQLiteTime(x)
+		case []byte:
+			return parseSQLiteTime(string(x))
+		}
+	}
+	return nil, fmt.Errorf("cannot convert %T %v", v, v)
+}
+
+// parseSQLiteTime reads the UTC text times River's SQLite driver and
+// SQLite's CURRENT_TIMESTAMP write.
+func parseSQLiteTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read time %q", s)
+}
+
+// Verify compares every copied table of src and dst row by row, in
+// primary-key order, and returns one check per table plus the skipped
+// ones. It reads both completely; nothing may write to either meanwhile.
+func Verify(ctx context.Context, src, dst *DB) ([]TableCheck, error) {
+	tables, _, err := plan(ctx, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(tables, func(a, b *copyTable) int { return strings.Compare(a.name, b.name) })
+	checks := make([]TableCheck, 0, len(tables))
+	for _, t := range tables {
+		c, err := verifyTable(ctx, src, dst, t)
+		if err != nil {
+			return checks, fmt.Errorf("verify %s: %w", t.name, err)
+		}
+		checks = append(checks, c)
+	}
+	return checks, nil
+}
+
+// tableReader reads one side of a table in canonical row encodings.
+type tableReader struct {
+	rows *sql.Rows
+	t    *copyTable
+	vals []any
+	ptrs []any
+	sum  hash.Hash
+	n    int64
+	row  []byte // the current row's encoding
+	err  error
+}
+
+func newTableReader(ctx context.Context, db *DB, t *copyTable, dst bool) (*tableReader, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+t.selectList(dst)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(dst))
+	if err != nil {
+		return nil, err
+	}
+	r := &tableReader{rows: rows, t: t, vals: make([]any, len(t.cols)), ptrs: make([]any, len(t.cols)), sum: sha256.New()}
+	for i := range r.vals {
+		r.ptrs[i] = &r.vals[i]
+	}
+	return r, nil
+}
+
+// next reads and encodes the next row; false at the end or on an error.
+func (r *tableReader) next() bool {
+	if !r.rows.Next() {
+		r.err = r.rows.Err()
+		return false
+	}
+	if err := r.rows.Scan(r.ptrs...); err != nil {
+		r.err = err
+		return false
+	}
+	r.row = r.row[:0]
+	for i, c := range r.t.cols {
+		enc, err := canonical(r.row, c.kind, r.vals[i])
+		if err != nil {
+			r.err = fmt.Errorf("column %s: %w", c.name, err)
+			return false
+		}
+		r.row = enc
+	}
+	r.sum.Write(r.row)
+	r.n++
+	return true
+}
+
+// describe shows column i of the current row for a difference message.
+func (r *tableReader) describe(i int) string {
+	var b []byte
+	b, _ = canonical(b, r.t.cols[i].kind, r.vals[i])
+	if len(b) > 80 {
+		b = append(b[:77], "..."...)
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func verifyTable(ctx context.Context, src, dst *DB, t *copyTable) (TableCheck, error) {
+	check := TableCheck{Table: t.name}
+	s, err := newTableReader(ctx, src, t, false)
+	if err != nil {
+		return check, fmt.Errorf("read source: %w", err)
+	}
+	defer s.rows.Close()
+	d, err := newTableReader(ctx, dst, t, true)
+	if err != nil {
+		return check, fmt.Errorf("read target: %w", err)
+	}
+	defer d.rows.Close()
+	for {
+		sok, dok := s.next(), d.next()
+		if s.err != nil {
+			return check, fmt.Errorf("read source: %w", s.err)
+		}
+		if d.err != nil {
+			return check, fmt.Errorf("read target: %w", d.err)
+		}
+		if !sok && !dok {
+			break
+		}
+		if check.Difference == "" {
+			check.Difference = rowDifference(s, d, sok, dok)
+		}
+	}
+	check.SourceRows, check.TargetRows = s.n, d.n
+	check.SourceSum, check.TargetSum = hex.EncodeToString(s.sum.Sum(nil)), hex.EncodeToString(d.sum.Sum(nil))
+	return check, nil
+}
+
+// rowDifference describes how the current rows differ, or "".
+func rowDifference(s, d *tableReader, sok, dok bool) string {
+	switch {
+	case sok && !dok:
+		return fmt.Sprintf("row %s is missing from the target", keyOf(s))
+	case !sok && dok:
+		return fmt.Sprintf("row %s is only in the target", keyOf(d))
+	case bytes.Equal(s.row, d.row):
+		return ""
+	}
+	if sk, dk := keyOf(s), keyOf(d); sk != dk {
+		return fmt.Sprintf("the target has row %s where the source has %s", dk, sk)
+	}
+	for i, c := range s.t.cols {
+		if sv, dv := s.describe(i), d.describe(i); sv != dv {
+			return fmt.Sprintf("row %s, column %s: source %s, target %s", keyOf(s), c.name, sv, dv)
+		}
+	}
+	return fmt.Sprintf("row %s differs", keyOf(s))
+}
+
+func keyOf(r *tableReader) string {
+	var parts []string
+	for _, k := range r.t.pk {
+		i := slices.IndexFunc(r.t.cols, func(c copyColumn) bool { return c.name == k.name })
+		parts = append(parts, fmt.Sprintf("%s=%v", k.name, r.vals[i]))
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// canonical appends the canonical encoding of v, a value of kind read from
+// either database: a tag byte, then integers as 8 bytes, floats as their
+// IEEE bits, times as Unix microseconds, booleans as the integers 0/1,
+// text and bytes length-prefixed, JSON re-encoded (keys sorted, numbers
+// normalized) because jsonb does not keep the text it was given.
+func canonical(b []byte, kind valueKind, v any) ([]byte, error) {
+	if v == nil {
+		return append(b, 'N'), nil
+	}
+	appendInt := func(n int64) []byte {
+		return binary.BigEndian.AppendUint64(append(b, 'I'), uint64(n))
+	}
+	appendBytes := func(tag byte, p []byte) []byte {
+		b = binary.AppendUvarint(append(b, tag), uint64(len(p)))
+		return append(b, p...)
+	}
+	switch kind {
+	case kindInt, kindBool:
+		x, err := toTarget(kindInt, v)
+		if err != nil {
+			return b, err
+		}
+		return appendInt(x.(int64)), nil
+	case kindFloat:
+		var f float64
+		switch x := v.(type) {
+		case float32:
+			f = float64(x)
+		default:
+			y, err := toTarget(kindFloat, v)
+			if err != nil {
+				return b, err
+			}
+			f = y.(float64)
+		}
+		return binary.BigEndian.AppendUint64(append(b, 'F'), math.Float64bits(f)), nil
+	case kindTime:
+		x, err := toTarget(kindTime, v)
+		if err != nil {
+			return b, err
+		}
+		return appendInt(x.(time.Time).UnixMicro()), nil
+	case kindText:
+		x, err := toTarget(kindText, v)
+		if err != nil {
+			return b, err
+		}
+		return appendBytes('S', []byte(x.(string))), nil
+	case kindBytes:
+		x, err := toTarget(kindBytes, v)
+		if err != nil {
+			return b, err
+		}
+		return appendBytes('B', x.([]byte)), nil
+	case kindJSON:
+		x, err := toTarget(kindJSON, v)
+		if err != nil {
+			return b, err
+		}
+		j, err := canonicalJSON(x.(string))
+		if err != nil {
+			return b, err
+		}
+		return appendBytes('J', j), nil
+	}
+	return b, fmt.Errorf("unknown kind %d", kind)
+}
+
+func canonicalJSON(s string) ([]byte, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("read JSON: %w", err)
+	}
+	return json.Marshal(normalizeNumbers(v))
+}
+
+// normalizeNumbers rewrites numbers so that 1.0, 1 and 1e0 compare equal,
+// as jsonb makes them.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return json.Number(strconv.FormatInt(n, 10))
+		}
+		if f, err := x.Float64(); err == nil {
+			return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+		}
+	}
+	return v
+}
