@@ -172,11 +172,13 @@ func (db *DB) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assess
 	return findAssessmentByID(ctx, db, db.read, id)
 }
 
-// FindAssessmentByID is DB.FindAssessmentByID inside the transaction.
+// FindAssessmentByID is DB.FindAssessmentByID inside the transaction. On
+// PostgreSQL it locks the assessment's row until the transaction ends, so
+// its status cannot change under an assignment being made on it.
 func (tx *Tx) FindAssessmentByID(ctx context.Context, id int64) (*steward.Assessment, error) {
 	// Prepared once per transaction: rule evaluation calls this for every
 	// assignment it makes in an import chunk.
-	stmt, err := tx.stmt(ctx, assessmentSelect+` WHERE a.id = ?`)
+	stmt, err := tx.stmt(ctx, assessmentSelect+` WHERE a.id = ?`+tx.db.forUpdateOf("a"))
 	if err != nil {
 		return nil, fmt.Errorf("find assessment %d: %w", id, err)
 	}

@@ -82,16 +82,18 @@ func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, er
 // FindAssignmentByID returns one assignment, with its Ticket when it has
 // one (servicenow type), or CodeNotFound.
 func (db *DB) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assignment, error) {
-	return findAssignmentByID(ctx, db, db.read, id)
+	return findAssignmentByID(ctx, db, db.read, id, "")
 }
 
-// FindAssignmentByID is DB.FindAssignmentByID inside the transaction.
+// FindAssignmentByID is DB.FindAssignmentByID inside the transaction. On
+// PostgreSQL it locks the assignment's row until the transaction ends:
+// a write transaction reads an assignment to change it.
 func (tx *Tx) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assignment, error) {
-	return findAssignmentByID(ctx, tx.db, tx.tx, id)
+	return findAssignmentByID(ctx, tx.db, tx.tx, id, tx.db.forUpdateOf("g"))
 }
 
-func findAssignmentByID(ctx context.Context, db *DB, q querier, id int64) (*steward.Assignment, error) {
-	a, err := scanAssignment(q.QueryRowContext(ctx, db.bind(assignmentSelect+` WHERE g.id = ?`), id))
+func findAssignmentByID(ctx context.Context, db *DB, q querier, id int64, lock string) (*steward.Assignment, error) {
+	a, err := scanAssignment(q.QueryRowContext(ctx, db.bind(assignmentSelect+` WHERE g.id = ?`+lock), id))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "assignment %d not found", id)
 	} else if err != nil {
@@ -152,10 +154,16 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	if a.RuleID != 0 {
 		ruleID = a.RuleID
 	}
+	// The assessment's row is locked (Tx.FindAssessmentByID), but on
+	// PostgreSQL a writer that locked it first may have committed an
+	// active assignment this statement's snapshot does not show:
+	// assignment_active then refuses the second, and DO NOTHING makes that
+	// a plain CodeConflict instead of an error that aborts the transaction.
 	insert, err := tx.stmt(ctx, `INSERT INTO assignment (assessment_id, type, state, owner, owner_norm, due_date,
 		grace_period, eta, eta_justification, owner_email_opt_out, manager_email_opt_out, created_at, created_by, updated_at,
 		rule_id, rule_condition)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (assessment_id) WHERE state = 'active' DO NOTHING RETURNING id`)
 	if err != nil {
 		return err
 	}
@@ -163,6 +171,9 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 		a.AssessmentID, string(a.Type), string(a.State), a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate),
 		boolArg(a.GracePeriod), tx.db.nullTimeArg(a.ETA), a.ETAJustification, boolArg(a.OwnerEmailOptOut), boolArg(a.ManagerEmailOptOut),
 		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition).Scan(&a.ID)
+	if isNoRows(err) {
+		return steward.Errorf(steward.CodeConflict, "assessment %d already has an active assignment", asm.ID)
+	}
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,14 @@ func (tx *Tx) applyObservations(ctx context.Context, obs []steward.Observation, 
 	}
 	pos = nil
 
+	// A chunk reads the stored assessments and writes what changed. On
+	// PostgreSQL, where writers are concurrent, chunks (of any import,
+	// push or source, from any process) take turns as they do on SQLite's
+	// one writer: held until the transaction ends.
+	if err := tx.advisoryLock(ctx, ingestLockKey); err != nil {
+		return res, err
+	}
+
 	changed := make(map[string]bool)
 	recs, err := tx.applyRecommendations(ctx, items, &res, changed)
 	if err != nil {
@@ -753,8 +761,10 @@ func (tx *Tx) completeHealthyAssignments(ctx context.Context, healthy []healthyC
 		for i, id := range batch {
 			args[i] = id
 		}
+		// Locked (PostgreSQL): one that sync ends meanwhile drops out
+		// instead of failing the chunk when it is ended here.
 		rows, err := tx.tx.QueryContext(ctx, tx.db.bind(`SELECT id, assessment_id FROM assignment
-			WHERE state = 'active' AND assessment_id IN (`+placeholders(len(batch))+`) ORDER BY id`), args...)
+			WHERE state = 'active' AND assessment_id IN (`+placeholders(len(batch))+`) ORDER BY id`+tx.db.forUpdate()), args...)
 		if err != nil {
 			return fmt.Errorf("find assignments to complete: %w", err)
 		}
@@ -789,6 +799,11 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 		SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END),
 		SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END)`
 	err := db.WithTx(ctx, func(tx *Tx) error {
+		// Recomputes delete and insert the same rows: concurrent ones on
+		// PostgreSQL would collide on the primary key.
+		if err := tx.advisoryLock(ctx, summaryLockKey); err != nil {
+			return err
+		}
 		if len(keys) == 0 {
 			for _, q := range []string{
 				`DELETE FROM recommendation_summary`,

@@ -252,16 +252,24 @@ func (tx *Tx) createIntegration(ctx context.Context, in *steward.Integration, se
 // FindIntegrationByID returns an integration (active or deleting), or
 // CodeNotFound.
 func (db *DB) FindIntegrationByID(ctx context.Context, id int64) (*steward.Integration, error) {
-	return findIntegrationByID(ctx, db, db.read, id)
+	return findIntegrationByID(ctx, db, db.read, id, "")
 }
 
 // FindIntegrationByID is DB.FindIntegrationByID inside the transaction.
 func (tx *Tx) FindIntegrationByID(ctx context.Context, id int64) (*steward.Integration, error) {
-	return findIntegrationByID(ctx, tx.db, tx.tx, id)
+	return findIntegrationByID(ctx, tx.db, tx.tx, id, "")
 }
 
-func findIntegrationByID(ctx context.Context, db *DB, q querier, id int64) (*steward.Integration, error) {
-	in, err := scanIntegration(q.QueryRowContext(ctx, db.bind(integrationSelect+` WHERE id = ?`), id))
+// lockIntegration is Tx.FindIntegrationByID that also locks the row until
+// the transaction ends (PostgreSQL), for the writes that read it first.
+// (Tx.FindIntegrationByID itself does not lock: sync reads the integration
+// in every transaction, and they must not queue behind each other.)
+func (tx *Tx) lockIntegration(ctx context.Context, id int64) (*steward.Integration, error) {
+	return findIntegrationByID(ctx, tx.db, tx.tx, id, tx.db.forUpdate())
+}
+
+func findIntegrationByID(ctx context.Context, db *DB, q querier, id int64, lock string) (*steward.Integration, error) {
+	in, err := scanIntegration(q.QueryRowContext(ctx, db.bind(integrationSelect+` WHERE id = ?`+lock), id))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "integration %d not found", id)
 	} else if err != nil {
@@ -296,7 +304,7 @@ func (db *DB) FindIntegrations(ctx context.Context) ([]*steward.Integration, err
 // loadActiveIntegration returns the integration for a change, or
 // CodeNotFound, or CodeConflict while it is being deleted.
 func (tx *Tx) loadActiveIntegration(ctx context.Context, id int64) (*steward.Integration, error) {
-	in, err := tx.FindIntegrationByID(ctx, id)
+	in, err := tx.lockIntegration(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -514,7 +522,7 @@ func (tx *Tx) MarkIntegrationDeleting(ctx context.Context, id int64, actor strin
 }
 
 func (tx *Tx) markIntegrationDeleting(ctx context.Context, id int64, actor string) (*steward.Integration, error) {
-	in, err := tx.FindIntegrationByID(ctx, id)
+	in, err := tx.lockIntegration(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -566,8 +574,9 @@ func (db *DB) IntegrationDeletePreview(ctx context.Context, id int64) (DeletePre
 
 // RemoveIntegrationAssignments ends up to limit active assignments linked to
 // the integration (through their tickets) as removed, each with a "removed"
-// history event carrying actor and reason, and returns how many it ended. A
-// resumable job calls it in its own transactions until it returns 0.
+// history event carrying actor and reason, and returns how many it found
+// (one that another writer ended meanwhile is left as that writer ended
+// it). A resumable job calls it in its own transactions until it returns 0.
 func (tx *Tx) RemoveIntegrationAssignments(ctx context.Context, integrationID int64, limit int, actor, reason string) (int, error) {
 	n, err := tx.removeIntegrationAssignments(ctx, integrationID, limit, actor, reason)
 	if err != nil {
@@ -585,7 +594,11 @@ func (tx *Tx) removeIntegrationAssignments(ctx context.Context, integrationID in
 		return 0, err
 	}
 	for _, id := range ids {
-		if _, err := tx.endAssignment(ctx, id, steward.AssignmentRemoved, actor, reason); err != nil {
+		_, err := tx.endAssignment(ctx, id, steward.AssignmentRemoved, actor, reason)
+		if steward.ErrorCode(err) == steward.CodeConflict {
+			continue // ended by another writer since the listing's snapshot
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -605,7 +618,10 @@ func (tx *Tx) DeleteIntegration(ctx context.Context, id int64, actor string) err
 }
 
 func (tx *Tx) deleteIntegration(ctx context.Context, id int64, actor string) error {
-	in, err := tx.FindIntegrationByID(ctx, id)
+	// Locked before the active assignments are counted: a ticket being
+	// created on the integration holds a share lock on its row until it
+	// commits (createTicket), so the count below sees it.
+	in, err := tx.lockIntegration(ctx, id)
 	if err != nil {
 		return err
 	}

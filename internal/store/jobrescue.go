@@ -6,16 +6,23 @@ import (
 )
 
 // River keeps its jobs in river_job and its leader lease in river_leader
-// (riversqlite's migrations). These two queries read and write them
-// directly because River has no API for rescuing a job that is still marked
-// running; they touch only the columns River documents in its schema.
+// (River's migrations). These two queries read and write them directly
+// because River has no API for rescuing a job that is still marked
+// running; they touch only the columns River documents in its schema. The
+// rescue is SQLite's only (json_extract); on PostgreSQL it does nothing.
 
 // IsJobLeader reports whether the River client with clientID holds the
 // leader lease.
 func (db *DB) IsJobLeader(ctx context.Context, clientID string) (bool, error) {
+	// The lease's expiry is compared on the database's clock; riversqlite
+	// stores it as SQLite datetime text, River's PostgreSQL drivers as
+	// timestamptz.
+	q := `SELECT count(*) FROM river_leader WHERE leader_id = ? AND expires_at >= datetime('now', 'subsec')`
+	if db.dialect == dialectPostgres {
+		q = `SELECT count(*) FROM river_leader WHERE leader_id = $1 AND expires_at >= now()`
+	}
 	var n int
-	err := db.read.QueryRowContext(ctx,
-		`SELECT count(*) FROM river_leader WHERE leader_id = ? AND expires_at >= datetime('now', 'subsec')`, clientID).Scan(&n)
+	err := db.read.QueryRowContext(ctx, q, clientID).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("read job leader: %w", err)
 	}

@@ -212,5 +212,76 @@ func (db *DB) forUpdate() string {
 	return ""
 }
 
+// forUpdateOf is forUpdate for a query that joins other tables: only the
+// rows of the named tables (aliases) are locked, and PostgreSQL refuses
+// FOR UPDATE on the nullable side of an outer join.
+func (db *DB) forUpdateOf(tables string) string {
+	if db.dialect == dialectPostgres {
+		return " FOR UPDATE OF " + tables
+	}
+	return ""
+}
+
+// Keys of the transaction-scoped advisory locks (docs/architecture.md,
+// "Several writers"). They share pg_advisory_lock's key space with
+// postgresMigrationLockKey.
+const (
+	// ingestLockKey serializes the writes of ingest chunks (file imports,
+	// the push API, live sources) as SQLite's one writer does: a chunk
+	// reads the stored assessments and writes their changes.
+	ingestLockKey = 0x5374657761726402 // "Steward\x02"
+	// ruleLockKey serializes governance rule writes: the priority clash
+	// check reads every other rule, which no constraint can express.
+	ruleLockKey = 0x5374657761726403 // "Steward\x03"
+	// summaryLockKey serializes recomputes of the recommendation summaries,
+	// which delete and insert the same rows.
+	summaryLockKey = 0x5374657761726404 // "Steward\x04"
+	// scopeTagLockSpace is the first key of the two-key advisory locks on
+	// one scope's tags (the second is the scope's hashtext).
+	scopeTagLockSpace = 0x53746501
+)
+
+// advisoryLock takes a transaction-scoped advisory lock on PostgreSQL,
+// held until tx ends; SQLite's one writer needs none.
+func (tx *Tx) advisoryLock(ctx context.Context, key int64) error {
+	if tx.db.dialect != dialectPostgres {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("take advisory lock: %w", mapError(err))
+	}
+	return nil
+}
+
+// lock runs query, a SELECT ... FOR UPDATE (or FOR SHARE), on PostgreSQL
+// to lock the rows it selects until tx ends; SQLite's one writer needs no
+// row locks, so there it does nothing. Rows that do not exist lock
+// nothing and are no error.
+func (tx *Tx) lock(ctx context.Context, query string, args ...any) error {
+	if tx.db.dialect != dialectPostgres {
+		return nil
+	}
+	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(query), args...)
+	if err != nil {
+		return fmt.Errorf("lock: %w", mapError(err))
+	}
+	for rows.Next() {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("lock: %w", mapError(err))
+	}
+	return nil
+}
+
+// groupConcat aggregates the text expr of a group's rows, joined by
+// commas in no particular order: SQLite's group_concat, PostgreSQL's
+// string_agg.
+func (db *DB) groupConcat(expr string) string {
+	if db.dialect == dialectPostgres {
+		return "string_agg(" + expr + ", ',')"
+	}
+	return "group_concat(" + expr + ", ',')"
+}
+
 // Postgres reports whether the database is PostgreSQL.
 func (db *DB) Postgres() bool { return db.dialect == dialectPostgres }

@@ -155,6 +155,9 @@ func (tx *Tx) ApplyRules(ctx context.Context, ch RuleChanges, actor string) erro
 // writeRule inserts r (ID 0) or updates the row r.ID, without the clash
 // check.
 func (tx *Tx) writeRule(ctx context.Context, r *steward.Rule, actor string) error {
+	if err := tx.lockRules(ctx); err != nil {
+		return err
+	}
 	if err := tx.prepareRule(ctx, r); err != nil {
 		return err
 	}
@@ -173,7 +176,7 @@ func (tx *Tx) writeRule(ctx context.Context, r *steward.Rule, actor string) erro
 			VALUES (`+placeholders(22)+`) RETURNING `+ruleColumns),
 			append(args, tx.db.timeArg(now), actor, tx.db.timeArg(now))...))
 	} else {
-		prev, ferr := findRule(ctx, tx.db, tx.tx, strconv.FormatInt(r.ID, 10))
+		prev, ferr := findRule(ctx, tx.db, tx.tx, strconv.FormatInt(r.ID, 10), tx.db.forUpdate())
 		if ferr != nil {
 			return ferr
 		}
@@ -195,6 +198,16 @@ func (tx *Tx) writeRule(ctx context.Context, r *steward.Rule, actor string) erro
 	*r = *saved
 	details["id"] = r.ID
 	return tx.InsertAudit(ctx, &steward.AuditEvent{At: now, Actor: actor, Action: action, Details: details})
+}
+
+// lockRules makes rule writes take turns until the transaction ends
+// (PostgreSQL): the clash check reads every enabled rule of a priority,
+// and two writers that each passed it could together make a clash.
+func (tx *Tx) lockRules(ctx context.Context) error {
+	if err := tx.advisoryLock(ctx, ruleLockKey); err != nil {
+		return fmt.Errorf("save rules: %w", err)
+	}
+	return nil
 }
 
 // checkClashes refuses r when another enabled rule has its priority on an
@@ -223,7 +236,10 @@ func (tx *Tx) checkClashes(ctx context.Context, r *steward.Rule) error {
 // DeleteRule deletes a rule and audits it as actor. What the rule assigned
 // stays. Errors: CodeNotFound.
 func (tx *Tx) DeleteRule(ctx context.Context, id int64, actor string) (*steward.Rule, error) {
-	r, err := findRule(ctx, tx.db, tx.tx, strconv.FormatInt(id, 10))
+	if err := tx.lockRules(ctx); err != nil {
+		return nil, err
+	}
+	r, err := findRule(ctx, tx.db, tx.tx, strconv.FormatInt(id, 10), tx.db.forUpdate())
 	if err != nil {
 		return nil, err
 	}
@@ -261,18 +277,18 @@ func (db *DB) FindRules(ctx context.Context) ([]*steward.Rule, error) {
 // FindRule returns the rule whose ID is ref (all digits) or whose name is
 // ref in any letter case. Errors: CodeNotFound.
 func (db *DB) FindRule(ctx context.Context, ref string) (*steward.Rule, error) {
-	return findRule(ctx, db, db.read, ref)
+	return findRule(ctx, db, db.read, ref, "")
 }
 
-func findRule(ctx context.Context, db *DB, q querier, ref string) (*steward.Rule, error) {
+func findRule(ctx context.Context, db *DB, q querier, ref, lock string) (*steward.Rule, error) {
 	var (
 		r   *steward.Rule
 		err error
 	)
 	if id, perr := strconv.ParseInt(ref, 10, 64); perr == nil {
-		r, err = scanRule(q.QueryRowContext(ctx, db.bind(`SELECT `+ruleColumns+` FROM rule WHERE id = ?`), id))
+		r, err = scanRule(q.QueryRowContext(ctx, db.bind(`SELECT `+ruleColumns+` FROM rule WHERE id = ?`+lock), id))
 	} else {
-		r, err = scanRule(q.QueryRowContext(ctx, db.bind(`SELECT `+ruleColumns+` FROM rule WHERE name_norm = ?`), nameNorm(ref)))
+		r, err = scanRule(q.QueryRowContext(ctx, db.bind(`SELECT `+ruleColumns+` FROM rule WHERE name_norm = ?`+lock), nameNorm(ref)))
 	}
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "rule %q not found", ref)
@@ -338,6 +354,9 @@ func (tx *Tx) SetScopeTags(ctx context.Context, scope steward.Scope, tags map[st
 			return nil, steward.Errorf(steward.CodeInvalid, "tags has an empty key")
 		}
 	}
+	if err := tx.lockScopeTags(ctx, scope); err != nil {
+		return nil, err
+	}
 	now := tx.db.now()
 	if len(tags) == 0 {
 		if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`DELETE FROM scope_tag WHERE scope = ?`), string(scope)); err != nil {
@@ -360,6 +379,20 @@ func (tx *Tx) SetScopeTags(ctx context.Context, scope steward.Scope, tags map[st
 		return nil, err
 	}
 	return &steward.ScopeTags{Scope: scope, Tags: tags, UpdatedAt: now, UpdatedBy: actor}, nil
+}
+
+// lockScopeTags makes writes of one scope's tags take turns until the
+// transaction ends (PostgreSQL): MergeScopeTags reads the tags it adds to,
+// and the row may not exist yet, so there is no row to lock. Scopes whose
+// hashes collide merely wait for each other.
+func (tx *Tx) lockScopeTags(ctx context.Context, scope steward.Scope) error {
+	if !tx.db.Postgres() {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(scopeTagLockSpace), string(scope)); err != nil {
+		return fmt.Errorf("lock tags of scope %s: %w", scope, mapError(err))
+	}
+	return nil
 }
 
 // FindScopeTags lists every scope's tags, by scope.

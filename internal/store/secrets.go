@@ -220,7 +220,9 @@ func (db *DB) RotateSecrets(ctx context.Context, old, new *secret.Box) (int, err
 			id     int64
 			sealed [][]byte
 		}
-		rows, err := tx.tx.QueryContext(ctx, db.bind(`SELECT id, `+strings.Join(sealedColumns, ", ")+` FROM integration ORDER BY id`))
+		// Locked (PostgreSQL): a credential changed meanwhile must not be
+		// overwritten by the re-sealed old one.
+		rows, err := tx.tx.QueryContext(ctx, db.bind(`SELECT id, `+strings.Join(sealedColumns, ", ")+` FROM integration ORDER BY id`+db.forUpdate()))
 		if err != nil {
 			return err
 		}

@@ -36,9 +36,13 @@ type SourceRecord struct {
 // (or an absent field) means not set.
 type SourceSecrets map[string]secret.String
 
-const sourceSelect = `SELECT id, name, kind, scope, schedule_s, enabled, settings, next_run_at, created_at, created_by, updated_at,
-	(SELECT COALESCE(group_concat(field, ','), '') FROM source_secret ss WHERE ss.source_id = source.id)
+// sourceSelect reads sources with the names of their secrets, joined by
+// commas.
+func (db *DB) sourceSelect() string {
+	return `SELECT id, name, kind, scope, schedule_s, enabled, settings, next_run_at, created_at, created_by, updated_at,
+	(SELECT COALESCE(` + db.groupConcat("field") + `, '') FROM source_secret ss WHERE ss.source_id = source.id)
 	FROM source`
+}
 
 func scanSource(sc interface{ Scan(...any) error }) (*SourceRecord, error) {
 	s := new(SourceRecord)
@@ -126,7 +130,7 @@ func (tx *Tx) writeSourceSecrets(ctx context.Context, id int64, secrets SourceSe
 		}
 	}
 	var fields string
-	if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT COALESCE(group_concat(field, ','), '') FROM source_secret WHERE source_id = ?`), id).Scan(&fields); err != nil {
+	if err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT COALESCE(`+tx.db.groupConcat("field")+`, '') FROM source_secret WHERE source_id = ?`), id).Scan(&fields); err != nil {
 		return nil, fmt.Errorf("list secrets of source %d: %w", id, err)
 	}
 	if fields == "" {
@@ -205,9 +209,9 @@ func (tx *Tx) FindSource(ctx context.Context, ref string) (*SourceRecord, error)
 func findSource(ctx context.Context, db *DB, q querier, ref string) (*SourceRecord, error) {
 	var row *sql.Row
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
-		row = q.QueryRowContext(ctx, db.bind(sourceSelect+` WHERE id = ?`), id)
+		row = q.QueryRowContext(ctx, db.bind(db.sourceSelect()+` WHERE id = ?`), id)
 	} else {
-		row = q.QueryRowContext(ctx, db.bind(sourceSelect+` WHERE name = ?`), ref)
+		row = q.QueryRowContext(ctx, db.bind(db.sourceSelect()+` WHERE name = ?`), ref)
 	}
 	s, err := scanSource(row)
 	if isNoRows(err) {
@@ -221,7 +225,7 @@ func findSource(ctx context.Context, db *DB, q querier, ref string) (*SourceReco
 
 // FindSources lists every source by name.
 func (db *DB) FindSources(ctx context.Context) ([]*SourceRecord, error) {
-	rows, err := db.read.QueryContext(ctx, sourceSelect+` ORDER BY name`)
+	rows, err := db.read.QueryContext(ctx, db.sourceSelect()+` ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("find sources: %w", err)
 	}
@@ -266,10 +270,13 @@ func (db *DB) FindSourceSecrets(ctx context.Context, id int64) (SourceSecrets, e
 	return out, rows.Err()
 }
 
-// DueSources returns the enabled sources whose next run is due at now.
+// DueSources returns the enabled sources whose next run is due at now. On
+// PostgreSQL their rows stay locked until the transaction ends: the
+// schedule queues their runs and moves their next run in it, and a second
+// process's schedule then finds them no longer due.
 func (tx *Tx) DueSources(ctx context.Context, now time.Time) ([]*SourceRecord, error) {
-	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(sourceSelect+` WHERE enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY id`),
-		tx.db.timeArg(now))
+	rows, err := tx.tx.QueryContext(ctx, tx.db.bind(tx.db.sourceSelect()+` WHERE enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY id`+
+		tx.db.forUpdate()), tx.db.timeArg(now))
 	if err != nil {
 		return nil, fmt.Errorf("find due sources: %w", err)
 	}
@@ -406,6 +413,9 @@ func (tx *Tx) MergeScopeTags(ctx context.Context, scope steward.Scope, tags map[
 		return false, err
 	}
 	norm := scope.Normalize()
+	if err := tx.lockScopeTags(ctx, norm); err != nil {
+		return false, err
+	}
 	var cur string
 	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT tags FROM scope_tag WHERE scope = ?`), string(norm)).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -454,8 +464,13 @@ func scanSourceRun(sc interface{ Scan(...any) error }) (*steward.SourceRun, erro
 }
 
 // ActiveSourceRun returns the queued or running run of source sourceID,
-// or nil when none is.
+// or nil when none is. On PostgreSQL it locks the source's row until the
+// transaction ends, so that two writers cannot both find none and each
+// queue a run.
 func (tx *Tx) ActiveSourceRun(ctx context.Context, sourceID int64) (*steward.SourceRun, error) {
+	if err := tx.lock(ctx, `SELECT id FROM source WHERE id = ? FOR UPDATE`, sourceID); err != nil {
+		return nil, fmt.Errorf("find active run of source %d: %w", sourceID, err)
+	}
 	r, err := scanSourceRun(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+sourceRunColumns+` FROM source_run
 		WHERE source_id = ? AND state IN ('queued', 'running') ORDER BY id LIMIT 1`), sourceID))
 	if isNoRows(err) {
@@ -548,7 +563,7 @@ func (tx *Tx) rotateSourceSecrets(ctx context.Context, old, new *secret.Box) (in
 		field  string
 		sealed []byte
 	}
-	rows, err := tx.tx.QueryContext(ctx, `SELECT source_id, field, sealed FROM source_secret ORDER BY source_id, field`)
+	rows, err := tx.tx.QueryContext(ctx, `SELECT source_id, field, sealed FROM source_secret ORDER BY source_id, field`+tx.db.forUpdate())
 	if err != nil {
 		return 0, err
 	}

@@ -139,7 +139,9 @@ func (db *DB) RecordPollResult(ctx context.Context, integrationID int64, r PollR
 			return err
 		}
 		var wm string
-		if err := tx.tx.QueryRowContext(ctx, db.bind(`SELECT watermarks FROM sync_state WHERE integration_id = ?`), integrationID).Scan(&wm); err != nil {
+		// Locked (PostgreSQL): two polls finishing at once each merge into
+		// what the other wrote, so a watermark never moves back.
+		if err := tx.tx.QueryRowContext(ctx, db.bind(`SELECT watermarks FROM sync_state WHERE integration_id = ?`+db.forUpdate()), integrationID).Scan(&wm); err != nil {
 			return err
 		}
 		marks := map[string]int64{}
@@ -429,7 +431,7 @@ func (tx *Tx) CheckClosedNotFixed(ctx context.Context) ([]ClosedNotFixed, error)
 		a.status_changed_at, a.last_seen,
 		EXISTS (SELECT 1 FROM assignment o WHERE o.assessment_id = g.assessment_id AND o.state = 'active')
 		FROM ticket t JOIN assignment g ON g.id = t.assignment_id JOIN assessment a ON a.id = g.assessment_id
-		WHERE t.cnf_watch = 1 ORDER BY t.assignment_id`))
+		WHERE t.cnf_watch = 1 ORDER BY t.assignment_id`+tx.db.forUpdateOf("t")))
 	if err != nil {
 		return nil, fmt.Errorf("check closed-not-fixed tickets: %w", err)
 	}

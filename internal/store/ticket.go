@@ -158,6 +158,12 @@ func (tx *Tx) createTicket(ctx context.Context, t *steward.Ticket) error {
 	if t.State != "" && !validTicketState(t.State) {
 		return steward.Errorf(steward.CodeInvalid, "unknown ticket state %q", t.State)
 	}
+	// PostgreSQL: a share lock on the integration's row keeps a delete of
+	// the integration (which counts its active assignments under a row
+	// lock) waiting until this ticket is committed and counted.
+	if err := tx.lock(ctx, `SELECT id FROM integration WHERE id = ? FOR KEY SHARE`, t.IntegrationID); err != nil {
+		return err
+	}
 	var exists int
 	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT 1 FROM ticket WHERE assignment_id = ?`), t.AssignmentID).Scan(&exists)
 	if err == nil {
@@ -190,16 +196,19 @@ func storedTimePtr(t *time.Time) *time.Time {
 
 // FindTicketByAssignment returns an assignment's ticket, or CodeNotFound.
 func (db *DB) FindTicketByAssignment(ctx context.Context, assignmentID int64) (*steward.Ticket, error) {
-	return findTicketByAssignment(ctx, db, db.read, assignmentID)
+	return findTicketByAssignment(ctx, db, db.read, assignmentID, "")
 }
 
-// FindTicketByAssignment is DB.FindTicketByAssignment inside the transaction.
+// FindTicketByAssignment is DB.FindTicketByAssignment inside the
+// transaction. On PostgreSQL it locks the ticket's row until the
+// transaction ends: a write transaction reads a ticket to change it (sync
+// compares the stored version with the remote one).
 func (tx *Tx) FindTicketByAssignment(ctx context.Context, assignmentID int64) (*steward.Ticket, error) {
-	return findTicketByAssignment(ctx, tx.db, tx.tx, assignmentID)
+	return findTicketByAssignment(ctx, tx.db, tx.tx, assignmentID, tx.db.forUpdate())
 }
 
-func findTicketByAssignment(ctx context.Context, db *DB, q querier, assignmentID int64) (*steward.Ticket, error) {
-	t, err := scanTicket(q.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.assignment_id = ?`), assignmentID))
+func findTicketByAssignment(ctx context.Context, db *DB, q querier, assignmentID int64, lock string) (*steward.Ticket, error) {
+	t, err := scanTicket(q.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.assignment_id = ?`+lock), assignmentID))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
 	} else if err != nil {

@@ -33,8 +33,10 @@ type TicketAttempt struct {
 // gets the first later day with room (status deferred, DeferredUntil that
 // day's 00:00 UTC, audited "ticket.deferred" once), and that day's count
 // includes it, so tickets deferred earlier go first and a day never opens
-// more than its cap. Checking and counting happen in this one transaction
-// on the single writer, so concurrent workers cannot pass the cap. A
+// more than its cap. Checking and counting happen in this one transaction,
+// on SQLite's single writer or, on PostgreSQL, under the locks of the
+// ticket's and the rule's rows, so concurrent workers (of any process)
+// cannot pass the cap. A
 // deferred ticket sent on its day uses the place it holds; one that runs
 // on a later day (Steward was down) takes a place again. The cap is the
 // rule's as it is at the send; a deleted rule has none. Later sends of a
@@ -66,7 +68,7 @@ func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64) (Ticket
 	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT t.status, t.attempts, t.deferred_until, COALESCE(t.integration_id, 0),
 		COALESCE(g.rule_id, 0), COALESCE(r.ticket_daily_cap, 0)
 		FROM ticket t JOIN assignment g ON g.id = t.assignment_id LEFT JOIN rule r ON r.id = g.rule_id
-		WHERE t.assignment_id = ?`), assignmentID).Scan(&status, &attempts, &deferred, &integrationID, &ruleID, &dayCap)
+		WHERE t.assignment_id = ?`+tx.db.forUpdateOf("t")), assignmentID).Scan(&status, &attempts, &deferred, &integrationID, &ruleID, &dayCap)
 	if isNoRows(err) {
 		return out, steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
 	} else if err != nil {
@@ -85,6 +87,11 @@ func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64) (Ticket
 			// Its place was counted when it was deferred; deferred_until
 			// stays as history.
 		default:
+			// PostgreSQL: the rule's row lock makes its tickets take their
+			// places one at a time, as SQLite's one writer does.
+			if err := tx.lock(ctx, `SELECT id FROM rule WHERE id = ? FOR UPDATE`, ruleID); err != nil {
+				return out, err
+			}
 			day, err := tx.takeRuleTicketDay(ctx, ruleID, dayCap, today)
 			if err != nil {
 				return out, err

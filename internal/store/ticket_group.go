@@ -29,23 +29,38 @@ func (tx *Tx) joinTicketGroup(ctx context.Context, assignmentID, ruleID int64) (
 	} else if err != nil {
 		return 0, false, err
 	}
-	var groupID int64
-	leader := false
-	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT id FROM ticket_group WHERE rule_id = ? AND recommendation_id = ? AND closed_at IS NULL`),
-		ruleID, recID).Scan(&groupID)
-	switch {
-	case isNoRows(err):
-		err = tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO ticket_group (rule_id, recommendation_id, leader_assignment_id, created_at)
-			VALUES (?, ?, ?, ?) RETURNING id`), ruleID, recID, assignmentID, tx.db.timeArg(tx.db.now())).Scan(&groupID)
-		if err != nil {
-			return 0, false, err
-		}
-		leader = true
-	case err != nil:
+	groupID, leader, err := tx.openTicketGroup(ctx, assignmentID, ruleID, recID)
+	if err != nil {
 		return 0, false, err
 	}
 	_, err = tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE assignment SET ticket_group_id = ? WHERE id = ?`), groupID, assignmentID)
 	return groupID, leader, err
+}
+
+// openTicketGroup returns the rule's open group of the recommendation,
+// locked (PostgreSQL) so that it cannot close while the assignment joins
+// it, or opens one led by assignmentID. When another writer opened one
+// first (PostgreSQL), ticket_group_open refuses the second, and the
+// assignment joins the first one's group.
+func (tx *Tx) openTicketGroup(ctx context.Context, assignmentID, ruleID, recID int64) (int64, bool, error) {
+	for range 2 {
+		var groupID int64
+		err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT id FROM ticket_group WHERE rule_id = ? AND recommendation_id = ? AND closed_at IS NULL`+
+			tx.db.forUpdate()), ruleID, recID).Scan(&groupID)
+		if err == nil || !isNoRows(err) {
+			return groupID, false, err
+		}
+		err = tx.tx.QueryRowContext(ctx, tx.db.bind(`INSERT INTO ticket_group (rule_id, recommendation_id, leader_assignment_id, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (rule_id, recommendation_id) WHERE closed_at IS NULL DO NOTHING RETURNING id`),
+			ruleID, recID, assignmentID, tx.db.timeArg(tx.db.now())).Scan(&groupID)
+		if err == nil {
+			return groupID, true, nil
+		}
+		if !isNoRows(err) {
+			return 0, false, err
+		}
+	}
+	return 0, false, steward.Errorf(steward.CodeUnavailable, "the ticket group of rule %d kept changing; try again", ruleID)
 }
 
 // CloseTicketGroup closes a group: the next finding its rule assigns
@@ -62,16 +77,18 @@ func (tx *Tx) CloseTicketGroup(ctx context.Context, groupID int64) error {
 // GroupMembers returns the member assignments of a ticket group in the
 // order they joined, with the shared ticket.
 func (db *DB) GroupMembers(ctx context.Context, groupID int64) ([]*steward.Assignment, error) {
-	return groupMembers(ctx, db, db.read, groupID)
+	return groupMembers(ctx, db, db.read, groupID, "")
 }
 
-// GroupMembers is DB.GroupMembers inside the transaction.
+// GroupMembers is DB.GroupMembers inside the transaction. On PostgreSQL
+// it locks the members' rows until the transaction ends: a write
+// transaction reads them to change them.
 func (tx *Tx) GroupMembers(ctx context.Context, groupID int64) ([]*steward.Assignment, error) {
-	return groupMembers(ctx, tx.db, tx.tx, groupID)
+	return groupMembers(ctx, tx.db, tx.tx, groupID, tx.db.forUpdateOf("g"))
 }
 
-func groupMembers(ctx context.Context, db *DB, q querier, groupID int64) ([]*steward.Assignment, error) {
-	rows, err := q.QueryContext(ctx, db.bind(assignmentSelect+` WHERE g.ticket_group_id = ? ORDER BY g.id`), groupID)
+func groupMembers(ctx context.Context, db *DB, q querier, groupID int64, lock string) ([]*steward.Assignment, error) {
+	rows, err := q.QueryContext(ctx, db.bind(assignmentSelect+` WHERE g.ticket_group_id = ? ORDER BY g.id`+lock), groupID)
 	if err != nil {
 		return nil, fmt.Errorf("find members of ticket group %d: %w", groupID, err)
 	}
@@ -132,6 +149,14 @@ func (tx *Tx) CloseEmptyTicketGroups(ctx context.Context, completed []int64) err
 		args := []any{tx.db.timeArg(tx.db.now())}
 		for _, id := range batch {
 			args = append(args, id)
+		}
+		// PostgreSQL: lock the groups first (a joining assignment holds its
+		// group's lock until it commits), so the UPDATE's snapshot, taken
+		// after, sees every member that joined.
+		if err := tx.lock(ctx, `SELECT id FROM ticket_group WHERE closed_at IS NULL
+			AND id IN (SELECT ticket_group_id FROM assignment WHERE id IN (`+placeholders(len(batch))+`) AND ticket_group_id IS NOT NULL)
+			ORDER BY id FOR UPDATE`, args[1:]...); err != nil {
+			return fmt.Errorf("close empty ticket groups: %w", err)
 		}
 		_, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE ticket_group SET closed_at = ? WHERE closed_at IS NULL
 			AND id IN (SELECT ticket_group_id FROM assignment WHERE id IN (`+placeholders(len(batch))+`) AND ticket_group_id IS NOT NULL)

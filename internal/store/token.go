@@ -148,9 +148,9 @@ func (tx *Tx) RevokeToken(ctx context.Context, id int64, name, actor string) (*s
 		err error
 	)
 	if id > 0 {
-		t, err = scanToken(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+tokenColumns+` FROM api_token WHERE id = ?`), id))
+		t, err = scanToken(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+tokenColumns+` FROM api_token WHERE id = ?`+tx.db.forUpdate()), id))
 	} else {
-		t, err = scanToken(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+tokenColumns+` FROM api_token WHERE name = ? AND revoked_at IS NULL`), name))
+		t, err = scanToken(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+tokenColumns+` FROM api_token WHERE name = ? AND revoked_at IS NULL`+tx.db.forUpdate()), name))
 	}
 	if isNoRows(err) {
 		if id > 0 {

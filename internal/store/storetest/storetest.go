@@ -45,6 +45,47 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	}
 }
 
+// ForEachBackendURL runs fn as a parallel subtest per backend with the URL
+// of a fresh, empty database, for tests that open it themselves (to reopen
+// it, or to open it more than once).
+func ForEachBackendURL(t *testing.T, fn func(t *testing.T, b Backend, url string)) {
+	t.Helper()
+	for _, b := range Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			fn(t, b, NewURL(t, b))
+		})
+	}
+}
+
+// ForEachBackendPair runs fn as a parallel subtest per backend with two
+// handles on one fresh database, each a *store.DB with pools of its own,
+// as two Steward processes sharing the database have them. On SQLite the
+// two writers take turns on the file's lock; on PostgreSQL they run
+// concurrently, and only the store's locks and constraints keep them
+// apart.
+func ForEachBackendPair(t *testing.T, fn func(t *testing.T, a, b *store.DB)) {
+	t.Helper()
+	ForEachBackendURL(t, func(t *testing.T, _ Backend, url string) {
+		fn(t, MustOpenURL(t, url), MustOpenURL(t, url))
+	})
+}
+
+// NewURL returns the URL of a fresh, empty database on backend b: a file
+// in a temporary directory, or a database of its own on the PostgreSQL
+// test server (pgtest.URL, which skips or fails t without one).
+func NewURL(t testing.TB, b Backend) string {
+	t.Helper()
+	switch b {
+	case SQLite:
+		return filepath.Join(t.TempDir(), "steward.db")
+	case Postgres:
+		return pgtest.URL(t)
+	}
+	t.Fatalf("unknown backend %q", b)
+	return ""
+}
+
 // MustOpen opens a fresh SQLite database in a temporary directory and closes
 // it when the test ends.
 func MustOpen(t testing.TB) *store.DB {
@@ -55,14 +96,7 @@ func MustOpen(t testing.TB) *store.DB {
 // MustOpenBackend opens a fresh database on backend b.
 func MustOpenBackend(t testing.TB, b Backend) *store.DB {
 	t.Helper()
-	switch b {
-	case SQLite:
-		return MustOpenURL(t, filepath.Join(t.TempDir(), "steward.db"))
-	case Postgres:
-		return MustOpenURL(t, pgtest.URL(t))
-	}
-	t.Fatalf("unknown backend %q", b)
-	return nil
+	return MustOpenURL(t, NewURL(t, b))
 }
 
 // MustOpenURL opens the database at url and closes it when the test ends.

@@ -32,6 +32,7 @@ func Run(t *testing.T) {
 	t.Run("Tickets", testTickets)
 	t.Run("Audit", testAudit)
 	t.Run("Sync", testSync)
+	t.Run("Races", testRaces)
 }
 
 func testOpen(t *testing.T) {
@@ -70,6 +71,12 @@ func testOpen(t *testing.T) {
 				require.NoError(t, db.Writer().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM `+table).Scan(&n), table)
 			}
 			require.NoError(t, db.Ready(t.Context()))
+			leader, err := db.IsJobLeader(t.Context(), "nobody")
+			require.NoError(t, err)
+			require.False(t, leader)
+			n, err := db.RescueOrphanedJobs(t.Context(), "nobody")
+			require.NoError(t, err)
+			require.Zero(t, n, "no job is running")
 		})
 	})
 
