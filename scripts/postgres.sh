@@ -47,9 +47,10 @@ pg_start() {
 	local tries=0
 	while :; do
 		port="$(pg_free_port)"
-		# fsync off: a test server's data need not survive a power cut.
+		# fsync off by default: a test server's data need not survive a power
+		# cut. Benchmarks set PG_FSYNC=on to measure what production pays.
 		if pg_as_owner "$bindir/pg_ctl" -D "$PG_TMPDIR/data" -l "$PG_TMPDIR/server.log" -w -t 60 \
-			-o "-p $port -k $PG_TMPDIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 -c shared_buffers=256MB" start >/dev/null; then
+			-o "-p $port -k $PG_TMPDIR -c listen_addresses=127.0.0.1 -c fsync=${PG_FSYNC:-off} -c max_connections=400 -c shared_buffers=256MB" start >/dev/null; then
 			break
 		fi
 		tries=$((tries + 1))
