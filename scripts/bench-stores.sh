@@ -58,5 +58,8 @@ run() {
 }
 
 run sqlite "$work/steward.db"
+# Every process on a PostgreSQL database shares one secret key.
+STEWARD_SECRET_KEY="$(openssl rand -base64 32)"
+export STEWARD_SECRET_KEY
 psql -q "$STEWARD_TEST_POSTGRES_URL" -c "CREATE DATABASE steward_bench"
 run postgres "${STEWARD_TEST_POSTGRES_URL/\/postgres\?//steward_bench?}"
