@@ -388,6 +388,10 @@ func (db *DB) bind(query string) string {
 	return rebindDollar(query)
 }
 
+// Bind is bind for code outside the store that writes SQL of its own
+// (tests, tools): query's ? placeholders in the dialect's form.
+func (db *DB) Bind(query string) string { return db.bind(query) }
+
 func rebindDollar(query string) string {
 	var b strings.Builder
 	b.Grow(len(query) + 16)

@@ -160,7 +160,7 @@ func (tx *Tx) takeRuleTicketDay(ctx context.Context, ruleID, dayCap int64, today
 		}
 	}
 	_, err = tx.tx.ExecContext(ctx, tx.db.bind(`INSERT INTO rule_ticket_day (rule_id, day, tickets) VALUES (?, ?, 1)
-		ON CONFLICT (rule_id, day) DO UPDATE SET tickets = tickets + 1`), ruleID, tx.db.timeArg(day))
+		ON CONFLICT (rule_id, day) DO UPDATE SET tickets = rule_ticket_day.tickets + 1`), ruleID, tx.db.timeArg(day))
 	return day, err
 }
 

@@ -23,9 +23,8 @@ type capBundle struct {
 	n     int
 }
 
-func newCapBundle(t *testing.T, dailyCap int) *capBundle {
+func newCapBundle(t *testing.T, db *store.DB, dailyCap int) *capBundle {
 	t.Helper()
-	db := storetest.MustOpen(t)
 	today := time.Date(2031, 3, 14, 0, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return today.Add(15 * time.Hour) }
 	in := storetest.Integration(t, db, "prod", "")
@@ -86,45 +85,47 @@ func (b *capBundle) auditCount(t *testing.T, action string) int {
 
 func TestDailyCapAttempts(t *testing.T) {
 	t.Parallel()
-	b := newCapBundle(t, 2)
-	first, second, third := b.ticket(t, b.rule.ID), b.ticket(t, b.rule.ID), b.ticket(t, b.rule.ID)
-	manual := b.ticket(t, 0)
+	storetest.ForEachBackend(t, func(t *testing.T, db *store.DB) {
+		b := newCapBundle(t, db, 2)
+		first, second, third := b.ticket(t, b.rule.ID), b.ticket(t, b.rule.ID), b.ticket(t, b.rule.ID)
+		manual := b.ticket(t, 0)
 
-	require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, first))
-	require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, second))
-	got := b.attempt(t, third)
-	require.Equal(t, store.TicketAttempt{DeferredUntil: b.day(1), NewlyDeferred: true}, got)
-	tk := b.status(t, third)
-	require.Equal(t, steward.TicketDeferred, tk.Status)
-	require.Equal(t, b.day(1), *tk.DeferredUntil)
-	require.Zero(t, tk.Attempts)
-	require.Equal(t, 1, b.auditCount(t, store.AuditTicketDeferred))
-
-	t.Run("RetriesAreNotCounted", func(t *testing.T) {
-		require.Equal(t, 2, b.attempt(t, first).Attempts, "a ticket counts on its first send only")
-	})
-	t.Run("AssignmentsOfPeopleAreNotCapped", func(t *testing.T) {
-		require.Equal(t, 1, b.attempt(t, manual).Attempts)
-	})
-	t.Run("WokenEarlyItWaits", func(t *testing.T) {
-		require.Equal(t, store.TicketAttempt{DeferredUntil: b.day(1)}, b.attempt(t, third))
-		require.Equal(t, 1, b.auditCount(t, store.AuditTicketDeferred), "audited once")
-	})
-	t.Run("ListedByStatus", func(t *testing.T) {
-		items, _, err := b.db.FindTickets(t.Context(), store.TicketFilter{Status: steward.TicketDeferred})
-		require.NoError(t, err)
-		require.Len(t, items, 1)
-		require.Equal(t, third, items[0].AssignmentID)
-	})
-	t.Run("OnItsDayItUsesItsPlace", func(t *testing.T) {
-		b.at(1, 0.5)
-		require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, third))
+		require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, first))
+		require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, second))
+		got := b.attempt(t, third)
+		require.Equal(t, store.TicketAttempt{DeferredUntil: b.day(1), NewlyDeferred: true}, got)
 		tk := b.status(t, third)
-		require.Equal(t, steward.TicketPending, tk.Status, "being sent")
-		require.Equal(t, b.day(1), *tk.DeferredUntil, "kept as history")
-		// Day 1 had one place left.
-		require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, b.ticket(t, b.rule.ID)))
-		require.Equal(t, b.day(2), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
+		require.Equal(t, steward.TicketDeferred, tk.Status)
+		require.Equal(t, b.day(1), *tk.DeferredUntil)
+		require.Zero(t, tk.Attempts)
+		require.Equal(t, 1, b.auditCount(t, store.AuditTicketDeferred))
+
+		t.Run("RetriesAreNotCounted", func(t *testing.T) {
+			require.Equal(t, 2, b.attempt(t, first).Attempts, "a ticket counts on its first send only")
+		})
+		t.Run("AssignmentsOfPeopleAreNotCapped", func(t *testing.T) {
+			require.Equal(t, 1, b.attempt(t, manual).Attempts)
+		})
+		t.Run("WokenEarlyItWaits", func(t *testing.T) {
+			require.Equal(t, store.TicketAttempt{DeferredUntil: b.day(1)}, b.attempt(t, third))
+			require.Equal(t, 1, b.auditCount(t, store.AuditTicketDeferred), "audited once")
+		})
+		t.Run("ListedByStatus", func(t *testing.T) {
+			items, _, err := b.db.FindTickets(t.Context(), store.TicketFilter{Status: steward.TicketDeferred})
+			require.NoError(t, err)
+			require.Len(t, items, 1)
+			require.Equal(t, third, items[0].AssignmentID)
+		})
+		t.Run("OnItsDayItUsesItsPlace", func(t *testing.T) {
+			b.at(1, 0.5)
+			require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, third))
+			tk := b.status(t, third)
+			require.Equal(t, steward.TicketPending, tk.Status, "being sent")
+			require.Equal(t, b.day(1), *tk.DeferredUntil, "kept as history")
+			// Day 1 had one place left.
+			require.Equal(t, store.TicketAttempt{Attempts: 1}, b.attempt(t, b.ticket(t, b.rule.ID)))
+			require.Equal(t, b.day(2), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
+		})
 	})
 }
 
@@ -134,69 +135,93 @@ func TestDailyCapAttempts(t *testing.T) {
 // nothing.
 func TestDailyCapBacklog(t *testing.T) {
 	t.Parallel()
-	b := newCapBundle(t, 2)
-	var days []time.Time
-	for range 7 {
-		days = append(days, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
-	}
-	require.Equal(t, []time.Time{{}, {}, b.day(1), b.day(1), b.day(2), b.day(2), b.day(3)}, days)
+	storetest.ForEachBackend(t, func(t *testing.T, db *store.DB) {
+		b := newCapBundle(t, db, 2)
+		var days []time.Time
+		for range 7 {
+			days = append(days, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
+		}
+		require.Equal(t, []time.Time{{}, {}, b.day(1), b.day(1), b.day(2), b.day(2), b.day(3)}, days)
 
-	// Raising the cap gives today and the days already counted more room.
-	b.rule.Ticket.DailyCap = 3
-	require.NoError(t, b.db.WithTx(t.Context(), func(tx *store.Tx) error {
-		return tx.UpdateRule(t.Context(), b.rule.ID, b.rule, "test")
-	}))
-	require.True(t, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil.IsZero())
-	require.Equal(t, b.day(1), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
+		// Raising the cap gives today and the days already counted more room.
+		b.rule.Ticket.DailyCap = 3
+		require.NoError(t, b.db.WithTx(t.Context(), func(tx *store.Tx) error {
+			return tx.UpdateRule(t.Context(), b.rule.ID, b.rule, "test")
+		}))
+		require.True(t, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil.IsZero())
+		require.Equal(t, b.day(1), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
 
-	// A ticket deferred to day 2 whose assignment ended is failed on its
-	// day; its place goes to the next ticket.
-	ended := b.ticket(t, b.rule.ID)
-	require.Equal(t, b.day(2), b.attempt(t, ended).DeferredUntil)
-	b.at(2, 1)
-	require.NoError(t, b.db.RecordTicketFailure(t.Context(), ended, steward.TicketFailed, "assignment removed before its ticket was created"))
-	require.True(t, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil.IsZero(), "the place it gave back")
-	require.Equal(t, b.day(3), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
+		// A ticket deferred to day 2 whose assignment ended is failed on its
+		// day; its place goes to the next ticket.
+		ended := b.ticket(t, b.rule.ID)
+		require.Equal(t, b.day(2), b.attempt(t, ended).DeferredUntil)
+		b.at(2, 1)
+		require.NoError(t, b.db.RecordTicketFailure(t.Context(), ended, steward.TicketFailed, "assignment removed before its ticket was created"))
+		require.True(t, b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil.IsZero(), "the place it gave back")
+		require.Equal(t, b.day(3), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil)
 
-	// A deleted rule caps nothing: its tickets are sent, deferred ones when
-	// their job runs (on their day).
-	waiting := b.ticket(t, b.rule.ID)
-	require.Equal(t, b.day(3), b.attempt(t, waiting).DeferredUntil)
-	late := b.ticket(t, b.rule.ID)
-	require.Equal(t, b.day(4), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil, "day 3 is full")
-	require.NoError(t, b.db.WithTx(t.Context(), func(tx *store.Tx) error {
-		_, err := tx.DeleteRule(t.Context(), b.rule.ID, "test")
-		return err
-	}))
-	require.Equal(t, 1, b.attempt(t, late).Attempts)
-	require.Equal(t, 1, b.attempt(t, waiting).Attempts)
+		// A deleted rule caps nothing: its tickets are sent, deferred ones when
+		// their job runs (on their day).
+		waiting := b.ticket(t, b.rule.ID)
+		require.Equal(t, b.day(3), b.attempt(t, waiting).DeferredUntil)
+		late := b.ticket(t, b.rule.ID)
+		require.Equal(t, b.day(4), b.attempt(t, b.ticket(t, b.rule.ID)).DeferredUntil, "day 3 is full")
+		require.NoError(t, b.db.WithTx(t.Context(), func(tx *store.Tx) error {
+			_, err := tx.DeleteRule(t.Context(), b.rule.ID, "test")
+			return err
+		}))
+		require.Equal(t, 1, b.attempt(t, late).Attempts)
+		require.Equal(t, 1, b.attempt(t, waiting).Attempts)
+	})
 }
 
-// TestDailyCapConcurrent: many first sends at once never pass the cap.
+// TestDailyCapConcurrent: many first sends at once never pass the cap,
+// from one handle's pool or from two handles (two processes) at once.
 func TestDailyCapConcurrent(t *testing.T) {
 	t.Parallel()
-	b := newCapBundle(t, 7)
-	var ids []int64
-	for range 30 {
-		ids = append(ids, b.ticket(t, b.rule.ID))
+	check := func(t *testing.T, b *capBundle, send func(id int64) (store.TicketAttempt, error)) {
+		var ids []int64
+		for range 30 {
+			ids = append(ids, b.ticket(t, b.rule.ID))
+		}
+		var (
+			mu    sync.Mutex
+			count = map[time.Time]int{}
+			wg    sync.WaitGroup
+		)
+		for _, id := range ids {
+			wg.Go(func() {
+				at, err := send(id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				count[at.DeferredUntil]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		require.Equal(t, map[time.Time]int{{}: 7, b.day(1): 7, b.day(2): 7, b.day(3): 7, b.day(4): 2}, count)
 	}
-	var (
-		mu    sync.Mutex
-		count = map[time.Time]int{}
-		wg    sync.WaitGroup
-	)
-	for _, id := range ids {
-		wg.Go(func() {
-			at, err := b.db.MarkTicketAttempt(t.Context(), id)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			count[at.DeferredUntil]++
-			mu.Unlock()
+	t.Run("OneHandle", func(t *testing.T) {
+		t.Parallel()
+		storetest.ForEachBackend(t, func(t *testing.T, db *store.DB) {
+			b := newCapBundle(t, db, 7)
+			check(t, b, func(id int64) (store.TicketAttempt, error) { return b.db.MarkTicketAttempt(t.Context(), id) })
 		})
-	}
-	wg.Wait()
-	require.Equal(t, map[time.Time]int{{}: 7, b.day(1): 7, b.day(2): 7, b.day(3): 7, b.day(4): 2}, count)
+	})
+	t.Run("TwoHandles", func(t *testing.T) {
+		t.Parallel()
+		storetest.ForEachBackendPair(t, func(t *testing.T, db, other *store.DB) {
+			b := newCapBundle(t, db, 7)
+			other.Now = db.Now
+			check(t, b, func(id int64) (store.TicketAttempt, error) {
+				if id%2 == 0 {
+					return other.MarkTicketAttempt(t.Context(), id)
+				}
+				return b.db.MarkTicketAttempt(t.Context(), id)
+			})
+		})
+	})
 }

@@ -92,54 +92,57 @@ func testIntegrations(t *testing.T) {
 
 	t.Run("SecretsSealedAtRest", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(t.TempDir(), "steward.db")
-		db := MustOpenURL(t, path)
-		ctx := t.Context()
-		db.SetSecretBox(Box(t))
-		in := newIntegration("Prod")
-		require.NoError(t, create(t, db, in, allSecrets))
-		require.True(t, in.HasPassword)
-		require.True(t, in.HasClientSecret)
+		ForEachBackendURL(t, func(t *testing.T, backend Backend, path string) {
+			db := MustOpenURL(t, path)
+			ctx := t.Context()
+			db.SetSecretBox(Box(t))
+			in := newIntegration("Prod")
+			require.NoError(t, create(t, db, in, allSecrets))
+			require.True(t, in.HasPassword)
+			require.True(t, in.HasClientSecret)
 
-		got, err := db.FindIntegrationSecrets(ctx, in.ID)
-		require.NoError(t, err)
-		require.Equal(t, allSecrets, got)
+			got, err := db.FindIntegrationSecrets(ctx, in.ID)
+			require.NoError(t, err)
+			require.Equal(t, allSecrets, got)
 
-		// The raw columns hold ciphertext.
-		var raw []byte
-		require.NoError(t, db.Writer().QueryRowContext(ctx, `SELECT password FROM integration WHERE id = ?`, in.ID).Scan(&raw))
-		require.NotEmpty(t, raw)
-		require.NotContains(t, string(raw), password)
+			// The raw columns hold ciphertext.
+			var raw []byte
+			require.NoError(t, db.Writer().QueryRowContext(ctx, db.Bind(`SELECT password FROM integration WHERE id = ?`), in.ID).Scan(&raw))
+			require.NotEmpty(t, raw)
+			require.NotContains(t, string(raw), password)
 
-		// Neither the row, the audit log nor the API shape reveal a secret.
-		js, err := json.Marshal(in)
-		require.NoError(t, err)
-		events, _, err := db.FindAuditEvents(ctx, store.AuditFilter{IntegrationID: in.ID})
-		require.NoError(t, err)
-		require.Len(t, events, 1)
-		require.Equal(t, store.AuditIntegrationCreated, events[0].Action)
-		require.Equal(t, map[string]any{"name": "Prod", "scope": "/subscriptions/s1", "instance_url": "https://acme.service-now.com"}, events[0].Details)
-		ejs, err := json.Marshal(events)
-		require.NoError(t, err)
+			// Neither the row, the audit log nor the API shape reveal a secret.
+			js, err := json.Marshal(in)
+			require.NoError(t, err)
+			events, _, err := db.FindAuditEvents(ctx, store.AuditFilter{IntegrationID: in.ID})
+			require.NoError(t, err)
+			require.Len(t, events, 1)
+			require.Equal(t, store.AuditIntegrationCreated, events[0].Action)
+			require.Equal(t, map[string]any{"name": "Prod", "scope": "/subscriptions/s1", "instance_url": "https://acme.service-now.com"}, events[0].Details)
+			ejs, err := json.Marshal(events)
+			require.NoError(t, err)
 
-		// No plaintext anywhere in the database's files (main file and WAL).
-		requireNotInFiles(t, path, password, clientSecret, webhookSecret)
-		for _, s := range []string{password, clientSecret, webhookSecret} {
-			require.NotContains(t, string(js), s)
-			require.NotContains(t, string(ejs), s)
-		}
+			// No plaintext anywhere in the database's files (main file and WAL).
+			if backend == SQLite {
+				requireNotInFiles(t, path, password, clientSecret, webhookSecret)
+			}
+			for _, s := range []string{password, clientSecret, webhookSecret} {
+				require.NotContains(t, string(js), s)
+				require.NotContains(t, string(ejs), s)
+			}
 
-		// A ciphertext moved to another row or column does not open there.
-		other := newIntegration("Other")
-		require.NoError(t, create(t, db, other, store.IntegrationSecrets{}))
-		_, err = db.Writer().ExecContext(ctx, `UPDATE integration SET password = (SELECT password FROM integration WHERE id = ?) WHERE id = ?`, in.ID, other.ID)
-		require.NoError(t, err)
-		_, err = db.FindIntegrationSecrets(ctx, other.ID)
-		RequireCode(t, err, steward.CodeUnavailable)
-		_, err = db.Writer().ExecContext(ctx, `UPDATE integration SET client_secret = password WHERE id = ?`, in.ID)
-		require.NoError(t, err)
-		_, err = db.FindIntegrationSecrets(ctx, in.ID)
-		RequireCode(t, err, steward.CodeUnavailable)
+			// A ciphertext moved to another row or column does not open there.
+			other := newIntegration("Other")
+			require.NoError(t, create(t, db, other, store.IntegrationSecrets{}))
+			_, err = db.Writer().ExecContext(ctx, db.Bind(`UPDATE integration SET password = (SELECT password FROM integration WHERE id = ?) WHERE id = ?`), in.ID, other.ID)
+			require.NoError(t, err)
+			_, err = db.FindIntegrationSecrets(ctx, other.ID)
+			RequireCode(t, err, steward.CodeUnavailable)
+			_, err = db.Writer().ExecContext(ctx, db.Bind(`UPDATE integration SET client_secret = password WHERE id = ?`), in.ID)
+			require.NoError(t, err)
+			_, err = db.FindIntegrationSecrets(ctx, in.ID)
+			RequireCode(t, err, steward.CodeUnavailable)
+		})
 	})
 
 	t.Run("WrongOrMissingKey", func(t *testing.T) {
@@ -431,25 +434,26 @@ func testIntegrations(t *testing.T) {
 
 	t.Run("InstallationIDStable", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(t.TempDir(), "steward.db")
-		db, err := store.Open(t.Context(), path, Logger(t))
-		require.NoError(t, err)
-		id, err := db.InstallationID(t.Context())
-		require.NoError(t, err)
-		require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{16}$`), id)
-		again, err := db.InstallationID(t.Context())
-		require.NoError(t, err)
-		require.Equal(t, id, again)
-		require.NoError(t, db.Close())
+		ForEachBackendURL(t, func(t *testing.T, backend Backend, path string) {
+			db, err := store.Open(t.Context(), path, Logger(t))
+			require.NoError(t, err)
+			id, err := db.InstallationID(t.Context())
+			require.NoError(t, err)
+			require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{16}$`), id)
+			again, err := db.InstallationID(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, id, again)
+			require.NoError(t, db.Close())
 
-		db = MustOpenURL(t, path)
-		reopened, err := db.InstallationID(t.Context())
-		require.NoError(t, err)
-		require.Equal(t, id, reopened)
+			db = MustOpenURL(t, path)
+			reopened, err := db.InstallationID(t.Context())
+			require.NoError(t, err)
+			require.Equal(t, id, reopened)
 
-		fresh, err := MustOpen(t).InstallationID(t.Context())
-		require.NoError(t, err)
-		require.NotEqual(t, id, fresh)
+			fresh, err := MustOpenBackend(t, backend).InstallationID(t.Context())
+			require.NoError(t, err)
+			require.NotEqual(t, id, fresh)
+		})
 	})
 }
 

@@ -40,22 +40,28 @@ func testOpen(t *testing.T) {
 
 	t.Run("MigrationsIdempotentOnReopen", func(t *testing.T) {
 		t.Parallel()
-		path := filepath.Join(t.TempDir(), "nested", "dir", "steward.db") // parent created
-		db, err := store.Open(t.Context(), "sqlite:"+path, Logger(t))
-		require.NoError(t, err)
-		require.NoError(t, db.Ready(t.Context()))
-		Apply(t, db, t0, Observation("r1", "/subscriptions/s1/vm1", steward.StatusUnhealthy))
-		require.NoError(t, db.Close())
-
-		for range 2 {
-			db, err = store.Open(t.Context(), path, Logger(t))
+		ForEachBackendURL(t, func(t *testing.T, backend Backend, url string) {
+			reopen := url
+			if backend == SQLite {
+				reopen = filepath.Join(t.TempDir(), "nested", "dir", "steward.db") // parent created
+				url = "sqlite:" + reopen
+			}
+			db, err := store.Open(t.Context(), url, Logger(t))
 			require.NoError(t, err)
 			require.NoError(t, db.Ready(t.Context()))
-			var n int
-			require.NoError(t, db.Writer().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM assessment`).Scan(&n))
-			require.Equal(t, 1, n, "data survives reopening")
+			Apply(t, db, t0, Observation("r1", "/subscriptions/s1/vm1", steward.StatusUnhealthy))
 			require.NoError(t, db.Close())
-		}
+
+			for range 2 {
+				db, err = store.Open(t.Context(), reopen, Logger(t))
+				require.NoError(t, err)
+				require.NoError(t, db.Ready(t.Context()))
+				var n int
+				require.NoError(t, db.Writer().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM assessment`).Scan(&n))
+				require.Equal(t, 1, n, "data survives reopening")
+				require.NoError(t, db.Close())
+			}
+		})
 	})
 
 	t.Run("FileURI", func(t *testing.T) {
