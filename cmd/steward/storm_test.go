@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -22,8 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -246,93 +243,4 @@ func TestRuleStormSurvivesSIGKILL(t *testing.T) {
 		"cap reached %v after the restart, settled %v after it (%v in all)",
 		n, stormCap, seen.total(), peak, rate, stormRPS, capReached.Round(time.Millisecond), settled.Round(time.Millisecond),
 		time.Since(began).Round(time.Millisecond))
-}
-
-// writeStorm writes n Unhealthy High assessments, never seen before, as
-// Steward JSON Lines: 1,000 resources in 10 resource groups, each failing
-// n/1,000 recommendations.
-func writeStorm(t *testing.T, path string, n int) {
-	t.Helper()
-	f, err := os.Create(path)
-	require.NoError(t, err)
-	w := bufio.NewWriter(f)
-	for i := range n {
-		res, rec := i%1000, i/1000
-		fmt.Fprintf(w, `{"resource":{"id":"/subscriptions/storm/resourceGroups/rg-%d/providers/Microsoft.Compute/virtualMachines/vm-%d","cloud":"azure"},`+
-			`"recommendation":{"key":"storm-rec-%d","display_name":"Storm recommendation %d","severity":"High"},"status":"Unhealthy"}`+"\n",
-			res%10, res, rec, rec)
-	}
-	require.NoError(t, w.Flush())
-	require.NoError(t, f.Close())
-}
-
-// requestClock records when the emulator was asked something.
-type requestClock struct {
-	mu    sync.Mutex
-	times []time.Time
-	what  []string
-}
-
-func (c *requestClock) tick(what string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.times = append(c.times, time.Now())
-	c.what = append(c.what, what)
-}
-
-func (c *requestClock) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.times)
-}
-
-// stats returns the most requests in any one-second window and the mean
-// rate over the seconds that saw requests (so the restart's pause does not
-// dilute it).
-func (c *requestClock) stats() (peak int, rate float64) {
-	c.mu.Lock()
-	ts := slices.Clone(c.times)
-	c.mu.Unlock()
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
-	seconds := map[int64]bool{}
-	j := 0
-	for i, tm := range ts {
-		for tm.Sub(ts[j]) >= time.Second {
-			j++
-		}
-		peak = max(peak, i-j+1)
-		seconds[tm.Unix()] = true
-	}
-	if len(seconds) > 0 {
-		rate = float64(len(ts)) / float64(len(seconds))
-	}
-	return peak, rate
-}
-
-func (c *requestClock) peakIn(d time.Duration) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	peak, j := 0, 0
-	for i, tm := range c.times {
-		for tm.Sub(c.times[j]) >= d {
-			j++
-		}
-		peak = max(peak, i-j+1)
-	}
-	return peak
-}
-
-// peakSplit is peakIn of the requests before at and of those after it.
-func (c *requestClock) peakSplit(d time.Duration, at time.Time) (before, after int) {
-	c.mu.Lock()
-	var b, a requestClock
-	for _, tm := range c.times {
-		if tm.Before(at) {
-			b.times = append(b.times, tm)
-		} else {
-			a.times = append(a.times, tm)
-		}
-	}
-	c.mu.Unlock()
-	return b.peakIn(d), a.peakIn(d)
 }

@@ -117,9 +117,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 		return nil, fmt.Errorf("servicenow metrics: %w", err)
 	}
 	// Without a configured public URL, links use the bound address, set in
-	// Start.
+	// Start. On PostgreSQL every ServiceNow client draws on its
+	// integration's request budget in the database, so all processes
+	// together stay within the integration's requests_per_second.
 	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
-		ServiceNowFactory(logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
+		ServiceNowFactoryFor(db, logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
 	// Imports and rule runs assign through ticketsync's assignment
 	// service, which can open the tickets of ServiceNow-type rules.
