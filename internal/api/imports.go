@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +132,7 @@ func (a *API) listImports(w http.ResponseWriter, r *http.Request) error {
 		if callerScope(r) != "" && imp.CreatedBy != actor(r) {
 			continue // a scoped caller sees only its own imports
 		}
-		views = append(views, a.importView(imp))
+		views = append(views, a.importView(r.Context(), imp))
 	}
 	writeJSON(w, http.StatusOK, newList(views, next))
 	return nil
@@ -149,13 +150,13 @@ func (a *API) getImport(w http.ResponseWriter, r *http.Request) error {
 	if callerScope(r) != "" && imp.CreatedBy != actor(r) {
 		return notFound("import %d not found", id)
 	}
-	writeJSON(w, http.StatusOK, a.importView(imp))
+	writeJSON(w, http.StatusOK, a.importView(r.Context(), imp))
 	return nil
 }
 
-func (a *API) importView(imp *store.Import) importView {
+func (a *API) importView(ctx context.Context, imp *store.Import) importView {
 	v := importView{Import: imp}
-	if p, ok := a.ingest.Progress(imp.ID); ok {
+	if p, ok := a.ingest.Progress(ctx, imp.ID); ok {
 		v.Progress = &p
 	}
 	return v

@@ -264,8 +264,16 @@ func (in *Ingester) recomputeInline(ctx context.Context, keys []string) {
 // pass 2 started, the same for every chunk. progress (may be nil) is called
 // at most about four times a second, and at the end of each phase.
 func (in *Ingester) ApplyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
+	return in.applyFileMetered(ctx, path, format, progress, nil)
+}
+
+// chunkProgress records the progress an applied chunk reached, in that
+// chunk's transaction (nil: not recorded).
+type chunkProgress func(ctx context.Context, tx *store.Tx, p Progress) error
+
+func (in *Ingester) applyFileMetered(ctx context.Context, path string, format source.Format, progress func(Progress), chunk chunkProgress) (store.ApplyResult, error) {
 	start := time.Now()
-	res, err := in.applyFile(ctx, path, format, progress)
+	res, err := in.applyFile(ctx, path, format, progress, chunk)
 	in.metrics.observe(sourceImport, res, err, time.Since(start))
 	if err != nil {
 		return store.ApplyResult{}, err
@@ -277,7 +285,7 @@ func (in *Ingester) ApplyFile(ctx context.Context, path string, format source.Fo
 	return res, nil
 }
 
-func (in *Ingester) applyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
+func (in *Ingester) applyFile(ctx context.Context, path string, format source.Format, progress func(Progress), chunkDone chunkProgress) (store.ApplyResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return store.ApplyResult{}, fmt.Errorf("open import file: %w", err)
@@ -356,6 +364,12 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 					if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.RecomputeSummariesArgs{Keys: keys}); err != nil {
 						return fmt.Errorf("queue summaries recompute: %w", err)
 					}
+				}
+			}
+			if chunkDone != nil {
+				p := Progress{Phase: PhaseApplying, Records: done + len(chunk), RecordsTotal: n, BytesRead: cr.n.Load(), BytesTotal: total}
+				if err := chunkDone(ctx, tx, p); err != nil {
+					return err
 				}
 			}
 			res.Add(r)
@@ -441,24 +455,88 @@ func (r *reporter) done(records int) {
 	r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: r.records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
 }
 
-// Progress returns the live progress of the import being processed, if any.
-func (in *Ingester) Progress(importID int64) (Progress, bool) {
+// Progress returns the live progress of an import being processed, if
+// any. On PostgreSQL it is what the worker recorded in the database,
+// whichever process runs it; on SQLite (one process) it is kept in memory.
+// Progress only decorates an import, so a failed read is logged and shows
+// none.
+func (in *Ingester) Progress(ctx context.Context, importID int64) (Progress, bool) {
+	if in.db.Postgres() {
+		p, ok, err := in.db.FindImportProgress(ctx, importID)
+		if err != nil {
+			if ctx.Err() == nil {
+				in.logger.WarnContext(ctx, "read import progress", slog.Int64("import_id", importID), slog.Any("err", err))
+			}
+			return Progress{}, false
+		}
+		return Progress(p), ok
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	p, ok := in.progress[importID]
 	return p, ok
 }
 
-func (in *Ingester) setProgress(importID int64, p Progress) {
-	in.mu.Lock()
-	in.progress[importID] = p
-	in.mu.Unlock()
+// importTracker publishes the progress of one import attempt: on SQLite in
+// memory (as often as the reporter calls, about four times a second); on
+// PostgreSQL in the database, so every process's API shows it: while
+// validating at most once per progressWriteInterval in a statement of its
+// own (nothing else is written then), while applying in each chunk's own
+// transaction.
+type importTracker struct {
+	in        *Ingester
+	id        int64
+	lastWrite time.Time
 }
 
-func (in *Ingester) clearProgress(importID int64) {
-	in.mu.Lock()
-	delete(in.progress, importID)
-	in.mu.Unlock()
+// progressWriteInterval bounds how often validation progress is written to
+// the database (PostgreSQL).
+const progressWriteInterval = time.Second
+
+func (in *Ingester) trackImport(ctx context.Context, id int64, first Progress) *importTracker {
+	t := &importTracker{in: in, id: id}
+	t.report(ctx, first)
+	return t
+}
+
+// report is the reporter's callback.
+func (t *importTracker) report(ctx context.Context, p Progress) {
+	if !t.in.db.Postgres() {
+		t.in.mu.Lock()
+		t.in.progress[t.id] = p
+		t.in.mu.Unlock()
+		return
+	}
+	if p.Phase != PhaseValidating || time.Since(t.lastWrite) < progressWriteInterval {
+		return // applying: written by each chunk
+	}
+	t.lastWrite = time.Now()
+	if err := t.in.db.SetImportProgress(ctx, t.id, store.ImportProgress(p)); err != nil && ctx.Err() == nil {
+		t.in.logger.WarnContext(ctx, "record import progress", slog.Int64("import_id", t.id), slog.Any("err", err))
+	}
+}
+
+// chunk is the chunkProgress of the attempt: nil on SQLite.
+func (t *importTracker) chunk() chunkProgress {
+	if !t.in.db.Postgres() {
+		return nil
+	}
+	return func(ctx context.Context, tx *store.Tx, p Progress) error {
+		return tx.SetImportProgress(ctx, t.id, store.ImportProgress(p))
+	}
+}
+
+// end removes the attempt's progress.
+func (t *importTracker) end(ctx context.Context) {
+	if !t.in.db.Postgres() {
+		t.in.mu.Lock()
+		delete(t.in.progress, t.id)
+		t.in.mu.Unlock()
+		return
+	}
+	if err := t.in.db.ClearImportProgress(ctx, t.id); err != nil {
+		t.in.logger.WarnContext(ctx, "clear import progress", slog.Int64("import_id", t.id), slog.Any("err", err))
+	}
 }
 
 // isPermanent reports whether retrying err cannot help: the input is bad

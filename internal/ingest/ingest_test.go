@@ -288,7 +288,7 @@ func TestImportWorker(t *testing.T) {
 		require.Equal(t, store.ImportSucceeded, got.State)
 		require.Equal(t, 10, got.Result.AssessmentsCreated)
 		require.NoFileExists(t, spool)
-		_, ok := b.in.Progress(imp.ID)
+		_, ok := b.in.Progress(t.Context(), imp.ID)
 		require.False(t, ok, "progress is cleared when the import ends")
 
 		// A duplicate job does nothing.

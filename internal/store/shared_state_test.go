@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -10,37 +9,14 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/store"
-	"github.com/stewardhq/steward/internal/store/pgtest"
 	"github.com/stewardhq/steward/internal/store/storetest"
 )
-
-// forEachBackendPair runs fn per backend with two handles on one fresh
-// database, as two processes would hold them. (SQLite allows this only to
-// tests: the server takes a file lock.)
-func forEachBackendPair(t *testing.T, fn func(t *testing.T, a, b *store.DB)) {
-	t.Helper()
-	for _, be := range storetest.Backends {
-		t.Run(string(be), func(t *testing.T) {
-			t.Parallel()
-			var url string
-			switch be {
-			case storetest.SQLite:
-				url = filepath.Join(t.TempDir(), "steward.db")
-			case storetest.Postgres:
-				url = pgtest.URL(t)
-			}
-			a := storetest.MustOpenURL(t, url)
-			b := storetest.MustOpenURL(t, url)
-			fn(t, a, b)
-		})
-	}
-}
 
 // TestRateBudget: a burst of slots starts at once, later slots are spaced
 // by the interval whichever handle asks, a slot past the deadline is not
 // taken (and costs nothing), and a Retry-After delay pushes every handle.
 func TestRateBudget(t *testing.T) {
-	forEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		in := storetest.Integration(t, a, "budget", "/subscriptions/s1")
 		const interval = 100 * time.Millisecond
@@ -88,7 +64,7 @@ func TestRateBudget(t *testing.T) {
 // the same slot: n reservations from idle cover burst + (n-burst) slots
 // spaced by the interval, so the last waits (n-burst) intervals.
 func TestRateBudgetConcurrent(t *testing.T) {
-	forEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		in := storetest.Integration(t, a, "budget", "/subscriptions/s1")
 		const (
@@ -135,7 +111,7 @@ func TestRateBudgetConcurrent(t *testing.T) {
 // progress that the other handle reads; release frees it; a holder that
 // stops renewing (a dead process) loses the lease when it expires.
 func TestSyncLease(t *testing.T) {
-	forEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		in := storetest.Integration(t, a, "lease", "/subscriptions/s1")
 		const ttl = time.Minute
@@ -202,7 +178,7 @@ func TestSyncLease(t *testing.T) {
 // TestSyncLeaseRace: of many handles racing for a free lease, exactly one
 // wins.
 func TestSyncLeaseRace(t *testing.T) {
-	forEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		in := storetest.Integration(t, a, "lease", "/subscriptions/s1")
 		var (
@@ -236,7 +212,7 @@ func TestSyncLeaseRace(t *testing.T) {
 // TestImportProgress: progress written in a chunk's transaction is read
 // from another handle once committed, never before; clearing removes it.
 func TestImportProgress(t *testing.T) {
-	forEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		imp := &store.Import{Format: "steward", Filename: "f.json", Size: 100, CreatedBy: "admin"}
 		require.NoError(t, a.WithTx(ctx, func(tx *store.Tx) error { return tx.CreateImport(ctx, imp) }))
@@ -268,4 +244,25 @@ func TestImportProgress(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 	})
+}
+
+// BenchmarkReserveRateSlot: the cost of one shared-budget reservation (one
+// statement on the writer) per backend, against a ServiceNow request of
+// tens of milliseconds.
+//
+//	go test -run '^$' -bench ReserveRateSlot ./internal/store/
+func BenchmarkReserveRateSlot(b *testing.B) {
+	for _, be := range storetest.Backends {
+		b.Run(string(be), func(b *testing.B) {
+			db := storetest.MustOpenURL(b, storetest.NewURL(b, be))
+			in := storetest.Integration(b, db, "budget", "/subscriptions/s1")
+			for b.Loop() {
+				// A fast interval and a huge burst: every slot is free, so
+				// only the statement is measured.
+				if _, _, err := db.ReserveRateSlot(b.Context(), in.ID, time.Nanosecond, 1<<30, time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -2,8 +2,10 @@ package ticketsync
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -58,52 +60,218 @@ func (o SyncOutcome) label() string {
 	return "unchanged"
 }
 
-// syncRuntime is the in-process part of sync: what runs now, per-integration
-// locks, metric label names.
+// syncRuntime is the in-process part of sync: per-integration run locks
+// and progress (SQLite, whose one process owns the database), metric label
+// names, webhook times. On PostgreSQL, where several processes share the
+// database, runs are guarded by leases in the database instead (beginRun).
 type syncRuntime struct {
 	metrics *syncMetrics
+	// holder prefixes the lease holder of every run in this process, so a
+	// lease row names the process that holds it.
+	holder string
+	// Lease timing (PostgreSQL): a lease lasts leaseTTL from its last
+	// renewal, so a dead process holds it at most that long; a run renews it
+	// every leaseTTL/3 and writes progress at most every progressEvery; a
+	// run waiting for another's lease tries again every leaseRetry.
+	leaseTTL, progressEvery, leaseRetry time.Duration
 
 	mu       sync.Mutex
-	running  map[int64]*runState
-	locks    map[string]*sync.Mutex // "poll:<id>", "reconcile:<id>"
+	running  map[runKey]*runState
+	locks    map[runKey]*sync.Mutex
 	names    map[int64]string
 	webhooks map[int64]time.Time // last webhook seen, persisted at most once a second
 	stored   map[int64]time.Time // last webhook time written to the store
 }
 
+// runKey names one kind of run ("poll" or "reconcile") of one integration.
+type runKey struct {
+	kind string
+	id   int64
+}
+
 type runState struct {
-	kind        string // "poll" or "reconcile"
 	done, total int
 }
 
+// Lease timing defaults (syncRuntime).
+const (
+	defaultLeaseTTL      = 30 * time.Second
+	defaultProgressEvery = time.Second
+	defaultLeaseRetry    = time.Second
+)
+
 func newSyncRuntime(reg prometheus.Registerer) *syncRuntime {
-	return &syncRuntime{metrics: newSyncMetrics(reg), running: map[int64]*runState{}, locks: map[string]*sync.Mutex{},
+	return &syncRuntime{metrics: newSyncMetrics(reg), holder: processHolder(),
+		leaseTTL: defaultLeaseTTL, progressEvery: defaultProgressEvery, leaseRetry: defaultLeaseRetry,
+		running: map[runKey]*runState{}, locks: map[runKey]*sync.Mutex{},
 		names: map[int64]string{}, webhooks: map[int64]time.Time{}, stored: map[int64]time.Time{}}
 }
 
-// lock returns the mutex that serializes one kind of run of one
-// integration inside this process (several processes stay correct because
-// every apply is idempotent; this only avoids duplicate work).
-func (r *syncRuntime) lock(kind string, id int64) *sync.Mutex {
+// processHolder names this process in lease rows: host, pid and a random
+// part (pids repeat across hosts and restarts).
+func processHolder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+}
+
+// errLeaseLost ends a run whose lease another process took over (this one
+// could not renew it in time): the other run does the work.
+var errLeaseLost = errors.New("sync lease lost to another process")
+
+// syncRun is one running poll or reconcile: it holds the integration's lock
+// for its kind of run and publishes the run's progress.
+type syncRun struct {
+	progress func(done, total int)
+	end      func()
+}
+
+// beginRun waits until this process may run kind ("poll" or "reconcile")
+// for an integration, and returns the run with the context it must run
+// under. Call end when the run is over.
+//
+// SQLite: an in-process mutex and progress in memory (one process owns
+// the database). PostgreSQL: a lease row (store.AcquireSyncLease) that the
+// run renews while it lasts and that lapses if the process dies; progress
+// is written into it at most every progressEvery, so SyncStatus shows it
+// on every process. A run that loses its lease (it could not renew in
+// time) has its context cancelled with errLeaseLost.
+func (s *Service) beginRun(ctx context.Context, kind string, id int64) (context.Context, *syncRun, error) {
+	if !s.db.Postgres() {
+		return ctx, s.sync.beginLocal(kind, id), nil
+	}
+	return s.beginLeased(ctx, kind, id)
+}
+
+func (r *syncRuntime) beginLocal(kind string, id int64) *syncRun {
+	key := runKey{kind, id}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	key := fmt.Sprintf("%s:%d", kind, id)
 	m, ok := r.locks[key]
 	if !ok {
 		m = &sync.Mutex{}
 		r.locks[key] = m
 	}
-	return m
+	r.mu.Unlock()
+	m.Lock()
+	set := func(done, total int) {
+		r.mu.Lock()
+		r.running[key] = &runState{done: done, total: total}
+		r.mu.Unlock()
+	}
+	set(0, 0)
+	return &syncRun{progress: set, end: func() {
+		r.mu.Lock()
+		delete(r.running, key)
+		r.mu.Unlock()
+		m.Unlock()
+	}}
 }
 
-func (r *syncRuntime) setRunning(id int64, kind string, done, total int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if kind == "" {
-		delete(r.running, id)
-		return
+func (s *Service) beginLeased(ctx context.Context, kind string, id int64) (context.Context, *syncRun, error) {
+	r := s.sync
+	holder := r.holder + "/" + rand.Text()[:8]
+	for {
+		ok, err := s.db.AcquireSyncLease(ctx, id, kind, holder, r.leaseTTL)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			break
+		}
+		// Another process runs it: wait for it to finish (or die).
+		t := time.NewTimer(r.leaseRetry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		}
 	}
-	r.running[id] = &runState{kind: kind, done: done, total: total}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	var (
+		mu          sync.Mutex
+		done, total int
+		dirty       bool
+	)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(r.progressEvery)
+		defer tick.Stop()
+		renewed := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			d, t, write := done, total, dirty || time.Since(renewed) >= r.leaseTTL/3
+			dirty = false
+			mu.Unlock()
+			if !write {
+				continue
+			}
+			ok, err := s.db.RenewSyncLease(runCtx, id, kind, holder, r.leaseTTL, d, t)
+			switch {
+			case err == nil && ok:
+				renewed = time.Now()
+			case err == nil:
+				cancel(errLeaseLost)
+				return
+			case runCtx.Err() != nil:
+				return
+			case time.Since(renewed) >= r.leaseTTL:
+				// Not renewed within the lease's life: another process
+				// may hold it by now.
+				cancel(errLeaseLost)
+				return
+			default:
+				s.logger.WarnContext(ctx, "renew sync lease", "integration_id", id, "kind", kind, "err", err)
+				mu.Lock()
+				dirty = true // try again at the next tick
+				mu.Unlock()
+			}
+		}
+	}()
+	run := &syncRun{
+		progress: func(d, t int) {
+			mu.Lock()
+			done, total, dirty = d, t, true
+			mu.Unlock()
+		},
+		end: func() {
+			close(stop)
+			<-stopped
+			cancel(nil)
+			// Released even when the run's context ended, so the next run
+			// need not wait for the lease to expire.
+			if err := s.db.ReleaseSyncLease(context.WithoutCancel(ctx), id, kind, holder); err != nil {
+				s.logger.WarnContext(ctx, "release sync lease", "integration_id", id, "kind", kind, "err", err)
+			}
+		},
+	}
+	return runCtx, run, nil
+}
+
+// running returns the run of an integration in progress, if any: a poll
+// before a reconcile. SQLite: in this process; PostgreSQL: in any.
+func (s *Service) running(ctx context.Context, id int64) (kind string, p SyncProgress, err error) {
+	if s.db.Postgres() {
+		leases, err := s.db.FindSyncLeases(ctx, id)
+		if err != nil || len(leases) == 0 {
+			return "", SyncProgress{}, err
+		}
+		return leases[0].Kind, SyncProgress{Done: leases[0].Done, Total: leases[0].Total}, nil
+	}
+	s.sync.mu.Lock()
+	defer s.sync.mu.Unlock()
+	for _, kind := range []string{store.SyncLeasePoll, store.SyncLeaseReconcile} {
+		if r, ok := s.sync.running[runKey{kind, id}]; ok {
+			return kind, SyncProgress{Done: r.done, Total: r.total}, nil
+		}
+	}
+	return "", SyncProgress{}, nil
 }
 
 // integrationName returns the metric label of an integration.
@@ -479,7 +647,8 @@ type SyncStatus struct {
 	// before it minus the overlap window has been applied by a poll.
 	Watermark *time.Time `json:"watermark"`
 	LastError string     `json:"last_error,omitempty"`
-	// Running is "", "poll" or "reconcile" (in this process).
+	// Running is "", "poll" or "reconcile": on PostgreSQL in any process,
+	// on SQLite in the one process that owns the database.
 	Running       string          `json:"running"`
 	Progress      SyncProgress    `json:"progress"`
 	LastReconcile ReconcileReport `json:"last_reconcile"`
@@ -507,10 +676,10 @@ func (s *Service) SyncStatus(ctx context.Context, integrationID int64) (*SyncSta
 			out.Watermark = &w
 		}
 	}
-	s.sync.mu.Lock()
-	if r, ok := s.sync.running[integrationID]; ok {
-		out.Running, out.Progress = r.kind, SyncProgress{Done: r.done, Total: r.total}
+	if out.Running, out.Progress, err = s.running(ctx, integrationID); err != nil {
+		return nil, err
 	}
+	s.sync.mu.Lock()
 	if w, ok := s.sync.webhooks[integrationID]; ok && (out.LastWebhookAt == nil || w.After(*out.LastWebhookAt)) {
 		out.LastWebhookAt = &w
 	}

@@ -68,11 +68,9 @@ func ticketTables(in *steward.Integration) []string {
 // applied; on a failure it moves only as far as the records applied before
 // it (they come oldest first), so nothing unapplied is ever skipped. A
 // never-polled table starts at the integration's creation. Polls of one
-// integration are serialized in this process.
+// integration run one at a time, across processes on PostgreSQL
+// (beginRun).
 func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, error) {
-	m := s.sync.lock("poll", integrationID)
-	m.Lock()
-	defer m.Unlock()
 	p, in, err := s.Provider(ctx, integrationID)
 	if err != nil {
 		return PollReport{}, err
@@ -81,6 +79,11 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 	if in.State != steward.IntegrationActive {
 		return PollReport{}, nil
 	}
+	ctx, run, err := s.beginRun(ctx, store.SyncLeasePoll, in.ID)
+	if err != nil {
+		return PollReport{}, err
+	}
+	defer run.end()
 	st, err := s.db.FindSyncState(ctx, in.ID)
 	if err != nil {
 		return PollReport{}, err
@@ -93,8 +96,6 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 	if err := s.db.RecordSyncStart(ctx, in.ID, "poll", start); err != nil {
 		return PollReport{}, err
 	}
-	s.sync.setRunning(in.ID, "poll", 0, 0)
-	defer s.sync.setRunning(in.ID, "", 0, 0)
 
 	rep := PollReport{}
 	rep.Tables, err = s.db.TicketTables(ctx, in.ID, ticketTables(in))
@@ -135,7 +136,7 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 			if t.UpdatedAt.After(newest) {
 				newest = t.UpdatedAt
 			}
-			s.sync.setRunning(in.ID, "poll", rep.Seen, 0)
+			run.progress(rep.Seen, 0)
 		}
 		if !newest.IsZero() {
 			marks[table] = newest
@@ -169,9 +170,6 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 // already at the stored version only get their last-synced time moved, in
 // one write per page.
 func (s *Service) Reconcile(ctx context.Context, integrationID int64) (ReconcileReport, error) {
-	m := s.sync.lock("reconcile", integrationID)
-	m.Lock()
-	defer m.Unlock()
 	p, in, err := s.Provider(ctx, integrationID)
 	if err != nil {
 		return ReconcileReport{}, err
@@ -180,6 +178,11 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 	if in.State != steward.IntegrationActive {
 		return ReconcileReport{}, nil
 	}
+	ctx, run, err := s.beginRun(ctx, store.SyncLeaseReconcile, in.ID)
+	if err != nil {
+		return ReconcileReport{}, err
+	}
+	defer run.end()
 	total, err := s.db.CountLinkedTickets(ctx, in.ID)
 	if err != nil {
 		return ReconcileReport{}, err
@@ -187,8 +190,7 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 	if err := s.db.RecordSyncStart(ctx, in.ID, "reconcile", time.Now()); err != nil {
 		return ReconcileReport{}, err
 	}
-	s.sync.setRunning(in.ID, "reconcile", 0, total)
-	defer s.sync.setRunning(in.ID, "", 0, 0)
+	run.progress(0, total)
 
 	var rep ReconcileReport
 	repair := func(line string) {
@@ -280,7 +282,7 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 			if err := s.db.TouchTicketsSynced(ctx, same); err != nil {
 				return err
 			}
-			s.sync.setRunning(in.ID, "reconcile", rep.Checked, max(total, rep.Checked))
+			run.progress(rep.Checked, max(total, rep.Checked))
 		}
 	}()
 	msg := ""
