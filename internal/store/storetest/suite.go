@@ -33,6 +33,7 @@ func Run(t *testing.T) {
 	t.Run("Audit", testAudit)
 	t.Run("Sync", testSync)
 	t.Run("Races", testRaces)
+	t.Run("More", testMore)
 }
 
 func testOpen(t *testing.T) {
