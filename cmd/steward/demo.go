@@ -20,7 +20,8 @@ func newDemoCommand(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "demo",
 		Short: "Run the whole flow on this machine: findings → ServiceNow tickets → sync, with nothing to set up",
 		Long: `Run the whole flow on this machine, with nothing to install or configure:
-the built-in ServiceNow emulator, Steward on a fresh SQLite database, real
+the built-in ServiceNow emulator, Steward on a fresh SQLite database (or an
+empty PostgreSQL one with --db postgres://...), real
 Prowler findings for AWS, Azure and GCP, a ServiceNow integration, tickets of
 each type, and an agent in ServiceNow who resolves, cancels and reassigns
 them while Steward follows. It keeps running so you can look around; Ctrl-C
@@ -48,6 +49,7 @@ prints a summary and exits non-zero on the first failure.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.Check, "check", false, "run headless, verify every step, exit non-zero on the first failure")
 	f.StringVar(&opts.Dir, "dir", "", "directory for the demo database (default: a temporary one, removed at the end)")
+	f.StringVar(&opts.DatabaseURL, "db", "", "run on this empty PostgreSQL database (postgres://...) instead of a SQLite file in --dir")
 	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "Steward's listen address (a free port is used if busy)")
 	f.StringVar(&opts.EmulatorAddr, "emulator-addr", "127.0.0.1:8089", "the ServiceNow emulator's listen address (a free port is used if busy)")
 	f.DurationVar(&opts.Timeout, "timeout", 15*time.Second, "how long to wait for Steward to follow each change")

@@ -31,6 +31,7 @@ import (
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store"
 )
 
 // Options configure a demo run.
@@ -38,6 +39,10 @@ type Options struct {
 	// Dir holds the demo's database; empty means a new temporary directory,
 	// removed at the end.
 	Dir string
+	// DatabaseURL, when set, is an empty PostgreSQL database
+	// (postgres://...) the demo runs on instead of a SQLite file in Dir;
+	// Dir then keeps only the secret key and the upload spool.
+	DatabaseURL string
 	// Addr and EmulatorAddr are the listen addresses; a busy port falls back
 	// to a free one.
 	Addr         string
@@ -208,8 +213,13 @@ func (d *Demo) start(ctx context.Context) error {
 	} else if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("create demo directory: %w", err)
 	}
-	dbPath := filepath.Join(d.dir, "steward.db")
-	if _, err := os.Stat(dbPath); err == nil {
+	dbPath, dbName := filepath.Join(d.dir, "steward.db"), "SQLite"
+	if d.opts.DatabaseURL != "" {
+		if !store.IsPostgresURL(d.opts.DatabaseURL) {
+			return fmt.Errorf("the demo's database URL must be a postgres:// URL; for SQLite use --dir")
+		}
+		dbPath, dbName = d.opts.DatabaseURL, "PostgreSQL"
+	} else if _, err := os.Stat(dbPath); err == nil {
 		return fmt.Errorf("%s already holds a Steward database; the demo needs a fresh one (remove it or choose another --dir)", d.dir)
 	}
 	d.say("Steward demo: cloud security findings become ServiceNow tickets, and both sides stay in sync.")
@@ -242,10 +252,19 @@ func (d *Demo) start(ctx context.Context) error {
 	cfg := config.Default()
 	cfg.Addr = addr
 	cfg.DatabaseURL = dbPath
+	// Set for PostgreSQL, where nothing is derived from the URL; the
+	// SQLite defaults are these.
+	cfg.SecretKeyFile = filepath.Join(d.dir, "steward.key")
+	cfg.SpoolDir = filepath.Join(d.dir, "steward-spool")
 	cfg.ShutdownTimeout = 5 * time.Second
 	d.srv, err = server.New(ctx, cfg, d.opts.Logger.With("component", "steward"))
 	if err != nil {
 		return err
+	}
+	if d.opts.DatabaseURL != "" {
+		if ins, err := d.srv.DB.FindIntegrations(ctx); err != nil || len(ins) > 0 {
+			return errors.Join(err, fmt.Errorf("%s already holds Steward data; the demo needs an empty database", store.RedactURL(dbPath)))
+		}
 	}
 	if err := d.srv.Start(ctx); err != nil {
 		return err
@@ -260,7 +279,7 @@ func (d *Demo) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step(2, "Started Steward at %s on a fresh SQLite database (%s).", d.srv.URL(), dbPath)
+	d.step(2, "Started Steward at %s on a fresh %s database (%s).", d.srv.URL(), dbName, store.RedactURL(dbPath))
 	return nil
 }
 
