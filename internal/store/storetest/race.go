@@ -103,6 +103,47 @@ func testRaces(t *testing.T) {
 		})
 	})
 
+	t.Run("IngestChunksTakeTurns", func(t *testing.T) {
+		t.Parallel()
+		ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+			ctx := t.Context()
+			const n = 50
+			for i := range raceRounds {
+				// Both chunks see the same findings for the first time; the
+				// later one also sees them turn Healthy an hour on.
+				var first, later []steward.Observation
+				for j := range n {
+					o := Observation(fmt.Sprintf("rec%d", i), fmt.Sprintf("/subscriptions/s%d/vm%d", i, j), steward.StatusUnhealthy)
+					o.ObservedAt = t0
+					first = append(first, o)
+					o.Status, o.ObservedAt = steward.StatusHealthy, t1
+					later = append(later, o)
+				}
+				var res [2]store.ApplyResult
+				apply := func(db *store.DB, k int, obs []steward.Observation) func() error {
+					return func() error {
+						return db.WithTx(ctx, func(tx *store.Tx) error {
+							var err error
+							res[k], err = tx.ApplyObservations(ctx, obs, time.Time{})
+							return err
+						})
+					}
+				}
+				errs := race(apply(a, 0, first), apply(b, 1, later))
+				require.NoError(t, errs[0], "round %d", i)
+				require.NoError(t, errs[1], "round %d", i)
+				require.Equal(t, n, res[0].AssessmentsCreated+res[1].AssessmentsCreated, "round %d: each finding created once", i)
+				require.Equal(t, n, res[0].ResourcesCreated+res[1].ResourcesCreated, "round %d", i)
+				got, _, err := b.FindAssessments(ctx, store.AssessmentFilter{RecommendationKey: fmt.Sprintf("rec%d", i), Limit: n})
+				require.NoError(t, err)
+				require.Len(t, got, n)
+				for _, asm := range got {
+					require.Equal(t, steward.StatusHealthy, asm.Status, "round %d: the later observation wins", i)
+				}
+			}
+		})
+	})
+
 	t.Run("TicketCreatedOnce", func(t *testing.T) {
 		t.Parallel()
 		ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
