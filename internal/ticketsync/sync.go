@@ -118,6 +118,15 @@ func processHolder() string {
 // could not renew it in time): the other run does the work.
 var errLeaseLost = errors.New("sync lease lost to another process")
 
+// leaseCause is err, said as errLeaseLost when the run failed because it
+// was stopped for losing its lease (otherwise it reads "context canceled").
+func leaseCause(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), errLeaseLost) {
+		return steward.WrapError(steward.CodeUnavailable, fmt.Errorf("%w: %w", errLeaseLost, err), "%s: stopped", errLeaseLost)
+	}
+	return err
+}
+
 // syncRun is one running poll or reconcile: it holds the integration's lock
 // for its kind of run and publishes the run's progress.
 type syncRun struct {

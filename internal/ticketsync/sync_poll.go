@@ -145,6 +145,7 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 			break
 		}
 	}
+	pollErr = leaseCause(ctx, pollErr)
 	res := store.PollResult{Watermarks: marks, StartedAt: start}
 	if pollErr != nil {
 		res.Err = "poll: " + steward.ErrorMessage(pollErr)
@@ -285,6 +286,7 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 			run.progress(rep.Checked, max(total, rep.Checked))
 		}
 	}()
+	runErr = leaseCause(ctx, runErr)
 	msg := ""
 	if runErr != nil {
 		msg = "reconcile: " + steward.ErrorMessage(runErr)

@@ -191,3 +191,35 @@ func TestSyncLeaseOfDeadProcess(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, leases, "the poll released its lease")
 }
+
+// TestSyncLeaseLost (PostgreSQL): a poll whose lease was taken over (it
+// could not renew in time, and another process took it) stops at its next
+// renewal instead of running on beside the new holder, and says why.
+func TestSyncLeaseLost(t *testing.T) {
+	t.Parallel()
+	s := setupSharedSync(t, storetest.Postgres, 3)
+	s.emu.SetFaults(snowemu.Faults{Latency: 5 * time.Second, Methods: []string{"GET"}})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.a.Poll(t.Context(), s.in.ID)
+		errc <- err
+	}()
+	require.Eventually(t, func() bool {
+		leases, err := s.dbB.FindSyncLeases(t.Context(), s.in.ID)
+		require.NoError(t, err)
+		return len(leases) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	_, err := s.dbB.Writer().ExecContext(t.Context(), `UPDATE sync_lease SET holder = 'another-process'`)
+	require.NoError(t, err)
+
+	start := time.Now()
+	err = <-errc
+	require.ErrorContains(t, err, "sync lease lost to another process")
+	require.Less(t, time.Since(start), 4*time.Second, "stopped at its next renewal, not after the slow read")
+	st, err := s.b.SyncStatus(t.Context(), s.in.ID)
+	require.NoError(t, err)
+	require.Contains(t, st.LastError, "sync lease lost")
+	leases, err := s.dbB.FindSyncLeases(t.Context(), s.in.ID)
+	require.NoError(t, err)
+	require.Equal(t, "another-process", leases[0].Holder, "the new holder's lease is left alone")
+}

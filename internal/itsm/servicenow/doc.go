@@ -52,8 +52,9 @@
 // in-process token bucket of Config.RequestsPerSecond and Config.Burst.
 // WithLimiter replaces it, e.g. by a budget several processes share
 // through their database (Steward on PostgreSQL). A shared limiter that
-// is also a Delayer is told of every 429's Retry-After, so that all its
-// users back off, not only the client that was answered.
+// is also a Delayer is told of every 429's Retry-After (up to
+// Config.MaxRetryDelay), so that all its users back off, not only the
+// client that was answered.
 //
 // # Paging
 //

@@ -165,13 +165,17 @@ func (cl *Client) wait(ctx context.Context, table string) *itsm.Error {
 }
 
 // delayLimiter passes a 429's Retry-After on to a shared limiter, so that
-// the other processes using the instance back off too. A failure only
-// costs that: this client still waits before its own retry.
+// the other processes using the instance back off too. The delay is capped
+// at MaxRetryDelay: a longer one (up to a day) would stall every process's
+// requests on one answer's say-so, where each of them can be told the same
+// by its own 429. A failure only costs that: this client still waits
+// before its own retry.
 func (cl *Client) delayLimiter(ctx context.Context, table string, d time.Duration) {
 	dl, ok := cl.limiter.(Delayer)
 	if !ok {
 		return
 	}
+	d = min(d, cl.cfg.MaxRetryDelay)
 	if err := dl.Delay(ctx, d); err != nil && ctx.Err() == nil {
 		cl.log.WarnContext(ctx, "servicenow throttled: could not delay the shared request budget",
 			slog.String("table", table), slog.Duration("retry_after", d), slog.Any("err", err))
