@@ -147,6 +147,7 @@ It refuses to run while a steward serve uses the database: stop it first.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.DatabaseURL, "db", cfg.DatabaseURL, "SQLite database file or postgres:// URL (env STEWARD_DATABASE_URL)")
+	cmd.AddCommand(newMigrateCopyCommand()) // migrate_copy.go
 	return cmd
 }
 

@@ -47,6 +47,9 @@ type CopyOptions struct {
 	// Progress, when set, is called when a table starts, after each
 	// batch, and when the table is done.
 	Progress func(CopyProgress)
+	// insert writes Steward's tables with multi-row INSERTs instead of
+	// COPY: only for measuring one against the other (copy_bench_test.go).
+	insert bool
 }
 
 // CopyProgress is how far the copy of one table is.
@@ -70,6 +73,9 @@ type CopyReport struct {
 	Sequences int
 	// InstallationID is the source's, now the target's too.
 	InstallationID string
+	// Rebuild is the time taken to build the target's secondary indexes
+	// and foreign keys again after the rows were in.
+	Rebuild time.Duration
 }
 
 // TableCopy is one copied table.
@@ -122,10 +128,6 @@ type copyColumn struct {
 	// in a form the kind compares; param wraps the target's placeholder
 	// (River's conversions) and is "" for a plain COPY.
 	srcExpr, dstExpr, param string
-	// deferred columns are copied as NULL and set once every table is in
-	// (a foreign key cycle: assignment.ticket_group_id and
-	// ticket_group.leader_assignment_id).
-	deferred bool
 }
 
 // copyTable is one table to copy.
@@ -412,11 +414,7 @@ func plan(ctx context.Context, src, dst *DB) ([]*copyTable, []SkippedTable, erro
 		}
 		tables = append(tables, t)
 	}
-	ordered, err := orderByForeignKeys(ctx, dst, tables, dstCols)
-	if err != nil {
-		return nil, nil, err
-	}
-	return ordered, skipped, nil
+	return tables, skipped, nil
 }
 
 func planTable(ctx context.Context, src *DB, name string, dstCols map[string]pgColumn) (*copyTable, error) {
@@ -530,106 +528,6 @@ func pgColumns(ctx context.Context, dst *DB) (map[string]map[string]pgColumn, er
 	return out, rows.Err()
 }
 
-// orderByForeignKeys orders tables so that every table comes after the
-// tables its foreign keys reference (on the target, where they are
-// enforced), keeping the source's creation order otherwise. A cycle is
-// broken at a nullable foreign key column, which is copied as NULL and set
-// at the end (deferred).
-func orderByForeignKeys(ctx context.Context, dst *DB, tables []*copyTable, dstCols map[string]map[string]pgColumn) ([]*copyTable, error) {
-	rows, err := dst.read.QueryContext(ctx, `SELECT cl.relname, ref.relname, a.attname
-		FROM pg_constraint c
-		JOIN pg_class cl ON cl.oid = c.conrelid
-		JOIN pg_class ref ON ref.oid = c.confrelid
-		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
-		WHERE c.contype = 'f' AND cl.relnamespace = current_schema()::regnamespace`)
-	if err != nil {
-		return nil, fmt.Errorf("read the target's foreign keys: %w", err)
-	}
-	type edge struct{ ref, col string }
-	deps := make(map[string][]edge)
-	for rows.Next() {
-		var from, ref, col string
-		if err := rows.Scan(&from, &ref, &col); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read the target's foreign keys: %w", err)
-		}
-		if from != ref {
-			deps[from] = append(deps[from], edge{ref, col})
-		}
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("read the target's foreign keys: %w", err)
-	}
-	copied := make(map[string]bool, len(tables))
-	for _, t := range tables {
-		copied[t.name] = true
-	}
-	var out []*copyTable
-	done := make(map[string]bool)
-	pending := slices.Clone(tables)
-	for len(pending) > 0 {
-		progressed := false
-		for i := 0; i < len(pending); i++ {
-			t := pending[i]
-			ready := true
-			for _, e := range deps[t.name] {
-				if copied[e.ref] && !done[e.ref] && !t.isDeferred(e.col) {
-					ready = false
-				}
-			}
-			if ready {
-				out = append(out, t)
-				done[t.name] = true
-				pending = slices.Delete(pending, i, i+1)
-				i--
-				progressed = true
-			}
-		}
-		if progressed {
-			continue
-		}
-		// A cycle: defer a nullable foreign key of the first waiting table
-		// that has one.
-		broken := false
-		for _, t := range pending {
-			for _, e := range deps[t.name] {
-				if copied[e.ref] && !done[e.ref] && !t.isDeferred(e.col) && dstCols[t.name][e.col].nullable && !t.inPK(e.col) {
-					t.deferColumn(e.col)
-					broken = true
-					break
-				}
-			}
-			if broken {
-				break
-			}
-		}
-		if !broken {
-			names := make([]string, len(pending))
-			for i, t := range pending {
-				names[i] = t.name
-			}
-			return nil, steward.Errorf(steward.CodeConflict, "the target's foreign keys between %s form a cycle without a nullable column: cannot copy", strings.Join(names, ", "))
-		}
-	}
-	return out, nil
-}
-
-func (t *copyTable) isDeferred(col string) bool {
-	return slices.ContainsFunc(t.cols, func(c copyColumn) bool { return c.name == col && c.deferred })
-}
-
-func (t *copyTable) inPK(col string) bool {
-	return slices.ContainsFunc(t.pk, func(c copyColumn) bool { return c.name == col })
-}
-
-func (t *copyTable) deferColumn(col string) {
-	for i := range t.cols {
-		if t.cols[i].name == col {
-			t.cols[i].deferred = true
-		}
-	}
-}
-
 func (t *copyTable) selectList(dst bool) string {
 	exprs := make([]string, len(t.cols))
 	for i, c := range t.cols {
@@ -666,9 +564,18 @@ func (t *copyTable) columnNames() []string {
 }
 
 // Copy copies every row of src (SQLite) into dst (PostgreSQL), after
-// CheckCopyable. Each batch of rows is its own transaction on dst: a copy
-// that fails leaves dst partly filled, and a second copy refuses it until
-// it is emptied (drop and create the database again).
+// CheckCopyable, table by table in primary-key order; each batch of rows
+// is one transaction on dst.
+//
+// Like pg_restore, it loads the rows first and builds the target's
+// secondary indexes and foreign keys afterwards: it drops them in the
+// transaction of the first batch and creates them again at the end, which
+// also validates every foreign key. That loads assessments 4 times faster
+// than with the indexes and per-row foreign key checks in place
+// (copy_bench_test.go). A copy that fails empties the target's tables and
+// restores its indexes and foreign keys, so the target is as it was; only
+// a copy killed mid-way leaves it partly filled, without them, and a second
+// copy refuses it: drop and create the database again.
 func Copy(ctx context.Context, src, dst *DB, opts CopyOptions) (*CopyReport, error) {
 	if opts.BatchRows <= 0 {
 		opts.BatchRows = DefaultCopyBatch
@@ -686,22 +593,25 @@ func Copy(ctx context.Context, src, dst *DB, opts CopyOptions) (*CopyReport, err
 			return nil, fmt.Errorf("count running jobs: %w", err)
 		}
 	}
+	deferred, err := readDeferrable(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	c := &copier{src: src, dst: dst, opts: opts, pending: deferred.drop()}
 	for _, t := range tables {
 		start := time.Now()
-		n, err := copyRows(ctx, src, dst, t, opts)
+		n, err := c.copyRows(ctx, t)
 		if err != nil {
-			return report, fmt.Errorf("copy %s: %w", t.name, err)
+			return report, c.undo(ctx, tables, deferred, fmt.Errorf("copy %s: %w", t.name, err))
 		}
 		report.Tables = append(report.Tables, TableCopy{Table: t.name, Rows: n, Duration: time.Since(start)})
 	}
-	for _, t := range tables {
-		for _, c := range t.cols {
-			if c.deferred {
-				if err := fillDeferred(ctx, src, dst, t, c, opts.BatchRows); err != nil {
-					return report, fmt.Errorf("copy %s.%s: %w", t.name, c.name, err)
-				}
-			}
+	if c.dropped {
+		start := time.Now()
+		if err := execLong(ctx, dst, deferred.create()); err != nil {
+			return report, c.undo(ctx, tables, deferred, err)
 		}
+		report.Rebuild = time.Since(start)
 	}
 	if report.Sequences, err = setSequences(ctx, src, dst, tables); err != nil {
 		return report, err
@@ -714,51 +624,174 @@ func Copy(ctx context.Context, src, dst *DB, opts CopyOptions) (*CopyReport, err
 	return report, nil
 }
 
+// deferrable are the target's secondary indexes (those that back no
+// constraint) and foreign keys, built after the rows are in.
+type deferrable struct {
+	indexes     []schemaObject // name, CREATE INDEX statement
+	foreignKeys []schemaObject // table, name, definition
+}
+
+type schemaObject struct{ table, name, def string }
+
+func readDeferrable(ctx context.Context, dst *DB) (deferrable, error) {
+	var d deferrable
+	var err error
+	d.indexes, err = readObjects(ctx, dst, `SELECT c.relname, ic.relname, pg_get_indexdef(i.indexrelid)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+		WHERE c.relnamespace = current_schema()::regnamespace
+		AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1, 2`)
+	if err != nil {
+		return d, fmt.Errorf("read the target's indexes: %w", err)
+	}
+	d.foreignKeys, err = readObjects(ctx, dst, `SELECT cl.relname, c.conname, pg_get_constraintdef(c.oid)
+		FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
+		WHERE c.contype = 'f' AND cl.relnamespace = current_schema()::regnamespace ORDER BY 1, 2`)
+	if err != nil {
+		return d, fmt.Errorf("read the target's foreign keys: %w", err)
+	}
+	return d, nil
+}
+
+func readObjects(ctx context.Context, db *DB, query string) ([]schemaObject, error) {
+	rows, err := db.read.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []schemaObject
+	for rows.Next() {
+		var o schemaObject
+		if err := rows.Scan(&o.table, &o.name, &o.def); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+func (d deferrable) drop() []string {
+	var stmts []string
+	for _, fk := range d.foreignKeys {
+		stmts = append(stmts, `ALTER TABLE `+quoteIdent(fk.table)+` DROP CONSTRAINT `+quoteIdent(fk.name))
+	}
+	for _, ix := range d.indexes {
+		stmts = append(stmts, `DROP INDEX `+quoteIdent(ix.name))
+	}
+	return stmts
+}
+
+func (d deferrable) create() []string {
+	var stmts []string
+	for _, ix := range d.indexes {
+		stmts = append(stmts, ix.def)
+	}
+	for _, fk := range d.foreignKeys {
+		stmts = append(stmts, `ALTER TABLE `+quoteIdent(fk.table)+` ADD CONSTRAINT `+quoteIdent(fk.name)+` `+fk.def)
+	}
+	return stmts
+}
+
+// execLong runs statements in one transaction without the pool's
+// statement timeout: an index over millions of rows takes longer.
+func execLong(ctx context.Context, db *DB, stmts []string) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return mapError(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		return mapError(err)
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, mapError(err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", mapError(err))
+	}
+	return nil
+}
+
+// copier writes the batches; pending holds the statements that drop the
+// deferred indexes and foreign keys, run in the first batch's transaction
+// so that the target never lacks them while it holds no row (a copy killed
+// before that changed nothing; one killed after left rows, which a second
+// copy refuses).
+type copier struct {
+	src, dst *DB
+	opts     CopyOptions
+	pending  []string
+	dropped  bool
+}
+
+// undo empties the copied tables and restores the deferred indexes and
+// foreign keys after a failed copy, and returns cause (with what undo
+// could not do).
+func (c *copier) undo(ctx context.Context, tables []*copyTable, d deferrable, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = quoteIdent(t.name)
+	}
+	stmts := []string{`TRUNCATE ` + strings.Join(names, ", ") + ` RESTART IDENTITY`}
+	if c.dropped {
+		stmts = append(stmts, d.create()...)
+	}
+	if err := execLong(ctx, c.dst, stmts); err != nil {
+		return fmt.Errorf("%w; emptying the target again failed too (%v): drop and create the target database before copying again", cause, err)
+	}
+	return fmt.Errorf("%w (the target was emptied again)", cause)
+}
+
 // copyRows streams t from src in primary-key order and writes it to dst in
 // batches.
-func copyRows(ctx context.Context, src, dst *DB, t *copyTable, opts CopyOptions) (int64, error) {
+func (c *copier) copyRows(ctx context.Context, t *copyTable) (int64, error) {
 	start := time.Now()
 	var total int64
-	if err := src.read.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteIdent(t.name)).Scan(&total); err != nil {
+	if err := c.src.read.QueryRowContext(ctx, `SELECT count(*) FROM `+quoteIdent(t.name)).Scan(&total); err != nil {
 		return 0, fmt.Errorf("count: %w", err)
 	}
 	report := func(done int64, finished bool) {
-		if opts.Progress != nil {
-			opts.Progress(CopyProgress{Table: t.name, Done: done, Total: total, Elapsed: time.Since(start), Finished: finished})
+		if c.opts.Progress != nil {
+			c.opts.Progress(CopyProgress{Table: t.name, Done: done, Total: total, Elapsed: time.Since(start), Finished: finished})
 		}
 	}
 	report(0, false)
 	if t.replace {
-		if _, err := dst.write.ExecContext(ctx, `DELETE FROM `+quoteIdent(t.name)); err != nil {
+		if _, err := c.dst.write.ExecContext(ctx, `DELETE FROM `+quoteIdent(t.name)); err != nil {
 			return 0, fmt.Errorf("empty the target's table: %w", mapError(err))
 		}
 	}
-	rows, err := src.read.QueryContext(ctx, `SELECT `+t.selectList(false)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(false))
+	rows, err := c.src.read.QueryContext(ctx, `SELECT `+t.selectList(false)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(false))
 	if err != nil {
 		return 0, fmt.Errorf("read: %w", err)
 	}
 	defer rows.Close()
 
-	conn, err := dst.write.Conn(ctx)
+	conn, err := c.dst.write.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("connect to the target: %w", err)
 	}
 	defer conn.Close()
 
-	batch := make([][]any, 0, opts.BatchRows)
+	batch := make([][]any, 0, c.opts.BatchRows)
 	var done int64
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		var err error
-		if t.river {
-			err = insertBatch(ctx, conn, t, batch)
+		if t.river || c.opts.insert {
+			err = insertBatch(ctx, conn, t, c.pending, batch)
 		} else {
-			err = copyBatch(ctx, conn, t, batch)
+			err = copyBatch(ctx, conn, t, c.pending, batch)
 		}
 		if err != nil {
 			return err
+		}
+		if len(c.pending) > 0 {
+			c.pending, c.dropped = nil, true
 		}
 		done += int64(len(batch))
 		batch = batch[:0]
@@ -774,19 +807,15 @@ func copyRows(ctx context.Context, src, dst *DB, t *copyTable, opts CopyOptions)
 		if err := rows.Scan(ptrs...); err != nil {
 			return done, fmt.Errorf("read: %w", err)
 		}
-		for i, c := range t.cols {
-			if c.deferred {
-				vals[i] = nil
-				continue
-			}
-			v, err := toTarget(c.kind, vals[i])
+		for i, col := range t.cols {
+			v, err := toTarget(col.kind, vals[i])
 			if err != nil {
-				return done, fmt.Errorf("row %d, column %s: %w", done+int64(len(batch))+1, c.name, err)
+				return done, fmt.Errorf("row %d, column %s: %w", done+int64(len(batch))+1, col.name, err)
 			}
 			vals[i] = v
 		}
 		batch = append(batch, vals)
-		if len(batch) == opts.BatchRows {
+		if len(batch) == c.opts.BatchRows {
 			if err := flush(); err != nil {
 				return done, err
 			}
@@ -802,9 +831,9 @@ func copyRows(ctx context.Context, src, dst *DB, t *copyTable, opts CopyOptions)
 	return done, nil
 }
 
-// copyBatch writes rows with COPY in one transaction. COPY writes the
-// given IDs even into GENERATED ALWAYS identity columns.
-func copyBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) error {
+// copyBatch writes rows with COPY in one transaction, after the prelude
+// statements.
+func copyBatch(ctx context.Context, conn *sql.Conn, t *copyTable, prelude []string, rows [][]any) error {
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		tx, err := pc.Begin(ctx)
@@ -812,6 +841,11 @@ func copyBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) 
 			return mapError(err)
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+		for _, s := range prelude {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, mapError(err))
+			}
+		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.columnNames(), pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("write: %w", mapError(err))
 		}
@@ -822,14 +856,20 @@ func copyBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) 
 	})
 }
 
-// insertBatch writes River's rows with multi-row INSERTs, whose
-// placeholders carry each column's conversion, in one transaction.
-func insertBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any) error {
+// insertBatch writes rows with multi-row INSERTs, whose placeholders carry
+// each column's conversion (River's tables), in one transaction, after the
+// prelude statements.
+func insertBatch(ctx context.Context, conn *sql.Conn, t *copyTable, prelude []string, rows [][]any) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapError(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	for _, s := range prelude {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, mapError(err))
+		}
+	}
 	// PostgreSQL takes at most 65535 parameters per statement.
 	per := max(1, 60000/len(t.cols))
 	for len(rows) > 0 {
@@ -847,7 +887,11 @@ func insertBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any
 					b.WriteString(", ")
 				}
 				args = append(args, rows[r][i])
-				fmt.Fprintf(&b, c.param, "$"+strconv.Itoa(len(args)))
+				param := c.param
+				if param == "" {
+					param = "%s"
+				}
+				fmt.Fprintf(&b, param, "$"+strconv.Itoa(len(args)))
 			}
 			b.WriteByte(')')
 		}
@@ -860,58 +904,6 @@ func insertBatch(ctx context.Context, conn *sql.Conn, t *copyTable, rows [][]any
 		return fmt.Errorf("commit: %w", mapError(err))
 	}
 	return nil
-}
-
-// fillDeferred sets a column copied as NULL (a foreign key cycle) from the
-// source, in batches.
-func fillDeferred(ctx context.Context, src, dst *DB, t *copyTable, c copyColumn, batchRows int) error {
-	if len(t.pk) != 1 || t.pk[0].kind != kindInt || c.kind != kindInt {
-		return steward.Errorf(steward.CodeConflict, "cannot set %s.%s after the copy: only integer columns of tables with an integer key are deferred", t.name, c.name)
-	}
-	pk := t.pk[0]
-	rows, err := src.read.QueryContext(ctx, `SELECT `+pk.srcExpr+`, `+c.srcExpr+` FROM `+quoteIdent(t.name)+
-		` WHERE `+c.srcExpr+` IS NOT NULL ORDER BY `+pk.srcExpr)
-	if err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	defer rows.Close()
-	var ids, vals []int64
-	flush := func() error {
-		if len(ids) == 0 {
-			return nil
-		}
-		_, err := dst.write.ExecContext(ctx, `UPDATE `+quoteIdent(t.name)+` AS t SET `+quoteIdent(c.name)+` = v.val
-			FROM unnest($1::bigint[], $2::bigint[]) AS v(id, val) WHERE t.`+quoteIdent(pk.name)+` = v.id`, ids, vals)
-		ids, vals = ids[:0], vals[:0]
-		if err != nil {
-			return fmt.Errorf("write: %w", mapError(err))
-		}
-		return nil
-	}
-	for rows.Next() {
-		var id, v any
-		if err := rows.Scan(&id, &v); err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		idv, err := toTarget(kindInt, id)
-		if err != nil {
-			return err
-		}
-		vv, err := toTarget(kindInt, v)
-		if err != nil {
-			return err
-		}
-		ids, vals = append(ids, idv.(int64)), append(vals, vv.(int64))
-		if len(ids) == batchRows {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	return flush()
 }
 
 // setSequences sets every identity or serial sequence of the copied tables
@@ -1082,6 +1074,7 @@ func Verify(ctx context.Context, src, dst *DB) ([]TableCheck, error) {
 
 // tableReader reads one side of a table in canonical row encodings.
 type tableReader struct {
+	tx   *sql.Tx
 	rows *sql.Rows
 	t    *copyTable
 	vals []any
@@ -1093,15 +1086,33 @@ type tableReader struct {
 }
 
 func newTableReader(ctx context.Context, db *DB, t *copyTable, dst bool) (*tableReader, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+t.selectList(dst)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(dst))
+	// One read-only transaction, so that PostgreSQL's statement timeout
+	// can be lifted for it: reading a large table takes longer.
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
-	r := &tableReader{rows: rows, t: t, vals: make([]any, len(t.cols)), ptrs: make([]any, len(t.cols)), sum: sha256.New()}
+	if db.dialect == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			_ = tx.Rollback()
+			return nil, err
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+t.selectList(dst)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(dst))
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	r := &tableReader{tx: tx, rows: rows, t: t, vals: make([]any, len(t.cols)), ptrs: make([]any, len(t.cols)), sum: sha256.New()}
 	for i := range r.vals {
 		r.ptrs[i] = &r.vals[i]
 	}
 	return r, nil
+}
+
+func (r *tableReader) close() {
+	r.rows.Close()
+	_ = r.tx.Rollback() // read only
 }
 
 // next reads and encodes the next row; false at the end or on an error.
@@ -1144,12 +1155,12 @@ func verifyTable(ctx context.Context, src, dst *DB, t *copyTable) (TableCheck, e
 	if err != nil {
 		return check, fmt.Errorf("read source: %w", err)
 	}
-	defer s.rows.Close()
+	defer s.close()
 	d, err := newTableReader(ctx, dst, t, true)
 	if err != nil {
 		return check, fmt.Errorf("read target: %w", err)
 	}
-	defer d.rows.Close()
+	defer d.close()
 	for {
 		sok, dok := s.next(), d.next()
 		if s.err != nil {

@@ -132,6 +132,7 @@ func TestCopyToPostgres(t *testing.T) {
 	// copied as they are.
 	dst.SetSecretBox(box)
 
+	schema := targetSchema(t, dst)
 	var progress []store.CopyProgress
 	report, err := store.Copy(ctx, src, dst, store.CopyOptions{BatchRows: 7, Progress: func(p store.CopyProgress) { progress = append(progress, p) }})
 	require.NoError(t, err)
@@ -164,6 +165,8 @@ func TestCopyToPostgres(t *testing.T) {
 		return d
 	}())
 	require.True(t, assessment[len(assessment)-1].Finished)
+
+	require.Equal(t, schema, targetSchema(t, dst), "indexes and foreign keys are built again after the rows")
 
 	checks, err := store.Verify(ctx, src, dst)
 	require.NoError(t, err)
@@ -217,10 +220,13 @@ func TestCopyToPostgres(t *testing.T) {
 		return s.Password.Reveal(), err
 	})
 	same("rules", func(db *store.DB) (any, error) { return db.FindRules(ctx) })
-	// FindSources and FindSource do not run on PostgreSQL yet
-	// (group_concat); the source's row is covered by Verify.
+	same("sources", func(db *store.DB) (any, error) { return db.FindSources(ctx) })
 	same("source secrets", func(db *store.DB) (any, error) {
-		sec, err := db.FindSourceSecrets(ctx, 1)
+		s, err := db.FindSource(ctx, "azure")
+		if err != nil {
+			return nil, err
+		}
+		sec, err := db.FindSourceSecrets(ctx, s.ID)
 		return sec["client_secret"].Reveal(), err
 	})
 	same("audit", func(db *store.DB) (any, error) {
@@ -339,4 +345,54 @@ func TestSQLiteSchemaVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sv.Latest(), v)
 	require.GreaterOrEqual(t, v, 13)
+}
+
+// targetSchema lists the indexes and constraints of a PostgreSQL database.
+func targetSchema(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	rows, err := db.Writer().QueryContext(t.Context(), `SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
+		UNION ALL SELECT conrelid::regclass::text || '.' || conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE connamespace = current_schema()::regnamespace ORDER BY 1`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	require.Greater(t, len(out), 50)
+	return out
+}
+
+// TestCopyFailureEmptiesTheTarget: a copy that fails part-way (here a
+// source value that does not convert, in the last table) leaves the target
+// as it was: empty, with every index and foreign key; the copy then
+// succeeds once the source is fixed.
+func TestCopyFailureEmptiesTheTarget(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	src := storetest.MustOpen(t)
+	fillForCopy(t, src)
+	_, err := src.Writer().ExecContext(ctx, `UPDATE ticket_group SET created_at = 'yesterday' WHERE id = 1`)
+	require.NoError(t, err)
+	dst := storetest.MustOpenURL(t, pgtest.URL(t))
+	schema := targetSchema(t, dst)
+
+	_, err = store.Copy(ctx, src, dst, store.CopyOptions{BatchRows: 3})
+	require.ErrorContains(t, err, "copy ticket_group: row 1, column created_at: cannot convert string yesterday")
+	require.ErrorContains(t, err, "(the target was emptied again)")
+	require.Equal(t, schema, targetSchema(t, dst))
+	require.NoError(t, store.CheckCopyable(ctx, src, dst))
+
+	_, err = src.Writer().ExecContext(ctx, `UPDATE ticket_group SET created_at = '1767225600000000' WHERE id = 1`)
+	require.NoError(t, err)
+	_, err = store.Copy(ctx, src, dst, store.CopyOptions{})
+	require.NoError(t, err)
+	checks, err := store.Verify(ctx, src, dst)
+	require.NoError(t, err)
+	for _, c := range checks {
+		require.True(t, c.Match(), "%s: %+v", c.Table, c)
+	}
 }
