@@ -31,9 +31,18 @@ import (
 // serve` does, logging to logs (text) at level.
 func newServer(t *testing.T, dbPath string, logs io.Writer, level slog.Level) (*server.Server, error) {
 	t.Helper()
+	return newServerOn(t, func(c *config.Config) { c.DatabaseURL = dbPath }, logs, level)
+}
+
+// newServerOn is newServer on the database that edit sets.
+func newServerOn(t *testing.T, edit func(*config.Config), logs io.Writer, level slog.Level) (*server.Server, error) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = dbPath
+	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfg.ShutdownTimeout = 5 * time.Second
 	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})))
 	if err != nil {
@@ -196,20 +205,23 @@ func TestLinksOnAllInterfacesUseHostName(t *testing.T) {
 }
 
 // TestIdleLogsAtInfo: an idle server logs nothing at info about River's
-// routine (producer job counts, every few seconds), and each migration of a
-// new database once.
+// routine (producer job counts, every few seconds) or its own heartbeat,
+// and each migration of a new database once, on either store.
 func TestIdleLogsAtInfo(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for River's periodic reports")
 	}
-	var logs syncBuffer
-	_, err := newServer(t, filepath.Join(t.TempDir(), "steward.db"), &logs, slog.LevelInfo)
-	require.NoError(t, err)
-	time.Sleep(11 * time.Second) // River reports job counts every 5 s
-	out := logs.String()
-	require.NotContains(t, out, "Producer job counts")
-	require.NotContains(t, out, "component=jobs", "River's routine is debug: %s", out)
-	require.Equal(t, 1, strings.Count(out, `msg="river migration applied" component=store version=1 `), out)
-	require.NotContains(t, out, "Applied migration", "the migrator's own lines repeat ours")
+	forEachStore(t, func(t *testing.T, st storeKind) {
+		var logs syncBuffer
+		_, err := newServerOn(t, st.configure(t), &logs, slog.LevelInfo)
+		require.NoError(t, err)
+		time.Sleep(11 * time.Second) // River reports job counts every 5 s
+		out := logs.String()
+		require.NotContains(t, out, "Producer job counts")
+		require.NotContains(t, out, "component=jobs", "River's routine is debug: %s", out)
+		require.NotContains(t, out, "heartbeat", "renewing the heartbeat is routine: %s", out)
+		require.Equal(t, 1, strings.Count(out, `msg="river migration applied" component=store version=1 `), out)
+		require.NotContains(t, out, "Applied migration", "the migrator's own lines repeat ours")
+	})
 }

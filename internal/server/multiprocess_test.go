@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -198,4 +200,83 @@ func TestJobsOfASilentProcessAreRetried(t *testing.T) {
 	// Several rescue rounds have run since; the live process's job stays.
 	s, _ := state(ofAlive)
 	require.Equal(t, "running", s)
+}
+
+// TestDatabasePasswordNeverShown: the database URL's password appears in
+// no log line, at debug level, of a server that starts, serves and stops,
+// nor in the error of one whose database does not exist.
+func TestDatabasePasswordNeverShown(t *testing.T) {
+	t.Parallel()
+	const password = "pw-Never-Shown-7d1c"
+	withPassword := func(raw string) string {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		u.User = url.UserPassword(u.User.Username(), password)
+		return u.String()
+	}
+	var logs syncBuffer
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = withPassword(pgtest.URL(t)) // the test server does not check passwords
+	cfg.SecretKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	cfg.SpoolDir = t.TempDir()
+	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	require.NoError(t, srv.Start(t.Context()))
+	resp, err := http.Get(srv.URL() + "/readyz")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotContains(t, string(body), password)
+	require.NoError(t, srv.Shutdown(context.Background()))
+	require.Contains(t, logs.String(), "steward listening")
+	require.Contains(t, logs.String(), "xxxxx", "the URL is logged, redacted")
+	require.NotContains(t, logs.String(), password)
+
+	u, err := url.Parse(cfg.DatabaseURL)
+	require.NoError(t, err)
+	u.Path = "/steward_no_such_database"
+	cfg.DatabaseURL = u.String()
+	_, err = server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.Error(t, err)
+	require.Equal(t, steward.CodeUnavailable, steward.ErrorCode(err))
+	require.Contains(t, err.Error(), "steward_no_such_database")
+	require.NotContains(t, err.Error(), password)
+	require.NotContains(t, logs.String(), password)
+}
+
+// storeKind is a store the end-to-end tests run a server on.
+type storeKind string
+
+const (
+	onSQLite   storeKind = "SQLite"
+	onPostgres storeKind = "PostgreSQL"
+)
+
+// forEachStore runs fn as a parallel subtest on each store. The PostgreSQL
+// one is skipped without STEWARD_TEST_POSTGRES_URL (failed under CI=true).
+func forEachStore(t *testing.T, fn func(t *testing.T, st storeKind)) {
+	for _, st := range []storeKind{onSQLite, onPostgres} {
+		t.Run(string(st), func(t *testing.T) {
+			t.Parallel()
+			fn(t, st)
+		})
+	}
+}
+
+// configure returns the config edit that puts a server on a fresh
+// database of st: nothing for SQLite (startInbound's file), a database of
+// its own for PostgreSQL, with the key and spool it needs.
+func (st storeKind) configure(t *testing.T) func(*config.Config) {
+	if st == onSQLite {
+		return nil
+	}
+	url, spool := pgtest.URL(t), t.TempDir()
+	return func(c *config.Config) {
+		c.DatabaseURL = url
+		c.SecretKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
+		c.SpoolDir = spool
+	}
 }
