@@ -117,3 +117,71 @@ func TestServiceNowSharedBudget(t *testing.T) {
 	t.Logf("in-process limiters: %d requests in %s = %.1f/s", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 	require.Greater(t, float64(n), 2*limit, "without the shared budget three processes send about three times the rate")
 }
+
+// TestServiceNowSharedRetryAfter: a 429 with Retry-After answered to one
+// process's client holds back the other process's client too (PostgreSQL,
+// two handles on one database).
+func TestServiceNowSharedRetryAfter(t *testing.T) {
+	url := pgtest.URL(t)
+	emu := snowemu.New(snowemu.Options{AdminPassword: "emu-pw", NoSeed: true}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = emu.Close() })
+	_, err := emu.AddUser(snowemu.UserSpec{UserName: "steward", FirstName: "Steward", LastName: "Integration",
+		Email: "steward@example.com", Password: "pw-budget", Roles: []string{"itil"}})
+	require.NoError(t, err)
+	var (
+		mu       sync.Mutex
+		arrivals []time.Time
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		first := len(arrivals) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "2")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":{"message":"Rate limit exceeded"},"status":"failure"}`))
+			return
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	dbA, dbB := storetest.MustOpenURL(t, url), storetest.MustOpenURL(t, url)
+	stored := storetest.Integration(t, dbA, "budget", "/subscriptions/s1")
+	in := *stored
+	in.InstanceURL, in.Local, in.RequestsPerSecond = srv.URL, true, 100
+	secrets := store.IntegrationSecrets{Password: secret.New("pw-budget")}
+	logger := slog.New(slog.DiscardHandler)
+	a, err := server.ServiceNowFactoryFor(dbA, logger, netpolicy.Policy{})(&in, secrets)
+	require.NoError(t, err)
+	b, err := server.ServiceNowFactoryFor(dbB, logger, netpolicy.Policy{})(&in, secrets)
+	require.NoError(t, err)
+
+	ref := itsm.Ref{Table: "incident", SysID: "00000000000000000000000000000000"}
+	// a is answered 429 with Retry-After: 2, waits and retries (404).
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Ticket(t.Context(), ref)
+		aDone <- err
+	}()
+	// Once a has passed the Retry-After on to the budget (the row is more
+	// than a second ahead of the database's clock)...
+	require.Eventually(t, func() bool {
+		var ahead float64
+		err := dbB.Writer().QueryRowContext(t.Context(), `SELECT tat - EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 FROM rate_budget WHERE integration_id = $1`,
+			in.ID).Scan(&ahead)
+		return err == nil && ahead > 1e6
+	}, 5*time.Second, 5*time.Millisecond)
+	// b, another process, asks meanwhile: it waits for the pause too.
+	_, err = b.Ticket(t.Context(), ref)
+	require.True(t, itsm.IsKind(err, itsm.KindNotFound), "%v", err)
+	require.True(t, itsm.IsKind(<-aDone, itsm.KindNotFound))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, arrivals, 3)
+	for _, at := range arrivals[1:] {
+		require.GreaterOrEqual(t, at.Sub(arrivals[0]), 1900*time.Millisecond, "a request within the Retry-After")
+	}
+}
