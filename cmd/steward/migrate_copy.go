@@ -97,11 +97,13 @@ func runMigrateCopy(cmd *cobra.Command, from, to string, batch int) error {
 	p := newProgress(stderr)
 	report, err := store.Copy(ctx, src, dst, store.CopyOptions{BatchRows: batch, Progress: func(cp store.CopyProgress) {
 		if !cp.Finished {
+			if cp.Done == 0 {
+				p.restart() // the rate and ETA are the table's
+			}
 			p.show(p.line(cp.Table, cp.Done, cp.Total, cp.Done, "rows"))
 			return
 		}
-		p.done()
-		fmt.Fprintf(stderr, "  %-26s %10d rows  %7.1fs  %9s rows/s\n", cp.Table, cp.Done, cp.Elapsed.Seconds(), rate(cp.Done, cp.Elapsed))
+		p.replaceLine(fmt.Sprintf("  %-26s %10d rows  %7.1fs  %9s rows/s", cp.Table, cp.Done, cp.Elapsed.Seconds(), rate(cp.Done, cp.Elapsed)))
 	}})
 	p.done()
 	if err != nil {
@@ -134,6 +136,18 @@ func runMigrateCopy(cmd *cobra.Command, from, to string, batch int) error {
 	}
 	fmt.Fprintf(stdout, "All %d tables match. Run steward serve with STEWARD_DATABASE_URL set to the --to URL and the same secret key.\n", len(checks))
 	return nil
+}
+
+// replaceLine writes s as a line of its own, in place of the progress
+// line on a terminal.
+func (p *progress) replaceLine(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+	fmt.Fprintln(p.w, s)
 }
 
 // printChecks prints the verification table and returns how many tables
