@@ -76,13 +76,21 @@ func fillForCopy(t *testing.T, db *store.DB) {
 		return tx.CreateSource(ctx, src, store.SourceSecrets{"client_secret": secret.New("source-secret-1")}, "admin")
 	}))
 	hash := sha256.Sum256([]byte("token-secret"))
+	var tokenID int64
 	require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.CreateToken(ctx, store.NewToken{Name: "ops", Role: steward.RoleOwner, SecretHash: hash[:], Prefix: "stw_abcd"}, "admin")
+		tok, err := tx.CreateToken(ctx, store.NewToken{Name: "ops", Role: steward.RoleOwner, SecretHash: hash[:], Prefix: "stw_abcd"}, "admin")
 		if err != nil {
 			return err
 		}
+		tokenID = tok.ID
 		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: "admin", Action: "test.copied", Details: map[string]any{"n": 1.5}})
 	}))
+	session := sha256.Sum256([]byte("session-secret"))
+	require.NoError(t, db.CreateSession(ctx, &store.Session{TokenID: tokenID, Name: "ops", Role: steward.RoleOwner,
+		ExpiresAt: time.Now().Add(time.Hour)}, session[:]))
+	// A rate that is not a whole number: REAL and DOUBLE PRECISION.
+	_, err = db.Writer().ExecContext(ctx, `UPDATE integration SET requests_per_second = 0.1`)
+	require.NoError(t, err)
 
 	// Jobs: queued now and later, unique, tagged; then one made running
 	// (as a crashed server leaves it) and one discarded with errors.
@@ -179,17 +187,20 @@ func TestCopyToPostgres(t *testing.T) {
 	srcID, err := src.InstallationID(ctx)
 	require.NoError(t, err)
 	require.Equal(t, srcID, report.InstallationID)
-	dstID, err := storetest.MustOpenURL(t, dstURL).InstallationID(ctx)
-	require.NoError(t, err)
-	require.Equal(t, srcID, dstID, "the installation ID (in every correlation ID) moves with the data")
+	// Read back through a new handle, as a server started on it would.
+	reopened := storetest.MustOpenURL(t, dstURL)
+	reopened.SetSecretBox(box)
 	same := func(name string, read func(db *store.DB) (any, error)) {
 		t.Helper()
 		want, err := read(src)
 		require.NoError(t, err, name)
-		got, err := read(dst)
+		got, err := read(reopened)
 		require.NoError(t, err, name)
 		require.Equal(t, want, got, name)
 	}
+	dstID, err := reopened.InstallationID(ctx)
+	require.NoError(t, err)
+	require.Equal(t, srcID, dstID, "the installation ID (in every correlation ID) moves with the data")
 	same("assessments", func(db *store.DB) (any, error) {
 		a, _, err := db.FindAssessments(ctx, store.AssessmentFilter{Limit: 100})
 		return a, err
@@ -234,6 +245,9 @@ func TestCopyToPostgres(t *testing.T) {
 		return a, err
 	})
 	same("tokens", func(db *store.DB) (any, error) { return db.FindTokens(ctx) })
+	hash, session := sha256.Sum256([]byte("token-secret")), sha256.Sum256([]byte("session-secret")) // fillForCopy's
+	same("token by hash", func(db *store.DB) (any, error) { return db.FindTokenByHash(ctx, hash[:]) })
+	same("session", func(db *store.DB) (any, error) { return db.FindSessionByHash(ctx, session[:]) })
 	same("sync state", func(db *store.DB) (any, error) {
 		ins, err := db.FindIntegrations(ctx)
 		if err != nil {
@@ -241,9 +255,9 @@ func TestCopyToPostgres(t *testing.T) {
 		}
 		return db.FindSyncState(ctx, ins[0].ID)
 	})
-	secret, err := dst.FindIntegrationSecrets(ctx, 1)
+	creds, err := reopened.FindIntegrationSecrets(ctx, 1)
 	require.NoError(t, err)
-	require.Equal(t, "pw-prod", secret.Password.Reveal(), "sealed with the source's key, opened with the same key")
+	require.Equal(t, "pw-prod", creds.Password.Reveal(), "sealed with the source's key, opened with the same key")
 
 	// New rows continue after the copied IDs.
 	as, _, err := dst.FindAssessments(ctx, store.AssessmentFilter{Limit: 100})
