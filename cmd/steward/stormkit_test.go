@@ -85,18 +85,3 @@ func (c *requestClock) peakIn(d time.Duration) int {
 	}
 	return peak
 }
-
-// peakSplit is peakIn of the requests before at and of those after it.
-func (c *requestClock) peakSplit(d time.Duration, at time.Time) (before, after int) {
-	c.mu.Lock()
-	var b, a requestClock
-	for _, tm := range c.times {
-		if tm.Before(at) {
-			b.times = append(b.times, tm)
-		} else {
-			a.times = append(a.times, tm)
-		}
-	}
-	c.mu.Unlock()
-	return b.peakIn(d), a.peakIn(d)
-}
