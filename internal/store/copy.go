@@ -132,10 +132,10 @@ type copyColumn struct {
 
 // copyTable is one table to copy.
 type copyTable struct {
-	name string
-	cols []copyColumn
-	pk   []copyColumn // ORDER BY, in key order
-	river bool // River's: written with INSERTs that convert (riverTables)
+	name  string
+	cols  []copyColumn
+	pk    []copyColumn // ORDER BY, in key order
+	river bool         // River's: written with INSERTs that convert (riverTables)
 	// replace: the target's rows are deleted first (meta holds the target's
 	// own installation ID, which the source's replaces).
 	replace bool
@@ -165,10 +165,10 @@ var riverTables = map[string][]copyColumn{
 		{name: "attempt", kind: kindInt, srcExpr: "attempt", dstExpr: "attempt", param: "%s::smallint"},
 		{name: "attempted_at", kind: kindTime, srcExpr: "attempted_at", dstExpr: "attempted_at", param: "%s::timestamptz"},
 		{name: "attempted_by", kind: kindJSON, srcExpr: "json(attempted_by)", dstExpr: "array_to_json(attempted_by)::text",
-			param: "(SELECT array_agg(e) FROM jsonb_array_elements_text(%s::jsonb) AS e)"},
+			param: jsonArray("jsonb_array_elements_text")},
 		{name: "created_at", kind: kindTime, srcExpr: "created_at", dstExpr: "created_at", param: "%s::timestamptz"},
 		{name: "errors", kind: kindJSON, srcExpr: "json(errors)", dstExpr: "array_to_json(errors)::text",
-			param: "(SELECT array_agg(e) FROM jsonb_array_elements(%s::jsonb) AS e)"},
+			param: jsonArray("jsonb_array_elements")},
 		{name: "finalized_at", kind: kindTime, srcExpr: "finalized_at", dstExpr: "finalized_at", param: "%s::timestamptz"},
 		{name: "kind", kind: kindText, srcExpr: "kind", dstExpr: "kind", param: "%s"},
 		{name: "max_attempts", kind: kindInt, srcExpr: "max_attempts", dstExpr: "max_attempts", param: "%s::smallint"},
@@ -178,9 +178,8 @@ var riverTables = map[string][]copyColumn{
 		{name: "state", kind: kindText, srcExpr: "CASE state WHEN 'running' THEN 'available' ELSE state END", dstExpr: "state::text",
 			param: "%s::river_job_state"},
 		{name: "scheduled_at", kind: kindTime, srcExpr: "scheduled_at", dstExpr: "scheduled_at", param: "%s::timestamptz"},
-		// A job without tags has '[]'; array_agg of nothing is NULL.
 		{name: "tags", kind: kindJSON, srcExpr: "json(tags)", dstExpr: "array_to_json(tags)::text",
-			param: "coalesce((SELECT array_agg(e) FROM jsonb_array_elements_text(%s::jsonb) AS e), '{}')"},
+			param: jsonArray("jsonb_array_elements_text")},
 		{name: "unique_key", kind: kindBytes, srcExpr: "unique_key", dstExpr: "unique_key", param: "%s::bytea"},
 		// SQLite's bit i (1<<i) is PostgreSQL's bit(8) position 7-i, which
 		// is what an integer cast to bit(8) gives.
@@ -193,6 +192,15 @@ var riverTables = map[string][]copyColumn{
 		{name: "paused_at", kind: kindTime, srcExpr: "paused_at", dstExpr: "paused_at", param: "%s::timestamptz"},
 		{name: "updated_at", kind: kindTime, srcExpr: "updated_at", dstExpr: "updated_at", param: "%s::timestamptz"},
 	},
+}
+
+// jsonArray is the parameter expression that turns a JSON array into a
+// PostgreSQL array of its elements (text or jsonb, as elements says), in
+// order; NULL stays NULL and [] becomes an empty array (array_agg of
+// nothing would be NULL).
+func jsonArray(elements string) string {
+	return `CASE WHEN %[1]s::jsonb IS NULL THEN NULL ELSE coalesce((SELECT array_agg(e ORDER BY i) FROM ` + elements +
+		`(%[1]s::jsonb) WITH ORDINALITY AS x (e, i)), '{}') END`
 }
 
 // notCopied are Steward tables that are compared but not copied:
