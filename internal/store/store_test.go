@@ -17,11 +17,13 @@ func TestStore(t *testing.T) {
 
 func TestReadyAfterClose(t *testing.T) {
 	t.Parallel()
-	db, err := store.Open(t.Context(), t.TempDir()+"/steward.db", storetest.Logger(t))
-	require.NoError(t, err)
-	require.NoError(t, db.Ready(t.Context()))
-	require.NoError(t, db.Close())
-	storetest.RequireCode(t, db.Ready(t.Context()), steward.CodeUnavailable)
+	storetest.ForEachBackendURL(t, func(t *testing.T, _ storetest.Backend, url string) {
+		db, err := store.Open(t.Context(), url, storetest.Logger(t))
+		require.NoError(t, err)
+		require.NoError(t, db.Ready(t.Context()))
+		require.NoError(t, db.Close())
+		storetest.RequireCode(t, db.Ready(t.Context()), steward.CodeUnavailable)
+	})
 }
 
 func TestRebindDollar(t *testing.T) {
