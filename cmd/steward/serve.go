@@ -29,9 +29,12 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 /readyz, and the background workers, on one listener. The database is created
 and migrated on first start.
 
-One serve per database file: a second one on the same file refuses to start,
-naming the process that runs (a lock on <database>.lock, released when that
-process ends, however it ends). 'tokens create --db' works while it runs.
+One serve per SQLite database file: a second one on the same file refuses to
+start, naming the process that runs (a lock on <database>.lock, released when
+that process ends, however it ends). 'tokens create --db' works while it runs.
+
+On PostgreSQL (--db postgres://...) any number of serve processes share the
+database and its work; they need the same STEWARD_SECRET_KEY (or _FILE).
 
 Settings come from flags, then STEWARD_* environment variables, then defaults.`,
 		Args: cobra.NoArgs,
@@ -122,7 +125,8 @@ func newMigrateCommand(stderr io.Writer) *cobra.Command {
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema, then exit",
 		Long: `serve migrates on start too; migrate is for upgrading before a rollout.
-It refuses to run while a steward serve uses the database: stop it first.`,
+It refuses to run while a steward serve uses a SQLite database: stop it first.
+On PostgreSQL it cannot tell that servers run: stop them all before an upgrade.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if envErr != nil {
