@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stewardhq/steward"
+	"golang.org/x/sync/errgroup"
 )
 
 // This file moves an installation from SQLite to PostgreSQL (`steward
@@ -771,72 +772,97 @@ func (c *copier) copyRows(ctx context.Context, t *copyTable) (int64, error) {
 			return 0, fmt.Errorf("empty the target's table: %w", mapError(err))
 		}
 	}
-	rows, err := c.src.read.QueryContext(ctx, `SELECT `+t.selectList(false)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(false))
-	if err != nil {
-		return 0, fmt.Errorf("read: %w", err)
-	}
-	defer rows.Close()
-
 	conn, err := c.dst.write.Conn(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("connect to the target: %w", err)
 	}
 	defer conn.Close()
 
-	batch := make([][]any, 0, c.opts.BatchRows)
+	// Reading the next batch from SQLite overlaps writing this one to
+	// PostgreSQL: each takes a core.
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan [][]any, 1)
+	g.Go(func() error {
+		defer close(batches)
+		return c.readBatches(gctx, t, batches)
+	})
 	var done int64
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	g.Go(func() error {
+		for batch := range batches {
+			var err error
+			if t.river || c.opts.insert {
+				err = insertBatch(gctx, conn, t, c.pending, batch)
+			} else {
+				err = copyBatch(gctx, conn, t, c.pending, batch)
+			}
+			if err != nil {
+				return err
+			}
+			if len(c.pending) > 0 {
+				c.pending, c.dropped = nil, true
+			}
+			done += int64(len(batch))
+			report(done, false)
 		}
-		var err error
-		if t.river || c.opts.insert {
-			err = insertBatch(ctx, conn, t, c.pending, batch)
-		} else {
-			err = copyBatch(ctx, conn, t, c.pending, batch)
-		}
-		if err != nil {
-			return err
-		}
-		if len(c.pending) > 0 {
-			c.pending, c.dropped = nil, true
-		}
-		done += int64(len(batch))
-		batch = batch[:0]
-		report(done, false)
 		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return done, err
 	}
+	report(done, true)
+	return done, nil
+}
+
+// readBatches reads t from the source in primary-key order, converts each
+// row for the target and sends the rows in batches.
+func (c *copier) readBatches(ctx context.Context, t *copyTable, out chan<- [][]any) error {
+	rows, err := c.src.read.QueryContext(ctx, `SELECT `+t.selectList(false)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(false))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	defer rows.Close()
+	send := func(batch [][]any) error {
+		select {
+		case out <- batch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	batch := make([][]any, 0, c.opts.BatchRows)
+	var n int64
+	ptrs := make([]any, len(t.cols))
 	for rows.Next() {
+		n++
 		vals := make([]any, len(t.cols))
-		ptrs := make([]any, len(t.cols))
 		for i := range vals {
 			ptrs[i] = &vals[i]
 		}
 		if err := rows.Scan(ptrs...); err != nil {
-			return done, fmt.Errorf("read: %w", err)
+			return fmt.Errorf("read: %w", err)
 		}
 		for i, col := range t.cols {
 			v, err := toTarget(col.kind, vals[i])
 			if err != nil {
-				return done, fmt.Errorf("row %d, column %s: %w", done+int64(len(batch))+1, col.name, err)
+				return fmt.Errorf("row %d, column %s: %w", n, col.name, err)
 			}
 			vals[i] = v
 		}
 		batch = append(batch, vals)
 		if len(batch) == c.opts.BatchRows {
-			if err := flush(); err != nil {
-				return done, err
+			if err := send(batch); err != nil {
+				return err
 			}
+			batch = make([][]any, 0, c.opts.BatchRows)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return done, fmt.Errorf("read: %w", err)
+		return fmt.Errorf("read: %w", err)
 	}
-	if err := flush(); err != nil {
-		return done, err
+	if len(batch) > 0 {
+		return send(batch)
 	}
-	report(done, true)
-	return done, nil
+	return nil
 }
 
 // copyBatch writes rows with COPY in one transaction, after the prelude
