@@ -263,9 +263,16 @@ func (tx *Tx) FindIntegrationByID(ctx context.Context, id int64) (*steward.Integ
 // lockIntegration is Tx.FindIntegrationByID that also locks the row until
 // the transaction ends (PostgreSQL), for the writes that read it first.
 // (Tx.FindIntegrationByID itself does not lock: sync reads the integration
-// in every transaction, and they must not queue behind each other.)
-func (tx *Tx) lockIntegration(ctx context.Context, id int64) (*steward.Integration, error) {
-	return findIntegrationByID(ctx, tx.db, tx.tx, id, tx.db.forUpdate())
+// in every transaction, and they must not queue behind each other.) A
+// delete (exclusive) waits for the tickets being created on the
+// integration, which hold a key-share lock on its row (createTicket); an
+// update (not exclusive: FOR NO KEY UPDATE) does not.
+func (tx *Tx) lockIntegration(ctx context.Context, id int64, exclusive bool) (*steward.Integration, error) {
+	lock := tx.db.forUpdate()
+	if lock != "" && !exclusive {
+		lock = " FOR NO KEY UPDATE"
+	}
+	return findIntegrationByID(ctx, tx.db, tx.tx, id, lock)
 }
 
 func findIntegrationByID(ctx context.Context, db *DB, q querier, id int64, lock string) (*steward.Integration, error) {
@@ -304,7 +311,7 @@ func (db *DB) FindIntegrations(ctx context.Context) ([]*steward.Integration, err
 // loadActiveIntegration returns the integration for a change, or
 // CodeNotFound, or CodeConflict while it is being deleted.
 func (tx *Tx) loadActiveIntegration(ctx context.Context, id int64) (*steward.Integration, error) {
-	in, err := tx.lockIntegration(ctx, id)
+	in, err := tx.lockIntegration(ctx, id, false)
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +529,7 @@ func (tx *Tx) MarkIntegrationDeleting(ctx context.Context, id int64, actor strin
 }
 
 func (tx *Tx) markIntegrationDeleting(ctx context.Context, id int64, actor string) (*steward.Integration, error) {
-	in, err := tx.lockIntegration(ctx, id)
+	in, err := tx.lockIntegration(ctx, id, true)
 	if err != nil {
 		return nil, err
 	}
@@ -621,7 +628,7 @@ func (tx *Tx) deleteIntegration(ctx context.Context, id int64, actor string) err
 	// Locked before the active assignments are counted: a ticket being
 	// created on the integration holds a share lock on its row until it
 	// commits (createTicket), so the count below sees it.
-	in, err := tx.lockIntegration(ctx, id)
+	in, err := tx.lockIntegration(ctx, id, true)
 	if err != nil {
 		return err
 	}
