@@ -123,7 +123,7 @@ func TestSyncReconcileOneAtATime(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(string(backend), func(t *testing.T) {
 			t.Parallel()
-			const tickets = 2100 // three store pages of 1,000: progress moves twice before the end
+			const tickets = 1200 // two store pages (1,000 and 200): progress moves once before the end
 			s := setupSharedSync(t, backend, tickets)
 			// Slow answers: each page of ten batch reads takes about a second.
 			s.emu.SetFaults(snowemu.Faults{Latency: 300 * time.Millisecond, Methods: []string{"GET"}})
