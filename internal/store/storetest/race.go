@@ -170,6 +170,67 @@ func testRaces(t *testing.T) {
 		})
 	})
 
+	t.Run("IntegrationDeleteSeesTicketBeingCreated", func(t *testing.T) {
+		t.Parallel()
+		ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
+			ctx := t.Context()
+			in := Integration(t, a, "sn", "/")
+			asm := Assessment(t, a, "race", "/subscriptions/s1/vm1", steward.StatusUnhealthy)
+			// a creates a ticket on the integration and holds its
+			// transaction open while b marks the integration and deletes it.
+			created, release, aDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			var errA error
+			go func() {
+				defer close(aDone)
+				errA = a.WithTx(ctx, func(tx *store.Tx) error {
+					g := &steward.Assignment{AssessmentID: asm.ID, Type: steward.AssignmentServiceNow, Owner: "o@example.com", DueDate: t1}
+					if err := tx.CreateAssignment(ctx, g, "tester@example.com", "race"); err != nil {
+						return err
+					}
+					if err := tx.CreateTicket(ctx, &steward.Ticket{AssignmentID: g.ID, IntegrationID: in.ID, Type: steward.TicketTypeIncident,
+						Table: "incident", CorrelationID: "race-1", ShortDescription: "s", Description: "d"}); err != nil {
+						return err
+					}
+					close(created)
+					<-release
+					return nil
+				})
+			}()
+			select {
+			case <-created:
+			case <-aDone:
+				require.NoError(t, errA)
+			}
+			deleted := make(chan error, 1)
+			go func() {
+				deleted <- b.WithTx(ctx, func(tx *store.Tx) error {
+					if _, err := tx.MarkIntegrationDeleting(ctx, in.ID, "admin@example.com"); err != nil {
+						return err
+					}
+					return tx.DeleteIntegration(ctx, in.ID, "admin@example.com")
+				})
+			}()
+			if b.Postgres() {
+				// Until the delete waits for a's transaction (or is done).
+				require.Eventually(t, func() bool {
+					if len(deleted) > 0 {
+						return true
+					}
+					var n int
+					err := a.Writer().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+						WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+					return err == nil && n > 0
+				}, 10*time.Second, 5*time.Millisecond)
+			}
+			close(release)
+			<-aDone
+			require.NoError(t, errA)
+			RequireCode(t, <-deleted, steward.CodeConflict) // it counted the new active assignment
+			_, err := b.FindIntegrationByID(ctx, in.ID)
+			require.NoError(t, err, "the integration is still there")
+		})
+	})
+
 	t.Run("WatermarkNeverMovesBack", func(t *testing.T) {
 		t.Parallel()
 		ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
