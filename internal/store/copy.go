@@ -9,12 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -1106,143 +1106,202 @@ func Verify(ctx context.Context, src, dst *DB) ([]TableCheck, error) {
 	return checks, nil
 }
 
-// tableReader reads one side of a table in canonical row encodings.
-type tableReader struct {
-	tx   *sql.Tx
-	rows *sql.Rows
-	t    *copyTable
-	vals []any
-	ptrs []any
-	sum  hash.Hash
-	n    int64
-	row  []byte // the current row's encoding
-	err  error
+// sideResult is what reading one side of a table found.
+type sideResult struct {
+	n   int64
+	sum []byte
+	err error
 }
 
-func newTableReader(ctx context.Context, db *DB, t *copyTable, dst bool) (*tableReader, error) {
+// streamTable reads one side of t in primary-key order and sends each
+// row's canonical encoding, in chunks, until the end; it closes out.
+func streamTable(ctx context.Context, db *DB, t *copyTable, dst bool, out chan<- [][]byte) (res sideResult) {
+	defer close(out)
 	// One read-only transaction, so that PostgreSQL's statement timeout
 	// can be lifted for it: reading a large table takes longer.
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, err
+		return sideResult{err: err}
 	}
+	defer tx.Rollback() //nolint:errcheck // read only
 	if db.dialect == dialectPostgres {
 		if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
-			_ = tx.Rollback()
-			return nil, err
+			return sideResult{err: err}
 		}
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+t.selectList(dst)+` FROM `+quoteIdent(t.name)+` ORDER BY `+t.orderBy(dst))
 	if err != nil {
-		_ = tx.Rollback()
-		return nil, err
+		return sideResult{err: err}
 	}
-	r := &tableReader{tx: tx, rows: rows, t: t, vals: make([]any, len(t.cols)), ptrs: make([]any, len(t.cols)), sum: sha256.New()}
-	for i := range r.vals {
-		r.ptrs[i] = &r.vals[i]
+	defer rows.Close()
+	vals := make([]any, len(t.cols))
+	ptrs := make([]any, len(t.cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
 	}
-	return r, nil
-}
-
-func (r *tableReader) close() {
-	r.rows.Close()
-	_ = r.tx.Rollback() // read only
-}
-
-// next reads and encodes the next row; false at the end or on an error.
-func (r *tableReader) next() bool {
-	if !r.rows.Next() {
-		r.err = r.rows.Err()
-		return false
-	}
-	if err := r.rows.Scan(r.ptrs...); err != nil {
-		r.err = err
-		return false
-	}
-	r.row = r.row[:0]
-	for i, c := range r.t.cols {
-		enc, err := canonical(r.row, c.kind, r.vals[i])
-		if err != nil {
-			r.err = fmt.Errorf("column %s: %w", c.name, err)
-			return false
+	sum := sha256.New()
+	const chunkRows = 1024
+	chunk := make([][]byte, 0, chunkRows)
+	send := func() error {
+		select {
+		case out <- chunk:
+			chunk = make([][]byte, 0, chunkRows)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		r.row = enc
 	}
-	r.sum.Write(r.row)
-	r.n++
-	return true
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return sideResult{err: err}
+		}
+		var row []byte
+		for i, c := range t.cols {
+			if row, err = canonical(row, c.kind, vals[i]); err != nil {
+				return sideResult{err: fmt.Errorf("row %d, column %s: %w", res.n+1, c.name, err)}
+			}
+		}
+		sum.Write(row)
+		res.n++
+		if chunk = append(chunk, row); len(chunk) == chunkRows {
+			if err := send(); err != nil {
+				return sideResult{err: err}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sideResult{err: err}
+	}
+	if len(chunk) > 0 {
+		if err := send(); err != nil {
+			return sideResult{err: err}
+		}
+	}
+	res.sum = sum.Sum(nil)
+	return res
 }
 
-// describe shows column i of the current row for a difference message.
-func (r *tableReader) describe(i int) string {
-	var b []byte
-	b, _ = canonical(b, r.t.cols[i].kind, r.vals[i])
-	if len(b) > 80 {
-		b = append(b[:77], "..."...)
-	}
-	return fmt.Sprintf("%q", b)
-}
-
+// verifyTable reads both sides of t at once, each in its own goroutine,
+// and compares them row by row.
 func verifyTable(ctx context.Context, src, dst *DB, t *copyTable) (TableCheck, error) {
 	check := TableCheck{Table: t.name}
-	s, err := newTableReader(ctx, src, t, false)
-	if err != nil {
-		return check, fmt.Errorf("read source: %w", err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	schan, dchan := make(chan [][]byte, 4), make(chan [][]byte, 4)
+	var sres, dres sideResult
+	var wg sync.WaitGroup
+	wg.Go(func() { sres = streamTable(ctx, src, t, false, schan) })
+	wg.Go(func() { dres = streamTable(ctx, dst, t, true, dchan) })
+	var sbuf, dbuf [][]byte
+	next := func(ch <-chan [][]byte, buf *[][]byte) ([]byte, bool) {
+		for len(*buf) == 0 {
+			chunk, ok := <-ch
+			if !ok {
+				return nil, false
+			}
+			*buf = chunk
+		}
+		row := (*buf)[0]
+		*buf = (*buf)[1:]
+		return row, true
 	}
-	defer s.close()
-	d, err := newTableReader(ctx, dst, t, true)
-	if err != nil {
-		return check, fmt.Errorf("read target: %w", err)
-	}
-	defer d.close()
 	for {
-		sok, dok := s.next(), d.next()
-		if s.err != nil {
-			return check, fmt.Errorf("read source: %w", s.err)
-		}
-		if d.err != nil {
-			return check, fmt.Errorf("read target: %w", d.err)
-		}
+		srow, sok := next(schan, &sbuf)
+		drow, dok := next(dchan, &dbuf)
 		if !sok && !dok {
 			break
 		}
 		if check.Difference == "" {
-			check.Difference = rowDifference(s, d, sok, dok)
+			check.Difference = rowDifference(t, srow, drow, sok, dok)
 		}
 	}
-	check.SourceRows, check.TargetRows = s.n, d.n
-	check.SourceSum, check.TargetSum = hex.EncodeToString(s.sum.Sum(nil)), hex.EncodeToString(d.sum.Sum(nil))
+	wg.Wait()
+	if sres.err != nil {
+		return check, fmt.Errorf("read source: %w", sres.err)
+	}
+	if dres.err != nil {
+		return check, fmt.Errorf("read target: %w", dres.err)
+	}
+	check.SourceRows, check.TargetRows = sres.n, dres.n
+	check.SourceSum, check.TargetSum = hex.EncodeToString(sres.sum), hex.EncodeToString(dres.sum)
 	return check, nil
 }
 
-// rowDifference describes how the current rows differ, or "".
-func rowDifference(s, d *tableReader, sok, dok bool) string {
+// rowDifference describes how two encoded rows differ, or "".
+func rowDifference(t *copyTable, srow, drow []byte, sok, dok bool) string {
 	switch {
 	case sok && !dok:
-		return fmt.Sprintf("row %s is missing from the target", keyOf(s))
+		return fmt.Sprintf("row %s is missing from the target", keyOf(t, srow))
 	case !sok && dok:
-		return fmt.Sprintf("row %s is only in the target", keyOf(d))
-	case bytes.Equal(s.row, d.row):
+		return fmt.Sprintf("row %s is only in the target", keyOf(t, drow))
+	case bytes.Equal(srow, drow):
 		return ""
 	}
-	if sk, dk := keyOf(s), keyOf(d); sk != dk {
+	if sk, dk := keyOf(t, srow), keyOf(t, drow); sk != dk {
 		return fmt.Sprintf("the target has row %s where the source has %s", dk, sk)
 	}
-	for i, c := range s.t.cols {
-		if sv, dv := s.describe(i), d.describe(i); sv != dv {
-			return fmt.Sprintf("row %s, column %s: source %s, target %s", keyOf(s), c.name, sv, dv)
+	scols, dcols := splitCanonical(srow), splitCanonical(drow)
+	for i, c := range t.cols {
+		if i < len(scols) && i < len(dcols) && !bytes.Equal(scols[i], dcols[i]) {
+			return fmt.Sprintf("row %s, column %s: source %s, target %s", keyOf(t, srow), c.name, showCanonical(scols[i]), showCanonical(dcols[i]))
 		}
 	}
-	return fmt.Sprintf("row %s differs", keyOf(s))
+	return fmt.Sprintf("row %s differs", keyOf(t, srow))
 }
 
-func keyOf(r *tableReader) string {
+// keyOf shows the primary key of an encoded row: "(id=42)".
+func keyOf(t *copyTable, row []byte) string {
+	cols := splitCanonical(row)
 	var parts []string
-	for _, k := range r.t.pk {
-		i := slices.IndexFunc(r.t.cols, func(c copyColumn) bool { return c.name == k.name })
-		parts = append(parts, fmt.Sprintf("%s=%v", k.name, r.vals[i]))
+	for _, k := range t.pk {
+		i := slices.IndexFunc(t.cols, func(c copyColumn) bool { return c.name == k.name })
+		if i < len(cols) {
+			parts = append(parts, k.name+"="+showCanonical(cols[i]))
+		}
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// splitCanonical splits an encoded row into its encoded values.
+func splitCanonical(row []byte) [][]byte {
+	var out [][]byte
+	for len(row) > 0 {
+		n := 1
+		switch row[0] {
+		case 'I', 'F':
+			n = 9
+		case 'S', 'B', 'J':
+			l, w := binary.Uvarint(row[1:])
+			if w <= 0 {
+				return out
+			}
+			n = 1 + w + int(l)
+		}
+		if n > len(row) {
+			return out
+		}
+		out = append(out, row[:n])
+		row = row[n:]
+	}
+	return out
+}
+
+// showCanonical shows one encoded value for a difference message.
+func showCanonical(v []byte) string {
+	switch v[0] {
+	case 'N':
+		return "NULL"
+	case 'I':
+		return strconv.FormatInt(int64(binary.BigEndian.Uint64(v[1:])), 10)
+	case 'F':
+		return strconv.FormatFloat(math.Float64frombits(binary.BigEndian.Uint64(v[1:])), 'g', -1, 64)
+	}
+	_, w := binary.Uvarint(v[1:])
+	s := v[1+w:]
+	if len(s) > 80 {
+		s = append(slices.Clip(s[:77]), "..."...)
+	}
+	return strconv.Quote(string(s))
 }
 
 // canonical appends the canonical encoding of v, a value of kind read from
