@@ -25,14 +25,28 @@ import (
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
-// clusterStormSize is the storm TestThreeProcessesShareAStorm sends; the
-// issue's benchmark is 20,000 (STEWARD_CLUSTER_STORM overrides it).
-const clusterStormSize = 600
-
+// clusterStormSize is the storm TestThreeProcessesShareAStorm sends, and
+// clusterRPS the integration's requests_per_second, shared by all
+// processes. The issue's benchmark is 20,000 tickets:
+//
+//	STEWARD_CLUSTER_STORM=20000 STEWARD_CLUSTER_RPS=200 go test -count=1 -run TestThreeProcessesShareAStorm -v ./cmd/steward/
 const (
-	clusterRPS     = 40                    // the integration's requests_per_second, shared by all processes
-	clusterLatency = 50 * time.Millisecond // the emulator's delay on every answer
+	clusterStormSize = 600
+	clusterRPS       = 40
+	clusterLatency   = 50 * time.Millisecond // the emulator's delay on every answer
 )
+
+// envInt is the whole number in the variable name, or def.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, name)
+	return n
+}
 
 // startServe starts a real `steward serve` on db at addr (this test binary
 // run again as TestHelperServe) and waits until it is ready.
@@ -69,12 +83,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills real server processes")
 	}
-	n := clusterStormSize
-	if v := os.Getenv("STEWARD_CLUSTER_STORM"); v != "" {
-		var err error
-		n, err = strconv.Atoi(v)
-		require.NoError(t, err, "STEWARD_CLUSTER_STORM")
-	}
+	n, rps := envInt(t, "STEWARD_CLUSTER_STORM", clusterStormSize), envInt(t, "STEWARD_CLUSTER_RPS", clusterRPS)
 	dir := t.TempDir()
 	db := newDatabase(t, postgresBackend, dir)
 
@@ -115,7 +124,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	str := func(s string) *string { return &s }
 	_, err := client(0).CreateIntegration(ctx, apiclient.IntegrationRequest{Name: str("emu"), Scope: str("/"), InstanceURL: str(hs.URL),
 		Local: ptrTo(true), AuthMode: str("basic"), Username: str("admin"), Password: str("admin"),
-		RequestsPerSecond: ptrTo(float64(clusterRPS)),
+		RequestsPerSecond: ptrTo(float64(rps)),
 		Sync:              &steward.SyncSettings{PollInterval: steward.Duration(30 * time.Second), ReconcileInterval: steward.Duration(time.Minute)}})
 	require.NoError(t, err)
 	created := time.Now()
@@ -172,7 +181,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 			}
 		}
 		return true
-	}, 3*time.Minute, 100*time.Millisecond, "storm did not settle after the kill (%d in the emulator): %s", emu.Count("incident"), logs)
+	}, 3*time.Minute+time.Duration(n/rps)*time.Second, 100*time.Millisecond, "storm did not settle after the kill (%d in the emulator): %s", emu.Count("incident"), logs)
 	settled := time.Now()
 
 	byCorrelation := map[string]steward.TicketView{}
@@ -208,15 +217,14 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	}
 
 	// All three processes together, and the two after the kill, within
-	// the integration's limit: a budget of clusterRPS a second with a burst
-	// of clusterRPS, so no window of w seconds sees more than
-	// clusterRPS*(w+1).
+	// the integration's limit: a budget of rps a second with a burst of
+	// rps, so no window of w seconds sees more than rps*(w+1).
 	peak1, rate := seen.stats()
 	peak5 := seen.peakIn(5 * time.Second)
 	t.Logf("storm of %d over 3 processes (one killed): %d requests, peak %d in 1 s and %d in 5 s, %.0f/s while sending (limit %d/s); settled %v after the upload, %v after the kill",
-		n, seen.total(), peak1, peak5, rate, clusterRPS, settled.Sub(began).Round(time.Millisecond), settled.Sub(killedAt).Round(time.Millisecond))
-	require.LessOrEqual(t, peak1, 2*clusterRPS, "requests in one second, all processes together")
-	require.LessOrEqual(t, peak5, 6*clusterRPS, "requests in five seconds, all processes together")
+		n, seen.total(), peak1, peak5, rate, rps, settled.Sub(began).Round(time.Millisecond), settled.Sub(killedAt).Round(time.Millisecond))
+	require.LessOrEqual(t, peak1, 2*rps, "requests in one second, all processes together")
+	require.LessOrEqual(t, peak5, 6*rps, "requests in five seconds, all processes together")
 
 	// Polls and reconciles once per period across the processes: the
 	// schedule runs on the job leader only, and each is queued when its
@@ -239,7 +247,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	polls, reconciles := count("sync_poll"), count("sync_reconcile")
 	t.Logf("in %v: %d sync_poll and %d sync_reconcile jobs (every 30 s and 1 m), %d sync_schedule ticks (every 15 s)",
 		elapsed.Round(time.Second), polls, reconciles, count("sync_schedule"))
-	require.Equal(t, 1, reconciles, "one reconcile in the first period, by one of the processes")
+	require.LessOrEqual(t, reconciles, int(elapsed/time.Minute), "reconciles once per period (the first is due after one)")
 	require.LessOrEqual(t, polls, int(elapsed/(30*time.Second))+1, "polls once per period")
 	require.LessOrEqual(t, count("sync_schedule"), int(elapsed/(15*time.Second))+2, "schedule ticks once per period")
 }
