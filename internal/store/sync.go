@@ -211,8 +211,12 @@ func (db *DB) RecordWebhookAt(ctx context.Context, integrationID int64, at time.
 		if err := tx.ensureSyncState(ctx, integrationID); err != nil {
 			return err
 		}
-		_, err := tx.tx.ExecContext(ctx, db.bind(`UPDATE sync_state SET last_webhook_at = ? WHERE integration_id = ?`),
-			db.timeArg(storedTime(at)), integrationID)
+		// Several processes record webhooks of one integration: a later
+		// time is never replaced by an earlier one that commits after it.
+		t := db.timeArg(storedTime(at))
+		_, err := tx.tx.ExecContext(ctx, db.bind(`UPDATE sync_state SET last_webhook_at = ?
+			WHERE integration_id = ? AND (last_webhook_at IS NULL OR last_webhook_at < ?)`),
+			t, integrationID, t)
 		return err
 	})
 	if err != nil {

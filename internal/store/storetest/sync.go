@@ -117,6 +117,16 @@ func testSync(t *testing.T) {
 			require.Len(t, st.LastReconcile.Repairs, store.MaxReconcileRepairs, "capped")
 			require.NotNil(t, st.LastReconcileSuccessAt)
 			require.Equal(t, t0, *st.LastWebhookAt)
+			// Processes record webhooks concurrently: an earlier time
+			// committed later never moves it back.
+			require.NoError(t, db.RecordWebhookAt(ctx, in.ID, t0.Add(-time.Minute)))
+			st, err = db.FindSyncState(ctx, in.ID)
+			require.NoError(t, err)
+			require.Equal(t, t0, *st.LastWebhookAt, "never backwards")
+			require.NoError(t, db.RecordWebhookAt(ctx, in.ID, t0.Add(time.Minute)))
+			st, err = db.FindSyncState(ctx, in.ID)
+			require.NoError(t, err)
+			require.Equal(t, t0.Add(time.Minute), *st.LastWebhookAt)
 			RequireCode(t, db.RecordSyncStart(ctx, in.ID, "nap", t0), steward.CodeInvalid)
 		})
 	})
