@@ -55,6 +55,10 @@ run() {
     "$work/benchtool" get -url "$base$page" -cookie "$cookie" -n "$requests"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  case "$db" in
+  postgres://*) echo "database size: $(psql -qtA "$db" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")" ;;
+  *) echo "database size: $(du -ch "$db" "$db-wal" 2>/dev/null | tail -1 | cut -f1)" ;;
+  esac
 }
 
 run sqlite "$work/steward.db"
