@@ -7,13 +7,13 @@
 #
 #   PG_FSYNC=on scripts/with-postgres.sh scripts/bench-copy.sh [N] [BATCH]
 #
-# (default 1000000 and 5000). with-postgres.sh starts a throwaway
+# (default 1000000 and 10000). with-postgres.sh starts a throwaway
 # PostgreSQL server and sets STEWARD_TEST_POSTGRES_URL; this script creates
 # a database on it for the copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
-batch="${2:-5000}"
+batch="${2:-10000}"
 : "${STEWARD_TEST_POSTGRES_URL:?run under scripts/with-postgres.sh}"
 work="$(mktemp -d)"
 trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT

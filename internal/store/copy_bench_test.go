@@ -45,7 +45,7 @@ func BenchmarkCopy(b *testing.B) {
 		name   string
 		insert bool
 		batch  int
-	}{{"copy-5000", false, 5000}, {"copy-1000", false, 1000}, {"copy-20000", false, 20000}, {"insert-5000", true, 5000}} {
+	}{{"copy-5000", false, 5000}, {"copy-1000", false, 1000}, {"copy-10000", false, 10000}, {"copy-20000", false, 20000}, {"insert-5000", true, 5000}} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
