@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -415,4 +416,26 @@ func TestCopyFailureEmptiesTheTarget(t *testing.T) {
 	for _, c := range checks {
 		require.True(t, c.Match(), "%s: %+v", c.Table, c)
 	}
+}
+
+// TestCopyCanceled: a copy stopped part-way (Ctrl-C) also leaves the
+// target as it was.
+func TestCopyCanceled(t *testing.T) {
+	t.Parallel()
+	src := storetest.MustOpen(t)
+	fillForCopy(t, src)
+	dst := storetest.MustOpenURL(t, pgtest.URL(t))
+	schema := targetSchema(t, dst)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, err := store.Copy(ctx, src, dst, store.CopyOptions{BatchRows: 2, Progress: func(p store.CopyProgress) {
+		if p.Table == "assessment" && p.Done >= 4 {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "(the target was emptied again)")
+	require.Equal(t, schema, targetSchema(t, dst))
+	require.NoError(t, store.CheckCopyable(t.Context(), src, dst))
 }
