@@ -391,10 +391,11 @@ type pgColumn struct {
 	nullable bool
 }
 
-// plan works out what to copy: the source's tables in an order that
-// satisfies the target's foreign keys, each with its columns' kinds taken
-// from the target's types. It fails when the schemas differ in a way a
-// copy would lose data over.
+// plan works out what to copy: the source's tables in creation order
+// (the target's foreign keys are dropped while rows are copied, so the
+// order need not follow them), each with its columns' kinds taken from the
+// target's types. It fails when the schemas differ in a way a copy would
+// lose data over.
 func plan(ctx context.Context, src, dst *DB) ([]*copyTable, []SkippedTable, error) {
 	srcTables, err := tableNames(ctx, src)
 	if err != nil {
@@ -476,9 +477,9 @@ func planTable(ctx context.Context, src *DB, name string, dstCols map[string]pgC
 		}
 		for col, dc := range dstCols {
 			if !slices.ContainsFunc(scols, func(s srcCol) bool { return s.name == col }) && !dc.nullable {
-				// A NOT NULL column without a source would need its default;
-				// COPY gives it one, but a mismatch this size means the
-				// schemas are not the same version.
+				// Both are at the same migration version, so a column only
+				// the target has is a translation that went wrong; a
+				// nullable one is left NULL.
 				return nil, steward.Errorf(steward.CodeConflict, "the target's table %s has a column %s the source lacks: the schemas differ", name, col)
 			}
 		}
