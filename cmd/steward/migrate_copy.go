@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,14 @@ func runMigrateCopy(cmd *cobra.Command, from, to string, batch int) error {
 	}
 	if batch < 1 || batch > 100000 {
 		return steward.Errorf(steward.CodeInvalid, "--batch must be from 1 to 100000")
+	}
+	// Checked first so that a mistyped path leaves no lock file behind.
+	path, err := store.FilePath(from)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return steward.Errorf(steward.CodeNotFound, "no SQLite database at %s", path)
 	}
 	// A server writing the source while it is copied would be copied
 	// half-way; migrations of the source would change it under the server.

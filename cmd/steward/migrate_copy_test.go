@@ -98,6 +98,7 @@ func TestMigrateCopyRefusals(t *testing.T) {
 	_, err = runRoot(t, "migrate", "copy", "--from", missing, "--to", to)
 	require.ErrorContains(t, err, "no SQLite database at "+missing)
 	require.NoFileExists(t, missing)
+	require.NoFileExists(t, missing+".lock")
 
 	_, err = runRoot(t, "migrate", "copy", "--from", srv.DB.Path(), "--to", filepath.Join(t.TempDir(), "other.db"))
 	require.ErrorContains(t, err, "--to must be a postgres:// URL")
