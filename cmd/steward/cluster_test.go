@@ -30,6 +30,10 @@ import (
 // processes. The benchmark is 20,000 tickets:
 //
 //	STEWARD_CLUSTER_STORM=20000 STEWARD_CLUSTER_RPS=200 go test -count=1 -run TestThreeProcessesShareAStorm -v ./cmd/steward/
+//
+// and for throughput, without a kill, with 1 or 3 processes:
+//
+//	STEWARD_CLUSTER_STORM=5000 STEWARD_CLUSTER_RPS=1000 STEWARD_CLUSTER_PROCS=1 STEWARD_CLUSTER_KILL=0 go test ...
 const (
 	clusterStormSize = 600
 	clusterRPS       = 40
@@ -84,6 +88,8 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 		t.Skip("starts and kills real server processes")
 	}
 	n, rps := envInt(t, "STEWARD_CLUSTER_STORM", clusterStormSize), envInt(t, "STEWARD_CLUSTER_RPS", clusterRPS)
+	nprocs, kill := envInt(t, "STEWARD_CLUSTER_PROCS", 3), envInt(t, "STEWARD_CLUSTER_KILL", 1) == 1
+	require.True(t, nprocs >= 2 || !kill, "a kill needs a survivor: STEWARD_CLUSTER_PROCS >= 2 or STEWARD_CLUSTER_KILL=0")
 	dir := t.TempDir()
 	db := newDatabase(t, postgresBackend, dir)
 
@@ -100,7 +106,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	logs := &syncBuffer{}
 	var addrs []string
 	var procs []*exec.Cmd
-	for range 3 {
+	for range nprocs {
 		addr := freeAddr(t)
 		addrs = append(addrs, addr)
 		procs = append(procs, startServe(t, db, addr, logs))
@@ -153,19 +159,22 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	st, err := f.Stat()
 	require.NoError(t, err)
 	began := time.Now()
-	imp, err := client(2).UploadImport(ctx, f, st.Size(), "storm.jsonl", "steward")
+	imp, err := client(nprocs-1).UploadImport(ctx, f, st.Size(), "storm.jsonl", "steward")
 	f.Close()
 	require.NoError(t, err)
 
 	// Kill the second process while tickets are being sent.
-	require.Eventually(t, func() bool { return emu.Count("incident") >= n/3 }, 5*time.Minute, 5*time.Millisecond,
-		"no tickets sent: %s", logs)
-	killedAt := time.Now()
-	require.NoError(t, procs[1].Process.Kill()) // SIGKILL: its jobs stay "running"
-	_, _ = procs[1].Process.Wait()
-	atKill := emu.Count("incident")
-	t.Logf("storm of %d: SIGKILL %v after the upload, with %d tickets in the emulator", n, killedAt.Sub(began).Round(time.Millisecond), atKill)
-	require.Less(t, atKill, n, "the storm was over before the kill; nothing was tested")
+	killedAt := began
+	if kill {
+		require.Eventually(t, func() bool { return emu.Count("incident") >= n/3 }, 5*time.Minute, 5*time.Millisecond,
+			"no tickets sent: %s", logs)
+		killedAt = time.Now()
+		require.NoError(t, procs[1].Process.Kill()) // SIGKILL: its jobs stay "running"
+		_, _ = procs[1].Process.Wait()
+		atKill := emu.Count("incident")
+		t.Logf("storm of %d: SIGKILL %v after the upload, with %d tickets in the emulator", n, killedAt.Sub(began).Round(time.Millisecond), atKill)
+		require.Less(t, atKill, n, "the storm was over before the kill; nothing was tested")
+	}
 
 	// The survivors finish it, the dead process's jobs included.
 	c := client(0)
@@ -221,10 +230,18 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	// rps, so no window of w seconds sees more than rps*(w+1).
 	peak1, rate := seen.stats()
 	peak5 := seen.peakIn(5 * time.Second)
-	t.Logf("storm of %d over 3 processes (one killed): %d requests, peak %d in 1 s and %d in 5 s, %.0f/s while sending (limit %d/s); settled %v after the upload, %v after the kill",
-		n, seen.total(), peak1, peak5, rate, rps, settled.Sub(began).Round(time.Millisecond), settled.Sub(killedAt).Round(time.Millisecond))
-	require.LessOrEqual(t, peak1, 2*rps, "requests in one second, all processes together")
-	require.LessOrEqual(t, peak5, 6*rps, "requests in five seconds, all processes together")
+	first, last, creates := seen.span("POST /api/now/table/incident")
+	t.Logf("storm of %d over %d processes (kill: %v): %d requests, peak %d in 1 s and %d in 5 s, %.0f/s while sending (limit %d/s); "+
+		"%d creates in %v (%.0f tickets/s); settled %v after the upload, %v after the kill",
+		n, nprocs, kill, seen.total(), peak1, peak5, rate, rps, creates, last.Sub(first).Round(time.Millisecond),
+		float64(creates)/last.Sub(first).Seconds(), settled.Sub(began).Round(time.Millisecond), settled.Sub(killedAt).Round(time.Millisecond))
+	// The budget spaces reservations, not arrivals: a request that waited
+	// on its connection may arrive a little closer to the next, so a tenth
+	// of a second's worth of slack. Without the shared budget three
+	// processes send about 2.5 times the bound.
+	slack := max(1, rps/10)
+	require.LessOrEqual(t, peak1, 2*rps+slack, "requests in one second, all processes together")
+	require.LessOrEqual(t, peak5, 6*rps+slack, "requests in five seconds, all processes together")
 
 	// Polls and reconciles once per period across the processes: the
 	// schedule runs on the job leader only, and each is queued when its

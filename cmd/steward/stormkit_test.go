@@ -85,3 +85,23 @@ func (c *requestClock) peakIn(d time.Duration) int {
 	}
 	return peak
 }
+
+// span is when the first and the last request of what (method and path)
+// came, and how many there were.
+func (c *requestClock) span(what string) (first, last time.Time, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, w := range c.what {
+		if w != what {
+			continue
+		}
+		if n == 0 || c.times[i].Before(first) {
+			first = c.times[i]
+		}
+		if c.times[i].After(last) {
+			last = c.times[i]
+		}
+		n++
+	}
+	return first, last, n
+}
