@@ -65,5 +65,6 @@ run sqlite "$work/steward.db"
 # Every process on a PostgreSQL database shares one secret key.
 STEWARD_SECRET_KEY="$(openssl rand -base64 32)"
 export STEWARD_SECRET_KEY
-psql -q "$STEWARD_TEST_POSTGRES_URL" -c "CREATE DATABASE steward_bench"
-run postgres "${STEWARD_TEST_POSTGRES_URL/\/postgres\?//steward_bench?}"
+# shellcheck source=scripts/postgres.sh
+. scripts/postgres.sh
+run postgres "$(pg_new_database steward_bench)"

@@ -70,3 +70,11 @@ pg_stop() {
 	fi
 	if [ -n "${PG_TMPDIR:-}" ]; then rm -rf "$PG_TMPDIR"; fi
 }
+
+# pg_new_database NAME: creates (or re-creates) an empty database NAME on the
+# throwaway server and prints its URL.
+pg_new_database() {
+	local name="$1"
+	psql -q "$STEWARD_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >&2
+	printf '%s\n' "${STEWARD_TEST_POSTGRES_URL/\/postgres\?//$name?}"
+}
