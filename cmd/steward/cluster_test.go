@@ -34,6 +34,10 @@ import (
 // and for throughput, without a kill, with 1 or 3 processes:
 //
 //	STEWARD_CLUSTER_STORM=5000 STEWARD_CLUSTER_RPS=1000 STEWARD_CLUSTER_PROCS=1 STEWARD_CLUSTER_KILL=0 go test ...
+//
+// STEWARD_CLUSTER_LATENCY_MS sets the emulator's delay (default 50): at a
+// slower instance's pace, each process's 50 ticket workers bound the rate
+// before this machine's CPU does.
 const (
 	clusterStormSize = 600
 	clusterRPS       = 40
@@ -95,7 +99,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 
 	emu := snowemu.New(snowemu.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = emu.Close() })
-	emu.SetFaults(snowemu.Faults{Latency: clusterLatency})
+	emu.SetFaults(snowemu.Faults{Latency: time.Duration(envInt(t, "STEWARD_CLUSTER_LATENCY_MS", int(clusterLatency/time.Millisecond))) * time.Millisecond})
 	seen := &requestClock{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.tick(r.Method + " " + r.URL.Path)
