@@ -57,11 +57,12 @@ func envInt(t *testing.T, name string, def int) int {
 }
 
 // startServe starts a real `steward serve` on db at addr (this test binary
-// run again as TestHelperServe) and waits until it is ready.
-func startServe(t *testing.T, db database, addr string, logs io.Writer) *exec.Cmd {
+// run again as TestHelperServe), logging at level to logs, and waits until
+// it is ready. The process is killed when t ends.
+func startServe(t *testing.T, db database, addr, level string, logs io.Writer) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$")
-	cmd.Env = append(append(os.Environ(), db.env...), "STEWARD_HELPER_SERVE=serve --addr "+addr+" --db "+db.url+" --log-level warn")
+	cmd.Env = append(append(os.Environ(), db.env...), "STEWARD_HELPER_SERVE=serve --addr "+addr+" --db "+db.url+" --log-level "+level)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -113,7 +114,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	for range nprocs {
 		addr := freeAddr(t)
 		addrs = append(addrs, addr)
-		procs = append(procs, startServe(t, db, addr, logs))
+		procs = append(procs, startServe(t, db, addr, "warn", logs))
 	}
 
 	var out, errOut bytes.Buffer

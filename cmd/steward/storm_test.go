@@ -84,22 +84,7 @@ func ruleStormSurvivesSIGKILL(t *testing.T, b backend) {
 	db := newDatabase(t, b, dir)
 	addr := freeAddr(t)
 	logs := &syncBuffer{}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$")
-		cmd.Env = append(append(os.Environ(), db.env...), "STEWARD_HELPER_SERVE=serve --addr "+addr+" --db "+db.url+" --log-level warn")
-		cmd.Stdout, cmd.Stderr = logs, logs
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		require.Eventually(t, func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		}, 30*time.Second, 50*time.Millisecond, "server did not start: %s", logs)
-		return cmd
-	}
+	start := func() *exec.Cmd { return startServe(t, db, addr, "warn", logs) }
 	server := start()
 
 	var out, errOut bytes.Buffer

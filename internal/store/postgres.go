@@ -139,16 +139,7 @@ func openPostgres(ctx context.Context, raw string, logger *slog.Logger) (*DB, er
 		return nil, fmt.Errorf("open database listener: %w", err)
 	}
 	db.river = riverdatabasesql.NewWithPgxListener(db.write, db.listen)
-
-	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if _, err := db.ensureInstallationID(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return db.ready(ctx)
 }
 
 // withMigrationLock runs fn while this process holds the database's
