@@ -139,7 +139,7 @@ func openPostgres(ctx context.Context, raw string, logger *slog.Logger) (*DB, er
 		return nil, fmt.Errorf("open database listener: %w", err)
 	}
 	db.river = riverdatabasesql.NewWithPgxListener(db.write, db.listen)
-	return db.ready(ctx)
+	return db.finishOpen(ctx)
 }
 
 // withMigrationLock runs fn while this process holds the database's

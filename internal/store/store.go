@@ -140,12 +140,12 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 	db.read.SetMaxOpenConns(readerConns)
 	db.read.SetMaxIdleConns(readerConns)
 	db.river = riversqlite.New(db.write)
-	return db.ready(ctx)
+	return db.finishOpen(ctx)
 }
 
-// ready brings a freshly opened database's schema up to date and makes
+// finishOpen brings a freshly opened database's schema up to date and makes
 // sure it has an installation ID; on failure it closes the database.
-func (db *DB) ready(ctx context.Context) (*DB, error) {
+func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
