@@ -3,11 +3,13 @@ package ticketsync_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"github.com/stewardhq/steward/internal/snowemu"
 	"github.com/stewardhq/steward/internal/source/stewardjson"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/store/pgtest"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
@@ -40,7 +43,7 @@ func BenchmarkCreateTickets(b *testing.B) {
 		hs := httptest.NewServer(emu)
 		cfg := config.Default()
 		cfg.Addr = "127.0.0.1:0"
-		cfg.DatabaseURL = filepath.Join(b.TempDir(), "steward.db")
+		benchDatabase(b, &cfg)
 		srv, err := server.New(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		require.NoError(b, err)
 
@@ -122,4 +125,22 @@ func parseSteward(ctx context.Context, body []byte, out *[]steward.Observation) 
 		*out = append(*out, o)
 		return nil
 	})
+}
+
+// benchDatabase points cfg at the benchmark's database: a SQLite file, or
+// with STEWARD_BENCH_STORE=postgres a fresh PostgreSQL database on the
+// server STEWARD_TEST_POSTGRES_URL names (with the shared secret key a
+// PostgreSQL database needs), so one benchmark measures both stores.
+func benchDatabase(b *testing.B, cfg *config.Config) {
+	b.Helper()
+	switch os.Getenv("STEWARD_BENCH_STORE") {
+	case "", "sqlite":
+		cfg.DatabaseURL = filepath.Join(b.TempDir(), "steward.db")
+	case "postgres":
+		cfg.DatabaseURL = pgtest.URL(b)
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		cfg.SpoolDir = filepath.Join(b.TempDir(), "spool")
+	default:
+		b.Fatalf("STEWARD_BENCH_STORE is sqlite or postgres, not %q", os.Getenv("STEWARD_BENCH_STORE"))
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,7 +57,7 @@ func BenchmarkSync100k(b *testing.B) {
 	b.Cleanup(hs.Close)
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(b.TempDir(), "steward.db")
+	benchDatabase(b, &cfg)
 	srv, err := server.New(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
