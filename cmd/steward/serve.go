@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -125,8 +126,8 @@ func newMigrateCommand(stderr io.Writer) *cobra.Command {
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema, then exit",
 		Long: `serve migrates on start too; migrate is for upgrading before a rollout.
-It refuses to run while a steward serve uses a SQLite database: stop it first.
-On PostgreSQL it cannot tell that servers run: stop them all before an upgrade.`,
+It refuses to run while a steward serve uses the database: stop it first (on
+PostgreSQL, every process whose heartbeat is younger than 30 seconds).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if envErr != nil {
@@ -142,6 +143,9 @@ On PostgreSQL it cannot tell that servers run: stop them all before an upgrade.`
 				return err
 			}
 			defer lock.Release()
+			if err := refuseLiveProcesses(cmd.Context(), cfg.DatabaseURL); err != nil {
+				return err
+			}
 			db, err := store.Open(cmd.Context(), cfg.DatabaseURL, logger)
 			if err != nil {
 				return err
@@ -168,4 +172,23 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q is not text or json", format)
+}
+
+// refuseLiveProcesses is the PostgreSQL side of migrate's lock: processes
+// share such a database, so instead of a file lock it looks for serve
+// processes that renewed their heartbeat recently (they renew every 5 s).
+func refuseLiveProcesses(ctx context.Context, url string) error {
+	live, err := store.LiveProcesses(ctx, url, server.SilentProcessAfter)
+	if err != nil {
+		return err
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(live))
+	for _, p := range live {
+		names = append(names, fmt.Sprintf("%s (pid %d, started %s)", p.Host, p.PID, p.StartedAt.Format(time.RFC3339)))
+	}
+	return steward.Errorf(steward.CodeConflict, "database %s is in use by %d steward serve process(es): %s; stop them before migrating",
+		store.RedactURL(url), len(live), strings.Join(names, ", "))
 }

@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/store/pgtest"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // runRoot runs the CLI with args and returns its error and output.
@@ -50,5 +55,24 @@ func TestMigrateRefusedWhileServing(t *testing.T) {
 
 	require.NoError(t, srv.Shutdown(context.Background()))
 	out, err = runRoot(t, "migrate", "--db", db)
+	require.NoError(t, err, out)
+}
+
+// TestMigrateRefusedWhileServingOnPostgres: on PostgreSQL, which processes
+// share, migrate refuses while a serve process's heartbeat is fresh, names
+// it, and runs once it has stopped.
+func TestMigrateRefusedWhileServingOnPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	t.Setenv("STEWARD_SECRET_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)))
+	db := storetest.MustOpenURL(t, url)
+	ctx := t.Context()
+	serving := store.Process{ClientID: "steward_web1_4242_1", Host: "web1", PID: 4242}
+	require.NoError(t, db.Heartbeat(ctx, serving))
+
+	_, err := runRoot(t, "migrate", "--db", url)
+	require.ErrorContains(t, err, "is in use by 1 steward serve process(es): web1 (pid 4242, started ")
+
+	require.NoError(t, db.EndProcess(ctx, serving.ClientID)) // a clean stop
+	out, err := runRoot(t, "migrate", "--db", url)
 	require.NoError(t, err, out)
 }

@@ -23,6 +23,10 @@ const (
 	// a failover) is not taken for a death. A process judged dead that was
 	// only slow costs a repeated run of an idempotent job, not a duplicate.
 	processStaleAfter = 30 * time.Second
+	// SilentProcessAfter is processStaleAfter for other packages: a
+	// process silent for longer is taken for dead (steward migrate ignores
+	// it; the job leader retries its jobs).
+	SilentProcessAfter = processStaleAfter
 	// rescueInterval is how often the job leader looks for such jobs on
 	// PostgreSQL.
 	rescueInterval = 10 * time.Second

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stewardhq/steward"
 )
 
 // Process is one steward serve process as the process table records it.
@@ -144,4 +147,52 @@ func (db *DB) RescueJobsOfSilentProcesses(ctx context.Context, clientID string, 
 		return nil
 	})
 	return rescued, err
+}
+
+// LiveProcesses lists the steward serve processes whose heartbeat in the
+// PostgreSQL database at url is younger than within, without migrating
+// anything (a schema from before the process table has none to list). On
+// SQLite it lists nothing: the file lock already keeps a second process out.
+// `steward migrate` refuses to change a schema such processes are using.
+func LiveProcesses(ctx context.Context, url string, within time.Duration) ([]Process, error) {
+	if !IsPostgresURL(url) {
+		return nil, nil
+	}
+	cfg, _, err := parsePostgresURL(url)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, steward.WrapError(steward.CodeUnavailable, err, "open database %s", RedactURL(url))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('process') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("list live processes: %w", mapError(err))
+	}
+	if !exists {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT client_id, host, pid, started_at, heartbeat_at FROM process
+		WHERE heartbeat_at > (extract(epoch from clock_timestamp()) * 1000000)::bigint - $1
+		ORDER BY started_at, id`, within.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("list live processes: %w", mapError(err))
+	}
+	defer rows.Close()
+	var out []Process
+	for rows.Next() {
+		var p Process
+		var started, beat int64
+		if err := rows.Scan(&p.ClientID, &p.Host, &p.PID, &started, &beat); err != nil {
+			return nil, fmt.Errorf("list live processes: %w", err)
+		}
+		p.StartedAt, p.HeartbeatAt = time.UnixMicro(started).UTC(), time.UnixMicro(beat).UTC()
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list live processes: %w", mapError(err))
+	}
+	return out, nil
 }

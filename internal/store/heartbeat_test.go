@@ -150,3 +150,32 @@ func pgArray(ss []string) string {
 	}
 	return out + "}"
 }
+
+// TestLiveProcesses (PostgreSQL): what `steward migrate` checks before it
+// changes a shared schema. A database without Steward's schema has no
+// processes; a process with a fresh heartbeat is listed, one silent for
+// longer than the window is not; nothing is migrated by asking.
+func TestLiveProcesses(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := t.Context()
+	live, err := store.LiveProcesses(ctx, url, 30*time.Second)
+	require.NoError(t, err)
+	require.Empty(t, live, "no schema yet")
+
+	db := storetest.MustOpenURL(t, url)
+	require.NoError(t, db.Heartbeat(ctx, store.Process{ClientID: "steward_fresh", Host: "h1", PID: 10}))
+	require.NoError(t, db.Heartbeat(ctx, store.Process{ClientID: "steward_silent", Host: "h2", PID: 20}))
+	_, err = db.Writer().ExecContext(ctx, `UPDATE process SET heartbeat_at = heartbeat_at - 60000000 WHERE client_id = 'steward_silent'`)
+	require.NoError(t, err)
+
+	live, err = store.LiveProcesses(ctx, url, 30*time.Second)
+	require.NoError(t, err)
+	require.Len(t, live, 1)
+	require.Equal(t, "steward_fresh", live[0].ClientID)
+	require.Equal(t, "h1", live[0].Host)
+	require.Equal(t, 10, live[0].PID)
+
+	live, err = store.LiveProcesses(ctx, "/tmp/any.db", 30*time.Second)
+	require.NoError(t, err)
+	require.Empty(t, live, "SQLite: the file lock keeps other processes out")
+}
