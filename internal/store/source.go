@@ -147,8 +147,11 @@ func (tx *Tx) writeSourceSecrets(ctx context.Context, id int64, secrets SourceSe
 // changed schedule, makes the next run due after one schedule from now, or
 // at once when none ever ran.
 func (tx *Tx) UpdateSource(ctx context.Context, s *SourceRecord, changed []string, secrets SourceSecrets, actor string) error {
-	now := tx.db.now()
-	s.UpdatedAt = now
+	// s.UpdatedAt is the version the caller read: the update applies only
+	// if nobody changed the source since (two admins editing it at once,
+	// possibly on two processes), and the new version is strictly later.
+	read := s.UpdatedAt
+	now := nextUpdatedAt(tx.db.now(), read)
 	var next any
 	if s.Enabled {
 		t := now
@@ -160,9 +163,9 @@ func (tx *Tx) UpdateSource(ctx context.Context, s *SourceRecord, changed []strin
 	} else {
 		s.NextRunAt = nil
 	}
-	_, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE source SET name = ?, scope = ?, schedule_s = ?, enabled = ?, settings = ?,
-		next_run_at = ?, updated_at = ? WHERE id = ?`), s.Name, string(s.Scope), int64(s.ScheduleEvery/time.Second), boolArg(s.Enabled),
-		string(s.Settings), next, tx.db.timeArg(now), s.ID)
+	res, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE source SET name = ?, scope = ?, schedule_s = ?, enabled = ?, settings = ?,
+		next_run_at = ?, updated_at = ? WHERE id = ? AND updated_at = ?`), s.Name, string(s.Scope), int64(s.ScheduleEvery/time.Second), boolArg(s.Enabled),
+		string(s.Settings), next, tx.db.timeArg(now), s.ID, tx.db.timeArg(read))
 	if err != nil {
 		err = mapError(err)
 		if steward.ErrorCode(err) == steward.CodeConflict {
@@ -170,6 +173,12 @@ func (tx *Tx) UpdateSource(ctx context.Context, s *SourceRecord, changed []strin
 		}
 		return fmt.Errorf("update source %d: %w", s.ID, err)
 	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update source %d: %w", s.ID, err)
+	} else if n == 0 {
+		return steward.Errorf(steward.CodeConflict, "source %q was changed or deleted by someone else meanwhile; read it again and retry", s.Name)
+	}
+	s.UpdatedAt = now
 	set, err := tx.writeSourceSecrets(ctx, s.ID, secrets)
 	if err != nil {
 		return err

@@ -178,14 +178,22 @@ func testMore(t *testing.T) {
 			}
 			require.Equal(t, [2]int64{1, 2}, pulls)
 
+			stale := *src // a second admin's copy, read before the first saves
 			src.Name, src.Enabled = "renamed", false
 			require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
 				return tx.UpdateSource(ctx, src, []string{"name", "enabled"}, nil, "admin")
 			}))
+			stale.Scope = "/subscriptions/s2"
+			err := db.WithTx(ctx, func(tx *store.Tx) error {
+				return tx.UpdateSource(ctx, &stale, []string{"scope"}, nil, "admin2")
+			})
+			RequireCode(t, err, steward.CodeConflict) // not a lost update, even within one clock tick
+			require.ErrorContains(t, err, "changed or deleted by someone else meanwhile")
 			all, err := db.FindSources(ctx)
 			require.NoError(t, err)
 			require.Len(t, all, 1)
 			require.Equal(t, "renamed", all[0].Name)
+			require.Equal(t, steward.Scope("/subscriptions/s1"), all[0].Scope, "the stale copy changed nothing")
 			require.False(t, all[0].Enabled)
 			require.Nil(t, all[0].NextRunAt)
 
