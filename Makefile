@@ -1,7 +1,21 @@
 # The README's commands. `make test` is what CI runs (.ci/run).
-.PHONY: test vet race lint build run bench npmclient
+.PHONY: test vet race lint build run bench npmclient postgres
 
-test: vet npmclient race
+test: vet npmclient race postgres
+
+# The ticket and sync suite once more with every test's Steward on a fresh
+# PostgreSQL database (STEWARD_TEST_STORE=postgres); the store's suite and
+# the end-to-end scenarios run on both stores in `race` already. Skipped,
+# and said so, without a server (STEWARD_TEST_POSTGRES_URL); CI has one.
+postgres:
+	@if [ -n "$$STEWARD_TEST_POSTGRES_URL" ]; then \
+		echo "STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./internal/ticketsync/"; \
+		STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./internal/ticketsync/; \
+	elif [ "$$CI" = true ]; then \
+		echo "STEWARD_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests" >&2; exit 1; \
+	else \
+		echo "PostgreSQL tests skipped: set STEWARD_TEST_POSTGRES_URL (or run scripts/with-postgres.sh make test)"; \
+	fi
 
 vet:
 	go vet ./...

@@ -221,7 +221,7 @@ func TestCredentialsRefusedForAnotherOrigin(t *testing.T) {
 	b := setup(t, setupOpts{})
 	in := b.integration(t, "oauth_password")
 	attacker := newRecorder(t)
-	_, err := b.srv.DB.Writer().ExecContext(t.Context(), `UPDATE integration SET instance_url = ? WHERE id = ?`, attacker.srv.URL, in.ID)
+	_, err := b.srv.DB.Writer().ExecContext(t.Context(), b.srv.DB.Bind(`UPDATE integration SET instance_url = ? WHERE id = ?`), attacker.srv.URL, in.ID)
 	require.NoError(t, err)
 
 	err = b.client.ValidateIntegration(t.Context(), in.ID)

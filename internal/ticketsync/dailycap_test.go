@@ -107,7 +107,11 @@ func (b *testBundle) wakeSnoozed(t *testing.T) {
 		return n == 0
 	}, 30*time.Second, 50*time.Millisecond, "ticket jobs at rest")
 	require.NoError(t, b.srv.DB.WithTx(t.Context(), func(tx *store.Tx) error {
-		_, err := tx.SQL().ExecContext(t.Context(), `UPDATE river_job SET state = 'available', scheduled_at = datetime('now', 'subsec')
+		now := `datetime('now', 'subsec')`
+		if b.srv.DB.Postgres() {
+			now = `now()`
+		}
+		_, err := tx.SQL().ExecContext(t.Context(), `UPDATE river_job SET state = 'available', scheduled_at = `+now+`
 			WHERE kind = 'ticket_create' AND state = 'scheduled'`)
 		return err
 	}))

@@ -3,6 +3,7 @@ package ticketsync_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +26,8 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/store/pgtest"
 	"github.com/stewardhq/steward/internal/testlog"
 )
 
@@ -62,9 +66,25 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(func() { _ = emu.Close() })
 	hs := httptest.NewServer(emu)
 	t.Cleanup(hs.Close)
-	b := &testBundle{emu: emu, emuURL: hs.URL, logs: logs, dbPath: filepath.Join(t.TempDir(), "steward.db"), now: o.now}
+	b := &testBundle{emu: emu, emuURL: hs.URL, logs: logs, dbPath: testDatabaseURL(t), now: o.now}
 	b.start(t)
 	return b
+}
+
+// testDatabaseURL is the database a test's Steward runs on: a SQLite file,
+// or with STEWARD_TEST_STORE=postgres a fresh PostgreSQL database (pgtest),
+// so the whole suite runs on either store (.ci/run runs it on both).
+func testDatabaseURL(t *testing.T) string {
+	t.Helper()
+	switch os.Getenv("STEWARD_TEST_STORE") {
+	case "", "sqlite":
+		return filepath.Join(t.TempDir(), "steward.db")
+	case "postgres":
+		return pgtest.URL(t)
+	default:
+		t.Fatalf("STEWARD_TEST_STORE is sqlite or postgres, not %q", os.Getenv("STEWARD_TEST_STORE"))
+		return ""
+	}
 }
 
 // start runs Steward on the bundle's database (again, after stop: a restart).
@@ -73,6 +93,10 @@ func (b *testBundle) start(t *testing.T) {
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DatabaseURL = b.dbPath
+	if store.IsPostgresURL(b.dbPath) {
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32))
+		cfg.SpoolDir = filepath.Join(t.TempDir(), "spool")
+	}
 	cfg.ShutdownTimeout = 5 * time.Second
 	// Everything down to debug goes to the buffer that the secret-leak test
 	// greps; the test output shows it only when the test fails.
