@@ -21,6 +21,7 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
@@ -111,7 +112,7 @@ func startServer(t *testing.T) *server.Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
+	cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = storetest.ServerDatabase(t, t.TempDir())
 	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))

@@ -20,6 +20,7 @@ import (
 	"github.com/stewardhq/steward/internal/collector/collectortest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/source/pull"
 )
 
@@ -30,7 +31,7 @@ func TestSourcesVerbs(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "steward.db")
+	cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = storetest.ServerDatabase(t, t.TempDir())
 	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		server.WithSourceKinds(collector.Registry{collectortest.KindName: collectortest.Kind()}))
 	require.NoError(t, err)

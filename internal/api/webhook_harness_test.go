@@ -20,7 +20,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
@@ -108,7 +107,7 @@ func newWebhookHarness(tb testing.TB, webhookSecret string, at time.Time, cfg ti
 	}})
 
 	queue := jobs.NewQueue()
-	rc, err := river.NewClient(riversqlite.New(db.Writer()), &river.Config{})
+	rc, err := river.NewClient(db.RiverDriver(), &river.Config{})
 	require.NoError(tb, err)
 	queue.Bind(rc)
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
@@ -34,7 +33,7 @@ type bundle struct {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	db := storetest.MustOpen(t)
-	client, err := river.NewClient(riversqlite.New(db.Writer()), &river.Config{Logger: storetest.Logger(t)})
+	client, err := river.NewClient(db.RiverDriver(), &river.Config{Logger: storetest.Logger(t)})
 	require.NoError(t, err)
 	q := jobs.NewQueue()
 	q.Bind(client)
@@ -89,7 +88,7 @@ func (b *bundle) update(t *testing.T, id int64, c assignment.Change) (*steward.A
 // jobs returns the assignment IDs of the queued jobs of kind, in order.
 func (b *bundle) jobs(t *testing.T, kind string) []int64 {
 	t.Helper()
-	rows, err := b.db.Writer().QueryContext(t.Context(), `SELECT json(args) FROM river_job WHERE kind = ? ORDER BY id`, kind)
+	rows, err := b.db.Writer().QueryContext(t.Context(), storetest.JobArgsQuery(b.db), kind)
 	require.NoError(t, err)
 	defer rows.Close()
 	var out []int64

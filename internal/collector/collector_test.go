@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -41,7 +40,7 @@ func setup(t *testing.T, chunk int) *bundle {
 	t.Helper()
 	db := storetest.MustOpen(t)
 	db.SetSecretBox(storetest.Box(t))
-	client, err := river.NewClient(riversqlite.New(db.Writer()), &river.Config{Logger: storetest.Logger(t)})
+	client, err := river.NewClient(db.RiverDriver(), &river.Config{Logger: storetest.Logger(t)})
 	require.NoError(t, err)
 	q := jobs.NewQueue()
 	q.Bind(client)

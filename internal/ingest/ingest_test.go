@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -38,7 +37,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	db := storetest.MustOpen(t)
-	client, err := river.NewClient(riversqlite.New(db.Writer()), &river.Config{Logger: storetest.Logger(t)})
+	client, err := river.NewClient(db.RiverDriver(), &river.Config{Logger: storetest.Logger(t)})
 	require.NoError(t, err)
 	q := jobs.NewQueue()
 	q.Bind(client)
@@ -83,7 +82,7 @@ func (b *testBundle) assessments(t *testing.T) []*steward.Assessment {
 // recomputeJobs returns the keys of every queued summaries job.
 func (b *testBundle) recomputeJobs(t *testing.T) [][]string {
 	t.Helper()
-	rows, err := b.db.Writer().QueryContext(t.Context(), `SELECT json(args) FROM river_job WHERE kind = ? ORDER BY id`, jobs.RecomputeSummariesArgs{}.Kind())
+	rows, err := b.db.Writer().QueryContext(t.Context(), storetest.JobArgsQuery(b.db), jobs.RecomputeSummariesArgs{}.Kind())
 	require.NoError(t, err)
 	defer rows.Close()
 	var out [][]string

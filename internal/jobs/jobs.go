@@ -165,10 +165,15 @@ func (SyncScheduleArgs) InsertOpts() river.InsertOpts {
 
 // PollArgs asks for one incremental poll of an integration: the records
 // changed since its watermark, applied. Reconcile asks for a full
-// reconcile to follow (sync now).
+// reconcile to follow (sync now). Request names the sync-now request (its
+// audit event), so that each request gets a poll and a reconcile that start
+// after it: River counts a job that has just finished as running until its
+// completion is written, and would otherwise take a new request for a
+// duplicate of the finishing one and drop it.
 type PollArgs struct {
 	IntegrationID int64 `json:"integration_id" river:"unique"`
 	Reconcile     bool  `json:"reconcile,omitempty" river:"unique"`
+	Request       int64 `json:"request,omitempty" river:"unique"`
 }
 
 // Kind is stored with every queued job. Never rename it.
@@ -183,6 +188,9 @@ func (PollArgs) InsertOpts() river.InsertOpts {
 // ticket read back and repaired.
 type ReconcileArgs struct {
 	IntegrationID int64 `json:"integration_id" river:"unique"`
+	// Request is the sync-now request this reconcile follows (PollArgs);
+	// zero for the periodic ones, which dedupe among themselves.
+	Request int64 `json:"request,omitempty" river:"unique"`
 }
 
 // Kind is stored with every queued job. Never rename it.

@@ -135,7 +135,7 @@ func TestCopyToPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	box := storetest.Box(t)
-	src := storetest.MustOpen(t)
+	src := storetest.MustOpenBackend(t, storetest.SQLite)
 	src.SetSecretBox(box)
 	fillForCopy(t, src)
 	dstURL := pgtest.URL(t)
@@ -344,7 +344,7 @@ func TestCopyToPostgres(t *testing.T) {
 // TestCopyRefusals: the target must be PostgreSQL and the source SQLite.
 func TestCopyRefusals(t *testing.T) {
 	t.Parallel()
-	a, b := storetest.MustOpen(t), storetest.MustOpen(t)
+	a, b := storetest.MustOpenBackend(t, storetest.SQLite), storetest.MustOpenBackend(t, storetest.SQLite)
 	_, err := store.Copy(t.Context(), a, b, store.CopyOptions{})
 	storetest.RequireCode(t, err, steward.CodeInvalid)
 	require.ErrorContains(t, err, "the target must be a PostgreSQL database")
@@ -359,7 +359,7 @@ func TestSQLiteSchemaVersion(t *testing.T) {
 	storetest.RequireCode(t, err, steward.CodeNotFound)
 	require.NoFileExists(t, missing)
 
-	db := storetest.MustOpen(t)
+	db := storetest.MustOpenBackend(t, storetest.SQLite)
 	v, err := store.SQLiteSchemaVersion(t.Context(), db.Path())
 	require.NoError(t, err)
 	sv, err := db.Versions(t.Context())
@@ -394,7 +394,7 @@ func targetSchema(t *testing.T, db *store.DB) []string {
 func TestCopyFailureEmptiesTheTarget(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	src := storetest.MustOpen(t)
+	src := storetest.MustOpenBackend(t, storetest.SQLite)
 	fillForCopy(t, src)
 	_, err := src.Writer().ExecContext(ctx, `UPDATE ticket_group SET created_at = 'yesterday' WHERE id = 1`)
 	require.NoError(t, err)
@@ -422,7 +422,7 @@ func TestCopyFailureEmptiesTheTarget(t *testing.T) {
 // target as it was.
 func TestCopyCanceled(t *testing.T) {
 	t.Parallel()
-	src := storetest.MustOpen(t)
+	src := storetest.MustOpenBackend(t, storetest.SQLite)
 	fillForCopy(t, src)
 	dst := storetest.MustOpenURL(t, pgtest.URL(t))
 	schema := targetSchema(t, dst)

@@ -326,8 +326,10 @@ func orNone(s string) string {
 }
 
 // SyncNow queues an incremental poll of the integration followed by a full
-// reconcile, and returns at once; SyncStatus shows the progress. A sync
-// already queued is not queued twice. Errors: CodeNotFound; CodeConflict
+// reconcile, and returns at once; SyncStatus shows the progress. Each
+// request gets its own poll and reconcile, which start after it (they run
+// one after another with those of other requests and of the schedule).
+// Errors: CodeNotFound; CodeConflict
 // when the integration is being deleted.
 func (s *Service) SyncNow(ctx context.Context, integrationID int64, actor string) error {
 	in, err := s.db.FindIntegrationByID(ctx, integrationID)
@@ -338,10 +340,11 @@ func (s *Service) SyncNow(ctx context.Context, integrationID int64, actor string
 		return steward.Errorf(steward.CodeConflict, "integration %q is being deleted", in.Name)
 	}
 	return s.db.WithTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertAudit(ctx, &steward.AuditEvent{Actor: actor, Action: store.AuditIntegrationSyncRequest, IntegrationID: in.ID}); err != nil {
+		ev := &steward.AuditEvent{Actor: actor, Action: store.AuditIntegrationSyncRequest, IntegrationID: in.ID}
+		if err := tx.InsertAudit(ctx, ev); err != nil {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx.SQL(), jobs.PollArgs{IntegrationID: in.ID, Reconcile: true})
+		return s.queue.InsertTx(ctx, tx.SQL(), jobs.PollArgs{IntegrationID: in.ID, Reconcile: true, Request: ev.ID})
 	})
 }
 

@@ -85,7 +85,7 @@ func (w *PollWorker) Work(ctx context.Context, job *river.Job[jobs.PollArgs]) er
 		return syncOutcome(err)
 	}
 	if job.Args.Reconcile {
-		return w.svc.queue.Insert(ctx, jobs.ReconcileArgs{IntegrationID: job.Args.IntegrationID})
+		return w.svc.queue.Insert(ctx, jobs.ReconcileArgs{IntegrationID: job.Args.IntegrationID, Request: job.Args.Request})
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
+	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/snowemu"
 	"github.com/stewardhq/steward/internal/testlog"
 )
@@ -55,7 +56,7 @@ func startUI(t *testing.T, edit ...func(*config.Config)) *uiBundle {
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL = filepath.Join(dir, "steward.db")
+	cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = storetest.ServerDatabase(t, dir)
 	cfg.ShutdownTimeout = 10 * time.Second
 	for _, e := range edit {
 		e(&cfg)

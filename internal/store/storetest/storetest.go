@@ -5,8 +5,10 @@ package storetest
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,11 +88,44 @@ func NewURL(t testing.TB, b Backend) string {
 	return ""
 }
 
-// MustOpen opens a fresh SQLite database in a temporary directory and closes
-// it when the test ends.
+// MustOpen opens a fresh database and closes it when the test ends: a
+// SQLite file in a temporary directory, or with STEWARD_TEST_STORE=postgres
+// a PostgreSQL database of its own (TestStore), so a package's tests can
+// run on either store.
 func MustOpen(t testing.TB) *store.DB {
 	t.Helper()
-	return MustOpenBackend(t, SQLite)
+	return MustOpenBackend(t, TestStore(t))
+}
+
+// TestStore is the backend tests run on where they run on one:
+// STEWARD_TEST_STORE (sqlite, the default, or postgres).
+func TestStore(t testing.TB) Backend {
+	t.Helper()
+	switch v := os.Getenv("STEWARD_TEST_STORE"); v {
+	case "", "sqlite":
+		return SQLite
+	case "postgres":
+		return Postgres
+	default:
+		t.Fatalf("STEWARD_TEST_STORE is sqlite or postgres, not %q", v)
+		return ""
+	}
+}
+
+// ServerDatabase sets a server configuration's database for a test, on
+// the backend TestStore names: a SQLite file in dir, or a fresh PostgreSQL
+// database with the secret key and spool directory several processes on
+// it would share.
+func ServerDatabase(t testing.TB, dir string) (url, secretKey, spoolDir string) {
+	t.Helper()
+	if TestStore(t) == SQLite {
+		return filepath.Join(dir, "steward.db"), "", ""
+	}
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i + 1)
+	}
+	return pgtest.URL(t), base64.StdEncoding.EncodeToString(key), filepath.Join(dir, "spool")
 }
 
 // MustOpenBackend opens a fresh database on backend b.
@@ -225,4 +260,15 @@ func ServiceNowAssignment(t testing.TB, db *store.DB, assessmentID, integrationI
 		return nil
 	}))
 	return a
+}
+
+// JobArgsQuery selects the JSON arguments of River's jobs of one kind (the
+// query's one parameter), in order, in db's dialect: River keeps them as
+// JSONB on both stores, which SQLite's json() and PostgreSQL's ::text turn
+// into text.
+func JobArgsQuery(db *store.DB) string {
+	if db.Postgres() {
+		return `SELECT args::text FROM river_job WHERE kind = $1 ORDER BY id`
+	}
+	return `SELECT json(args) FROM river_job WHERE kind = ? ORDER BY id`
 }
