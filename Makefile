@@ -3,14 +3,16 @@
 
 test: vet npmclient race postgres
 
-# The ticket and sync suite once more with every test's Steward on a fresh
-# PostgreSQL database (STEWARD_TEST_STORE=postgres); the store's suite and
-# the end-to-end scenarios run on both stores in `race` already. Skipped,
-# and said so, without a server (STEWARD_TEST_POSTGRES_URL); CI has one.
+# The whole suite once more with every test's database on PostgreSQL
+# (STEWARD_TEST_STORE=postgres: storetest.MustOpen and the server harnesses
+# open a fresh PostgreSQL database per test; tests that pick a store
+# themselves keep it). Skipped, and said so, without a server
+# (STEWARD_TEST_POSTGRES_URL); under CI=true that fails. Without -race: the
+# race detector already ran over the same code above.
 postgres:
 	@if [ -n "$$STEWARD_TEST_POSTGRES_URL" ]; then \
-		echo "STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./internal/ticketsync/"; \
-		STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./internal/ticketsync/; \
+		echo "STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./..."; \
+		STEWARD_TEST_STORE=postgres go test -count=1 -timeout 30m ./...; \
 	elif [ "$$CI" = true ]; then \
 		echo "STEWARD_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests" >&2; exit 1; \
 	else \

@@ -107,12 +107,19 @@ func TestClientVerbs(t *testing.T) {
 	require.NotContains(t, run("assignments", "list", "--overdue"), "bob@example.com")
 }
 
-// startServer runs a whole Steward on a fresh database and a free port.
+// startServer runs a whole Steward on a fresh database and a free port, on
+// the store STEWARD_TEST_STORE names (SQLite by default).
 func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	return startServerOn(t, storetest.TestStore(t))
+}
+
+// startServerOn is startServer on backend b, for tests about one store.
+func startServerOn(t *testing.T, b storetest.Backend) *server.Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = storetest.ServerDatabase(t, t.TempDir())
+	cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = storetest.ServerDatabaseOn(t, b, t.TempDir())
 	srv, err := server.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))

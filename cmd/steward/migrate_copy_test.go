@@ -88,7 +88,7 @@ func TestMigrateCopyMigratesAnOlderSource(t *testing.T) {
 // from a file that does not exist, not to a SQLite target.
 func TestMigrateCopyRefusals(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := startServerOn(t, storetest.SQLite) // the SQLite file lock
 	to := pgtest.URL(t)
 	_, err := runRoot(t, "migrate", "copy", "--from", srv.DB.Path(), "--to", to)
 	require.ErrorContains(t, err, "database "+srv.DB.Path()+" is in use by steward serve (PID ")

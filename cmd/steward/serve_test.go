@@ -45,7 +45,7 @@ func TestServeBusyPortLeavesNothing(t *testing.T) {
 // while a server uses the database; tokens on the file keep working.
 func TestMigrateRefusedWhileServing(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := startServerOn(t, storetest.SQLite) // the SQLite file lock
 	db := srv.DB.Path()
 	_, err := runRoot(t, "migrate", "--db", db)
 	require.ErrorContains(t, err, "database "+db+" is in use by steward serve (PID ")

@@ -118,7 +118,14 @@ func TestStore(t testing.TB) Backend {
 // it would share.
 func ServerDatabase(t testing.TB, dir string) (url, secretKey, spoolDir string) {
 	t.Helper()
-	if TestStore(t) == SQLite {
+	return ServerDatabaseOn(t, TestStore(t), dir)
+}
+
+// ServerDatabaseOn is ServerDatabase on backend b, for tests about one
+// store (such as SQLite's file lock).
+func ServerDatabaseOn(t testing.TB, b Backend, dir string) (url, secretKey, spoolDir string) {
+	t.Helper()
+	if b == SQLite {
 		return filepath.Join(dir, "steward.db"), "", ""
 	}
 	key := make([]byte, 32)
