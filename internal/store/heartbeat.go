@@ -2,10 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stewardhq/steward"
 )
 
@@ -82,6 +83,12 @@ func (db *DB) Processes(ctx context.Context) ([]Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", mapError(err))
 	}
+	return scanProcesses(rows)
+}
+
+// scanProcesses reads rows of client_id, host, pid, started_at and
+// heartbeat_at, and closes them.
+func scanProcesses(rows *sql.Rows) ([]Process, error) {
 	defer rows.Close()
 	var out []Process
 	for rows.Next() {
@@ -94,7 +101,7 @@ func (db *DB) Processes(ctx context.Context) ([]Process, error) {
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return nil, fmt.Errorf("list processes: %w", mapError(err))
 	}
 	return out, nil
 }
@@ -162,37 +169,20 @@ func LiveProcesses(ctx context.Context, url string, within time.Duration) ([]Pro
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, steward.WrapError(steward.CodeUnavailable, err, "open database %s", RedactURL(url))
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	conn := stdlib.OpenDB(*cfg)
+	defer conn.Close()
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass('process') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("list live processes: %w", mapError(err))
+	if err := conn.QueryRowContext(ctx, `SELECT to_regclass('process') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, steward.WrapError(steward.CodeUnavailable, err, "open database %s", RedactURL(url))
 	}
 	if !exists {
 		return nil, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT client_id, host, pid, started_at, heartbeat_at FROM process
+	rows, err := conn.QueryContext(ctx, `SELECT client_id, host, pid, started_at, heartbeat_at FROM process
 		WHERE heartbeat_at > (extract(epoch from clock_timestamp()) * 1000000)::bigint - $1
 		ORDER BY started_at, id`, within.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("list live processes: %w", mapError(err))
 	}
-	defer rows.Close()
-	var out []Process
-	for rows.Next() {
-		var p Process
-		var started, beat int64
-		if err := rows.Scan(&p.ClientID, &p.Host, &p.PID, &started, &beat); err != nil {
-			return nil, fmt.Errorf("list live processes: %w", err)
-		}
-		p.StartedAt, p.HeartbeatAt = time.UnixMicro(started).UTC(), time.UnixMicro(beat).UTC()
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list live processes: %w", mapError(err))
-	}
-	return out, nil
+	return scanProcesses(rows)
 }
