@@ -21,8 +21,8 @@ import (
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/sample"
 	"github.com/stewardhq/steward/internal/server"
-	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // TestClientVerbs drives the everyday client verbs against a real server:

@@ -20,8 +20,8 @@ import (
 	"github.com/stewardhq/steward/internal/collector/collectortest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
-	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/source/pull"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // TestSourcesVerbs drives `steward sources` against a real server with the

@@ -28,8 +28,8 @@ import (
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/server"
-	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/testlog"
 )
 
