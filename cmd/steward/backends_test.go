@@ -1,24 +1,11 @@
 package main
 
 import (
-	"encoding/base64"
 	"net/url"
-	"path/filepath"
 	"testing"
 
-	"github.com/stewardhq/steward/internal/store/pgtest"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
-
-// backend is a store the end-to-end tests of real `steward serve`
-// processes run against.
-type backend string
-
-const (
-	sqliteBackend   backend = "SQLite"
-	postgresBackend backend = "PostgreSQL"
-)
-
-var backends = []backend{sqliteBackend, postgresBackend}
 
 // database is where the serve processes of one test keep their data: the
 // --db argument and the environment every process needs on it.
@@ -27,23 +14,18 @@ type database struct {
 	env []string
 }
 
-// newDatabase makes a fresh database of b for t: a file in dir, or a
-// PostgreSQL database of its own (skipped without
-// STEWARD_TEST_POSTGRES_URL, failed under CI=true), which every process
+// newDatabase makes a fresh database of b for t (storetest.ServerDatabaseOn:
+// a file in dir, or a PostgreSQL database of its own, skipped without
+// STEWARD_TEST_POSTGRES_URL and failed under CI=true), which every process
 // reaches with one secret key and one spool directory.
-func newDatabase(t *testing.T, b backend, dir string) database {
+func newDatabase(t *testing.T, b storetest.Backend, dir string) database {
 	t.Helper()
-	if b == sqliteBackend {
-		return database{url: filepath.Join(dir, "steward.db")}
+	url, key, spool := storetest.ServerDatabaseOn(t, b, dir)
+	db := database{url: url}
+	if key != "" {
+		db.env = []string{"STEWARD_SECRET_KEY=" + key, "STEWARD_SPOOL_DIR=" + spool}
 	}
-	key := make([]byte, 32)
-	for i := range key {
-		key[i] = byte(i)
-	}
-	return database{url: pgtest.URL(t), env: []string{
-		"STEWARD_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key),
-		"STEWARD_SPOOL_DIR=" + filepath.Join(dir, "spool"),
-	}}
+	return db
 }
 
 // password is the database URL's password, which no log may show.

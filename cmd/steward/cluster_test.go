@@ -23,6 +23,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // clusterStormSize is the storm TestThreeProcessesShareAStorm sends, and
@@ -96,7 +97,7 @@ func TestThreeProcessesShareAStorm(t *testing.T) {
 	nprocs, kill := envInt(t, "STEWARD_CLUSTER_PROCS", 3), envInt(t, "STEWARD_CLUSTER_KILL", 1) == 1
 	require.True(t, nprocs >= 2 || !kill, "a kill needs a survivor: STEWARD_CLUSTER_PROCS >= 2 or STEWARD_CLUSTER_KILL=0")
 	dir := t.TempDir()
-	db := newDatabase(t, postgresBackend, dir)
+	db := newDatabase(t, storetest.Postgres, dir)
 
 	emu := snowemu.New(snowemu.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = emu.Close() })

@@ -19,6 +19,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // TestHelperServe is not a test: TestKilledBetweenSendAndCommit runs this
@@ -49,7 +50,7 @@ func TestKilledBetweenSendAndCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills real server processes")
 	}
-	for _, b := range backends {
+	for _, b := range storetest.Backends {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
 			killedBetweenSendAndCommit(t, b)
@@ -57,7 +58,7 @@ func TestKilledBetweenSendAndCommit(t *testing.T) {
 	}
 }
 
-func killedBetweenSendAndCommit(t *testing.T, b backend) {
+func killedBetweenSendAndCommit(t *testing.T, b storetest.Backend) {
 	emu := snowemu.New(snowemu.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { _ = emu.Close() })
 	hs := httptest.NewServer(emu)

@@ -32,6 +32,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/apiclient"
 	"github.com/stewardhq/steward/internal/snowemu"
+	"github.com/stewardhq/steward/internal/store/storetest"
 )
 
 // stormSize is the number of assessments TestRuleStormSurvivesSIGKILL
@@ -59,12 +60,12 @@ func TestRuleStormSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills real server processes")
 	}
-	for _, b := range backends {
+	for _, b := range storetest.Backends {
 		t.Run(string(b), func(t *testing.T) { ruleStormSurvivesSIGKILL(t, b) })
 	}
 }
 
-func ruleStormSurvivesSIGKILL(t *testing.T, b backend) {
+func ruleStormSurvivesSIGKILL(t *testing.T, b storetest.Backend) {
 	n := stormSize
 	if v := os.Getenv("STEWARD_STORM_SIZE"); v != "" {
 		var err error
