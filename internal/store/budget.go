@@ -17,10 +17,13 @@ import (
 // per statement.
 func (db *DB) clockMicros() string {
 	if db.dialect == dialectPostgres {
-		return `CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)`
+		return postgresClockMicros
 	}
 	return `CAST(unixepoch('subsec') * 1000000 AS INTEGER)`
 }
+
+// postgresClockMicros is clockMicros on PostgreSQL.
+const postgresClockMicros = `CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000 AS BIGINT)`
 
 // RateSlot is a request slot handed out by ReserveRateSlot: the request may
 // start after Wait (zero when it may start at once).

@@ -28,38 +28,18 @@ type Process struct {
 // goes.
 const ProcessRetention = 24 * time.Hour
 
-// nowMicros is the SQL expression of the current time in Unix microseconds.
-// With PostgreSQL it is the database server's clock: processes on hosts
-// whose clocks disagree still compare heartbeats on one clock. With SQLite
-// one process on one host owns the file; its clock is passed as the
-// argument the expression stands for.
-func (db *DB) nowMicros() string {
-	if db.dialect == dialectPostgres {
-		return `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
-	}
-	return `?`
-}
-
-// nowArgs are the arguments nowMicros needs: none with PostgreSQL, Steward's
-// clock with SQLite.
-func (db *DB) nowArgs() []any {
-	if db.dialect == dialectPostgres {
-		return nil
-	}
-	return []any{db.now().UnixMicro()}
-}
-
 // Heartbeat records that the process p.ClientID is alive, registering it
 // on its first call (p's Host, PID and the current time as its start). A
 // process renews it every few seconds while it runs; a record deleted in
 // the meantime (a process silent for longer than ProcessRetention) is
 // created again.
 func (db *DB) Heartbeat(ctx context.Context, p Process) error {
-	now := db.nowMicros()
-	args := append(append([]any{p.ClientID, p.Host, p.PID}, db.nowArgs()...), db.nowArgs()...)
+	// The database's clock (clockMicros): processes on hosts whose clocks
+	// disagree still compare heartbeats on one clock.
+	now := db.clockMicros()
 	_, err := db.write.ExecContext(ctx, db.bind(`INSERT INTO process (client_id, host, pid, started_at, heartbeat_at)
 		VALUES (?, ?, ?, `+now+`, `+now+`)
-		ON CONFLICT (client_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`), args...)
+		ON CONFLICT (client_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`), p.ClientID, p.Host, p.PID)
 	if err != nil {
 		return fmt.Errorf("record heartbeat: %w", mapError(err))
 	}
@@ -134,7 +114,7 @@ func (db *DB) RescueJobsOfSilentProcesses(ctx context.Context, clientID string, 
 			AND EXISTS (SELECT 1 FROM river_leader WHERE leader_id = $1 AND expires_at > now())
 			AND attempted_by[array_length(attempted_by, 1)] IN (
 				SELECT client_id FROM process
-				WHERE heartbeat_at < `+db.nowMicros()+` - $2 AND client_id <> $1)`,
+				WHERE heartbeat_at < `+postgresClockMicros+` - $2 AND client_id <> $1)`,
 			clientID, staleAfter.Microseconds())
 		if err != nil {
 			return fmt.Errorf("rescue jobs of silent processes: %w", mapError(err))
@@ -145,7 +125,7 @@ func (db *DB) RescueJobsOfSilentProcesses(ctx context.Context, clientID string, 
 		}
 		rescued = int(n)
 		_, err = tx.tx.ExecContext(ctx, `DELETE FROM process
-			WHERE heartbeat_at < `+db.nowMicros()+` - $2
+			WHERE heartbeat_at < `+postgresClockMicros+` - $2
 			AND EXISTS (SELECT 1 FROM river_leader WHERE leader_id = $1 AND expires_at > now())`,
 			clientID, ProcessRetention.Microseconds())
 		if err != nil {
@@ -179,7 +159,7 @@ func LiveProcesses(ctx context.Context, url string, within time.Duration) ([]Pro
 		return nil, nil
 	}
 	rows, err := conn.QueryContext(ctx, `SELECT client_id, host, pid, started_at, heartbeat_at FROM process
-		WHERE heartbeat_at > (extract(epoch from clock_timestamp()) * 1000000)::bigint - $1
+		WHERE heartbeat_at > `+postgresClockMicros+` - $1
 		ORDER BY started_at, id`, within.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("list live processes: %w", mapError(err))
