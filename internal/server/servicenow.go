@@ -21,19 +21,14 @@ import (
 // AllowLoopback is replaced by the integration's local flag, so only an
 // integration marked local (the emulator) reaches loopback, and a name
 // that resolves to 127.0.0.1 does not make a remote integration local.
-func ServiceNowFactory(logger *slog.Logger, policy netpolicy.Policy, opts ...servicenow.Option) ticketsync.ProviderFactory {
-	return ServiceNowFactoryFor(nil, logger, policy, opts...)
-}
-
-// ServiceNowFactoryFor is ServiceNowFactory for a server on db. On
-// PostgreSQL, where several processes may serve one database, every
+// On PostgreSQL, where several processes may serve one database, every
 // client paces its requests by the integration's budget in the database
 // (store.RateLimiter), so all processes together stay within the
 // integration's requests_per_second, and a 429's Retry-After holds them
 // all back. On SQLite (one process per database file) and with a nil db
 // the client keeps its in-process token bucket: the same limit, without a
 // database round trip per request.
-func ServiceNowFactoryFor(db *store.DB, logger *slog.Logger, policy netpolicy.Policy, opts ...servicenow.Option) ticketsync.ProviderFactory {
+func ServiceNowFactory(db *store.DB, logger *slog.Logger, policy netpolicy.Policy, opts ...servicenow.Option) ticketsync.ProviderFactory {
 	return func(in *steward.Integration, secrets store.IntegrationSecrets) (itsm.Provider, error) {
 		p := policy
 		p.AllowLoopback = in.Local

@@ -102,8 +102,8 @@ func TestServiceNowSharedBudget(t *testing.T) {
 	shared := make([]ticketsync.ProviderFactory, clients)
 	local := make([]ticketsync.ProviderFactory, clients)
 	for i := range clients {
-		shared[i] = server.ServiceNowFactoryFor(dbs[i], logger, policy)
-		local[i] = server.ServiceNowFactory(logger, policy)
+		shared[i] = server.ServiceNowFactory(dbs[i], logger, policy)
+		local[i] = server.ServiceNowFactory(nil, logger, policy)
 	}
 
 	n, took := run(t, shared)
@@ -154,9 +154,9 @@ func TestServiceNowSharedRetryAfter(t *testing.T) {
 	in.InstanceURL, in.Local, in.RequestsPerSecond = srv.URL, true, 100
 	secrets := store.IntegrationSecrets{Password: secret.New("pw-budget")}
 	logger := slog.New(slog.DiscardHandler)
-	a, err := server.ServiceNowFactoryFor(dbA, logger, netpolicy.Policy{})(&in, secrets)
+	a, err := server.ServiceNowFactory(dbA, logger, netpolicy.Policy{})(&in, secrets)
 	require.NoError(t, err)
-	b, err := server.ServiceNowFactoryFor(dbB, logger, netpolicy.Policy{})(&in, secrets)
+	b, err := server.ServiceNowFactory(dbB, logger, netpolicy.Policy{})(&in, secrets)
 	require.NoError(t, err)
 
 	ref := itsm.Ref{Table: "incident", SysID: "00000000000000000000000000000000"}

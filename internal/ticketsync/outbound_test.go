@@ -39,7 +39,7 @@ func outboundService(t *testing.T, policy netpolicy.Policy) (*ticketsync.Service
 func outboundServiceOn(t *testing.T, db *store.DB, policy netpolicy.Policy) (*ticketsync.Service, *store.DB) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return ticketsync.New(ticketsync.Config{}, db, jobs.NewQueue(), server.ServiceNowFactory(logger, policy), logger, nil), db
+	return ticketsync.New(ticketsync.Config{}, db, jobs.NewQueue(), server.ServiceNowFactory(nil, logger, policy), logger, nil), db
 }
 
 func TestCreateIntegrationRefusedByOutboundPolicy(t *testing.T) {

@@ -71,7 +71,7 @@ func setupSharedSync(t *testing.T, backend storetest.Backend, tickets int) *shar
 		s.dbB.SetSecretBox(box)
 	}
 	newService := func(db *store.DB) *ticketsync.Service {
-		svc := ticketsync.New(ticketsync.Config{}, db, jobs.NewQueue(), server.ServiceNowFactoryFor(db, logger, netpolicy.Policy{}), logger, nil)
+		svc := ticketsync.New(ticketsync.Config{}, db, jobs.NewQueue(), server.ServiceNowFactory(db, logger, netpolicy.Policy{}), logger, nil)
 		ticketsync.SetLeaseTiming(svc, 2*time.Second, 50*time.Millisecond, 50*time.Millisecond)
 		return svc
 	}
