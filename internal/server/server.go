@@ -258,17 +258,23 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.PublicURL == "" {
 		s.Tickets.SetPublicURL(s.linkURL())
 	}
-	// Registered before River fetches a job: every job this process picks
-	// up is traceable to a process with a heartbeat.
-	if err := s.DB.Heartbeat(ctx, s.process()); err != nil {
-		return fmt.Errorf("register this process: %w", err)
+	// PostgreSQL: registered before River fetches a job, so every job this
+	// process picks up is traceable to a process with a heartbeat. SQLite
+	// needs none (one process owns the file) and is spared a write on its
+	// one writer every few seconds.
+	if s.DB.Postgres() {
+		if err := s.DB.Heartbeat(ctx, s.process()); err != nil {
+			return fmt.Errorf("register this process: %w", err)
+		}
 	}
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	s.started = true
-	s.bg.Add(1)
-	go s.keepAlive()
+	if s.DB.Postgres() {
+		s.bg.Add(1)
+		go s.keepAlive()
+	}
 	go func() {
 		var err error
 		if s.tls() {
@@ -344,7 +350,7 @@ func isLoopback(addr net.Addr) bool {
 // (within the configured timeout), then closes the store: River first, then
 // the database pools. Jobs cut off by the timeout are retried on the next
 // start (or, on PostgreSQL, at once by another process): their work is
-// transactional or idempotent. A clean stop deletes this process's record
+// transactional or idempotent. A clean stop on PostgreSQL deletes this process's record
 // (store.EndProcess): it leaves no running job behind.
 func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
@@ -382,7 +388,7 @@ func (s *Server) stopJobs(ctx context.Context) []error {
 	s.bg.Wait()
 	// A record left behind gets the jobs of a process that could not stop
 	// them retried by another once its heartbeat is stale.
-	if jobsStopped {
+	if jobsStopped && s.DB.Postgres() {
 		ectx, ecancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.DB.EndProcess(ectx, s.clientID); err != nil {
 			s.logger.Warn("deleting this process's record failed; the job leader deletes it in a day", "err", err)
