@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,6 +76,10 @@ type hubRequest struct {
 	token     string
 	filters   map[string][]struct{ Value, Comparison string }
 	maxResult int
+	nextToken string
+	// attempt is the SDK's own count (amz-sdk-request: attempt=N): above 1
+	// the SDK is retrying a request, for example after a dropped connection.
+	attempt int
 }
 
 var credentialRE = regexp.MustCompile(`Credential=([^/]+)/[0-9]{8}/([^/]+)/([^/]+)/aws4_request`)
@@ -119,7 +124,8 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 	defer h.mu.Unlock()
 	if h.generated == nil {
 		h.requests = append(h.requests, hubRequest{at: time.Now(), region: region, accessKey: key, signed: r.Header.Get("X-Amz-Date") != "",
-			token: r.Header.Get("X-Amz-Security-Token"), filters: in.Filters, maxResult: in.MaxResults})
+			token: r.Header.Get("X-Amz-Security-Token"), filters: in.Filters, maxResult: in.MaxResults,
+			nextToken: in.NextToken, attempt: sdkAttempt(r.Header.Get("Amz-Sdk-Request"))})
 	}
 	if h.throttle > 0 {
 		h.throttle--
@@ -262,6 +268,19 @@ func (h *fakeHub) set(region string, findings []json.RawMessage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.findings[region] = findings
+}
+
+// sdkAttempt reads the attempt number from the SDK's amz-sdk-request
+// header ("attempt=2; max=5"); 1 when absent.
+func sdkAttempt(header string) int {
+	for part := range strings.SplitSeq(header, ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		}
+	}
+	return 1
 }
 
 func (h *fakeHub) log() []hubRequest {
