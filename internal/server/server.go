@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	// Start. On PostgreSQL every ServiceNow client draws on its
 	// integration's request budget in the database, so all processes
 	// together stay within the integration's requests_per_second.
-	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL}, db, s.Queue,
+	s.Tickets = ticketsync.New(ticketsync.Config{PublicURL: cfg.PublicURL, SyncBatch: o.syncBatch}, db, s.Queue,
 		ServiceNowFactory(db, logger.With("component", "servicenow"), outboundPolicy(cfg), servicenow.WithMetrics(snMetrics)),
 		logger.With("component", "tickets"), reg)
 	// Imports and rule runs assign through ticketsync's assignment

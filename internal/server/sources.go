@@ -17,6 +17,14 @@ type Option func(*options)
 type options struct {
 	sourceKinds collector.Registry
 	timing      processTiming // process.go
+	syncBatch   int
+}
+
+// WithSyncBatch sets how many changed tickets one refresh reads and applies
+// together (ticketsync.Config.SyncBatch); 1 is the one-read-per-event
+// baseline `steward bench` compares against.
+func WithSyncBatch(n int) Option {
+	return func(o *options) { o.syncBatch = n }
 }
 
 // WithSourceKinds adds kinds of live source to those built in (tests

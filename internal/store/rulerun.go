@@ -238,19 +238,26 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 		return mapError(err)
 	}
 	if err := exec(`SAVEPOINT steward_sp`); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
+		return &savepointError{fmt.Errorf("savepoint: %w", err)}
 	}
 	if ferr := fn(); ferr != nil {
 		if err := exec(`ROLLBACK TO SAVEPOINT steward_sp`); err != nil {
-			return fmt.Errorf("roll back to savepoint after %v: %w", ferr, err)
+			return &savepointError{fmt.Errorf("roll back to savepoint after %v: %w", ferr, err)}
 		}
 		if err := exec(`RELEASE SAVEPOINT steward_sp`); err != nil {
-			return fmt.Errorf("release savepoint: %w", err)
+			return &savepointError{fmt.Errorf("release savepoint: %w", err)}
 		}
 		return ferr
 	}
 	if err := exec(`RELEASE SAVEPOINT steward_sp`); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
+		return &savepointError{fmt.Errorf("release savepoint: %w", err)}
 	}
 	return nil
 }
+
+// savepointError is a failure of the savepoint statements themselves: the
+// transaction can no longer be trusted and must be rolled back.
+type savepointError struct{ err error }
+
+func (e *savepointError) Error() string { return e.err.Error() }
+func (e *savepointError) Unwrap() error { return e.err }

@@ -41,7 +41,17 @@ type Config struct {
 	// Steward and on the instance. Zero means DefaultWebhookSecretGrace;
 	// negative means no grace at all.
 	WebhookSecretGrace time.Duration
+	// SyncBatch is how many changed tickets one Table API read and one
+	// apply transaction take when refreshes are drained (webhooks, polls,
+	// reconciles). Zero means DefaultSyncBatch; 1 is the naive path, one
+	// read per changed ticket, which `steward bench` measures as the
+	// baseline.
+	SyncBatch int
 }
+
+// DefaultSyncBatch is the sys_idIN batch of a refresh: ServiceNow answers
+// up to 100 records per page comfortably within its URL limits.
+const DefaultSyncBatch = 100
 
 // Service is safe for concurrent use.
 type Service struct {
