@@ -89,7 +89,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newSourcesCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
-		newSnowEmulatorCommand(stdout, stderr),
+		newSnowEmulatorCommand(stdout, stderr), newBenchCommand(stdout, stderr),
 	)
 	describeTicketFilters(root)
 	return root
