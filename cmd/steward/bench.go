@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stewardhq/steward/internal/bench"
+	"github.com/stewardhq/steward/internal/store"
 )
 
 func newBenchCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -38,7 +39,9 @@ temporary directory and every request over real HTTP on loopback:
 
 Each scenario runs --runs times; the table shows the medians next to the
 targets of issue 15 and the baselines. Progress goes to stderr, the table
-to stdout. Nothing is sent off this machine; everything made is removed.`,
+to stdout. Nothing is sent off this machine; everything made is removed.
+With --db postgres://... each Steward runs on a database the bench creates
+on that PostgreSQL server and drops afterwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if verbose {
@@ -57,6 +60,7 @@ to stdout. Nothing is sent off this machine; everything made is removed.`,
 	f.IntVar(&opts.Burst, "burst", 1000, "changes in a webhook burst")
 	f.IntVar(&opts.Paced, "paced", 200, "changes in the paced webhook scenario")
 	f.IntVar(&opts.ReconcileSize, "reconcile-size", 100_000, "linked tickets the sync scenario reconciles")
+	f.StringVar(&opts.PostgresServer, "db", "", "run every Steward on PostgreSQL: the URL of a server (any database on it) where the bench may create a database of its own per server, dropped afterwards (default: a fresh SQLite file each)")
 	f.StringVar(&opts.Dir, "dir", "", "directory for the temporary files and databases (default the system's temporary directory)")
 	f.BoolVar(&verbose, "verbose", false, "also print Steward's and the emulator's warnings")
 	return cmd
@@ -72,6 +76,9 @@ func benchCommandLine(fs *pflag.FlagSet) string {
 			return
 		}
 		v := f.Value.String()
+		if f.Name == "db" {
+			v = store.RedactURL(v) // never a password in the printed command
+		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			v = strings.Join(sv.GetSlice(), ",")
 		}

@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stewardhq/steward/internal/store"
 )
 
 // Scenario names, in the order they run.
@@ -55,6 +57,11 @@ type Options struct {
 	// ReconcileSize is how many linked tickets the sync scenario
 	// reconciles (default 100,000).
 	ReconcileSize int
+	// PostgresServer, when set, is the URL of a PostgreSQL server (any
+	// database on it) where the bench creates a database of its own for
+	// each Steward it starts and drops it afterwards; by default each
+	// Steward runs on a fresh SQLite file.
+	PostgresServer string
 	// Dir holds the temporary files and databases (default the system's
 	// temporary directory); everything made is removed at the end.
 	Dir string
@@ -115,6 +122,14 @@ func Run(ctx context.Context, opts Options, out, progress io.Writer) error {
 	defer os.RemoveAll(dir)
 	r := &runner{opts: opts, progress: progress, dir: dir}
 	machine := Machine()
+	if opts.PostgresServer != "" {
+		if _, err := createDatabaseCheck(ctx, opts.PostgresServer); err != nil {
+			return err
+		}
+		machine += "; store: PostgreSQL at " + store.RedactURL(opts.PostgresServer) + " (a fresh database for each server)"
+	} else {
+		machine += "; store: SQLite (a fresh file for each server)"
+	}
 	start := time.Now()
 	var failed []string
 	for _, s := range []struct {
@@ -172,4 +187,14 @@ func fail(err error, rows ...*Row) {
 			row.Err = err.Error()
 		}
 	}
+}
+
+// createDatabaseCheck creates and drops one database, so a server the
+// bench cannot use fails before anything runs.
+func createDatabaseCheck(ctx context.Context, server string) (bool, error) {
+	d, err := createDatabase(ctx, server)
+	if err != nil {
+		return false, err
+	}
+	return true, d.drop()
 }

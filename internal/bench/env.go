@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,10 +24,12 @@ import (
 	"github.com/stewardhq/steward/internal/snowemu"
 )
 
-// stewardEnv is one Steward server on a fresh SQLite database in its own
-// directory, serving on loopback, with an owner token.
+// stewardEnv is one Steward server on a fresh database (a SQLite file in
+// its own directory, or a database of its own on the PostgreSQL server of
+// --db), serving on loopback, with an owner token.
 type stewardEnv struct {
 	dir    string
+	pg     *pgDatabase
 	srv    *server.Server
 	token  string
 	client *apiclient.Client
@@ -33,8 +37,10 @@ type stewardEnv struct {
 	http *http.Client
 }
 
-// startSteward starts Steward in process on a fresh database under parent.
-func startSteward(ctx context.Context, parent string, logger *slog.Logger, opts ...server.Option) (_ *stewardEnv, err error) {
+// startSteward starts Steward in process on a fresh database: a SQLite file
+// under parent, or, when pgServer is set, a new database on that
+// PostgreSQL server (dropped by close).
+func startSteward(ctx context.Context, parent, pgServer string, logger *slog.Logger, opts ...server.Option) (_ *stewardEnv, err error) {
 	dir, err := os.MkdirTemp(parent, "steward-")
 	if err != nil {
 		return nil, fmt.Errorf("create the server's directory: %w", err)
@@ -51,6 +57,13 @@ func startSteward(ctx context.Context, parent string, logger *slog.Logger, opts 
 	cfg.SecretKeyFile = filepath.Join(dir, "steward.key")
 	cfg.SpoolDir = filepath.Join(dir, "spool")
 	cfg.ShutdownTimeout = 10 * time.Second
+	if pgServer != "" {
+		if env.pg, err = createDatabase(ctx, pgServer); err != nil {
+			return nil, err
+		}
+		cfg.DatabaseURL, cfg.SecretKeyFile = env.pg.url, ""
+		cfg.SecretKey = base64.StdEncoding.EncodeToString(randomBytes(32))
+	}
 	if env.srv, err = server.New(ctx, cfg, logger.With("component", "steward"), opts...); err != nil {
 		return nil, fmt.Errorf("start Steward: %w", err)
 	}
@@ -76,6 +89,9 @@ func (e *stewardEnv) close() error {
 	}
 	if e.http != nil {
 		e.http.CloseIdleConnections()
+	}
+	if e.pg != nil {
+		errs = append(errs, e.pg.drop())
 	}
 	errs = append(errs, os.RemoveAll(e.dir))
 	return errors.Join(errs...)
@@ -172,4 +188,10 @@ func query(kv ...string) url.Values {
 		q.Set(kv[i], kv[i+1])
 	}
 	return q
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }

@@ -76,7 +76,7 @@ func (r *runner) importAndPages(ctx context.Context) error {
 			runtime.GC()
 			debug.FreeOSMemory()
 			reset := resetPeakRSS()
-			env, err := startSteward(ctx, r.dir, r.opts.Logger)
+			env, err := startSteward(ctx, r.dir, r.opts.PostgresServer, r.opts.Logger)
 			if err != nil {
 				return err
 			}

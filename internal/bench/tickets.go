@@ -64,7 +64,7 @@ func (r *runner) newTicketEnv(ctx context.Context, n int, emuOpts snowemu.Option
 	if env.emu, err = startEmulator(emuOpts, r.opts.Logger); err != nil {
 		return nil, err
 	}
-	if env.st, err = startSteward(ctx, r.dir, r.opts.Logger, opts...); err != nil {
+	if env.st, err = startSteward(ctx, r.dir, r.opts.PostgresServer, r.opts.Logger, opts...); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, 24)
