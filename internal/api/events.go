@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
-	"github.com/stewardhq/steward/internal/jobs"
 )
 
 // Webhook (ServiceNow business rule → Steward), docs/servicenow-setup.md §3.
@@ -28,10 +27,12 @@ import (
 // signature is checked before the body is parsed, in constant time.
 //
 // Replays: a delivery is accepted only within webhookSkew of Steward's
-// clock, and it is only a signal: the ticket_refresh job re-reads the
-// record through the Table API and skips a sys_mod_count it has already
-// applied. So a replayed, duplicated or out-of-order delivery costs at most
-// one Table API read and changes nothing.
+// clock, and it is only a signal: it is recorded as pending (one row per
+// record, keeping the highest sys_mod_count) and the sync drainer re-reads
+// pending records through the Table API in batches, skipping a
+// sys_mod_count it has already applied. So a replayed, duplicated or
+// out-of-order delivery costs at most a share of one Table API read and
+// changes nothing.
 const (
 	headerTimestamp = "X-Steward-Timestamp"
 	headerSignature = "X-Signature-SHA256"
@@ -62,8 +63,9 @@ const webhookFields = "event, table, sys_id, number, state, state_label, assigne
 
 // webhookAnswer is the body of a 202.
 type webhookAnswer struct {
-	// Status is queued (a ticket_refresh job will re-read the record) or
-	// up_to_date (Steward already applied this sys_mod_count).
+	// Status is queued (the record is pending: the sync drainer will
+	// re-read it) or up_to_date (Steward already applied this
+	// sys_mod_count).
 	Status string `json:"status"`
 }
 
@@ -157,11 +159,9 @@ func (a *API) receiveEvent(w http.ResponseWriter, r *http.Request) (int64, error
 		writeJSON(w, http.StatusAccepted, webhookAnswer{Status: "up_to_date"})
 		return in.ID, nil
 	}
-	// Queued outside any transaction: River then wakes its local producer
-	// at once instead of at its next poll.
-	if err := a.queue.Insert(r.Context(), jobs.RefreshTicketArgs{
-		IntegrationID: in.ID, Table: *ev.Table, SysID: *ev.SysID, ModCount: modCount,
-	}); err != nil {
+	// A durable insert (group-committed with concurrent deliveries), not
+	// a job: the drainer reads pending records back in sys_idIN batches.
+	if err := a.tickets.QueueRefresh(r.Context(), in.ID, *ev.Table, *ev.SysID, modCount, *ev.Event == "delete"); err != nil {
 		return in.ID, err
 	}
 	accepted = true

@@ -580,50 +580,7 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 	var out SyncOutcome
 	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
 		out = SyncOutcome{}
-		t, err := tx.FindTicketByAssignment(ctx, assignmentID)
-		if err != nil {
-			return err
-		}
-		if t.Flag == steward.TicketFlagDeleted {
-			return nil
-		}
-		flag := steward.TicketFlagDeleted
-		if err := tx.SetTicketSync(ctx, assignmentID, store.TicketSyncUpdate{Flag: &flag, StopWatching: true}); err != nil {
-			return err
-		}
-		out.Changed = true
-		policy := in.Sync.DeletedTicket
-		if policy == "" {
-			policy = steward.DefaultSyncSettings().DeletedTicket
-		}
-		a, err := tx.FindAssignmentByID(ctx, assignmentID)
-		if err != nil {
-			return err
-		}
-		// A group ticket's record stands for every member; findings the
-		// rule assigns from now on open a new group.
-		targets := []*steward.Assignment{a}
-		if t.GroupID != 0 {
-			if targets, err = tx.GroupMembers(ctx, t.GroupID); err != nil {
-				return err
-			}
-			if err := tx.CloseTicketGroup(ctx, t.GroupID); err != nil {
-				return err
-			}
-		}
-		for _, m := range targets {
-			if m.State != steward.AssignmentActive || policy != "end" {
-				continue
-			}
-			reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
-			if _, err := s.assign.End(ctx, tx, m.ID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
-				return err
-			}
-			out.Ended = true
-		}
-		return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: steward.IntegrationActor(in.Name), Action: store.AuditTicketDeletedInITSM,
-			IntegrationID: in.ID, AssignmentID: assignmentID,
-			Details: map[string]any{"via": via, "number": t.Number, "sys_id": t.SysID, "policy": policy, "assignment_ended": out.Ended}})
+		return s.recordDeletedTx(ctx, tx, in, assignmentID, via, &out)
 	})
 	if err != nil {
 		return SyncOutcome{}, fmt.Errorf("record deleted ticket of assignment %d: %w", assignmentID, err)
@@ -633,6 +590,54 @@ func (s *Service) recordDeleted(ctx context.Context, in *steward.Integration, as
 		s.logger.WarnContext(ctx, "ticket deleted in the ITSM", "integration", in.Name, "assignment_id", assignmentID, "ended", out.Ended)
 	}
 	return out, nil
+}
+
+// recordDeletedTx is recordDeleted inside the caller's transaction.
+func (s *Service) recordDeletedTx(ctx context.Context, tx *store.Tx, in *steward.Integration, assignmentID int64, via string, out *SyncOutcome) error {
+	t, err := tx.FindTicketByAssignment(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	if t.Flag == steward.TicketFlagDeleted {
+		return nil
+	}
+	flag := steward.TicketFlagDeleted
+	if err := tx.SetTicketSync(ctx, assignmentID, store.TicketSyncUpdate{Flag: &flag, StopWatching: true}); err != nil {
+		return err
+	}
+	out.Changed = true
+	policy := in.Sync.DeletedTicket
+	if policy == "" {
+		policy = steward.DefaultSyncSettings().DeletedTicket
+	}
+	a, err := tx.FindAssignmentByID(ctx, assignmentID)
+	if err != nil {
+		return err
+	}
+	// A group ticket's record stands for every member; findings the
+	// rule assigns from now on open a new group.
+	targets := []*steward.Assignment{a}
+	if t.GroupID != 0 {
+		if targets, err = tx.GroupMembers(ctx, t.GroupID); err != nil {
+			return err
+		}
+		if err := tx.CloseTicketGroup(ctx, t.GroupID); err != nil {
+			return err
+		}
+	}
+	for _, m := range targets {
+		if m.State != steward.AssignmentActive || policy != "end" {
+			continue
+		}
+		reason := fmt.Sprintf("ticket %s deleted in ServiceNow", t.Number)
+		if _, err := s.assign.End(ctx, tx, m.ID, steward.AssignmentRemoved, steward.IntegrationActor(in.Name), reason); err != nil {
+			return err
+		}
+		out.Ended = true
+	}
+	return tx.InsertAudit(ctx, &steward.AuditEvent{Actor: steward.IntegrationActor(in.Name), Action: store.AuditTicketDeletedInITSM,
+		IntegrationID: in.ID, AssignmentID: assignmentID,
+		Details: map[string]any{"via": via, "number": t.Number, "sys_id": t.SysID, "policy": policy, "assignment_ended": out.Ended}})
 }
 
 // SyncProgress is how far a running poll or reconcile is.

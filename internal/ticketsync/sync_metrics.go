@@ -12,6 +12,9 @@ type syncMetrics struct {
 	repairs      *prometheus.CounterVec
 	errors       *prometheus.CounterVec
 	applied      *prometheus.CounterVec
+	// pending and batch describe the webhook drain (sync_drain.go).
+	pending *prometheus.GaugeVec
+	batch   prometheus.Histogram
 }
 
 func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
@@ -40,9 +43,18 @@ func newSyncMetrics(reg prometheus.Registerer) *syncMetrics {
 			Name: "steward_sync_applied_total",
 			Help: "Remote ticket views applied, by path (webhook, poll, reconcile, push) and outcome (changed, ended, conflict, unchanged, stale, deleted).",
 		}, []string{"via", "outcome"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "steward_sync_pending",
+			Help: "Records announced by webhooks and not applied yet, per integration (as the drainer last counted them).",
+		}, []string{"integration"}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "steward_sync_drain_batch_size",
+			Help:    "Records per Table API read of the webhook drain.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.lag, m.events, m.pollRequests, m.repairs, m.errors, m.applied)
+		reg.MustRegister(m.lag, m.events, m.pollRequests, m.repairs, m.errors, m.applied, m.pending, m.batch)
 	}
 	return m
 }

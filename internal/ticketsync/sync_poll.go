@@ -105,6 +105,7 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 	prefix := CorrelationPrefix(installation)
 	marks := map[string]time.Time{}
 	var pollErr error
+	size := s.syncBatch()
 	for _, table := range rep.Tables {
 		wm, ok := st.Watermarks[table]
 		if !ok {
@@ -112,31 +113,69 @@ func (s *Service) Poll(ctx context.Context, integrationID int64) (PollReport, er
 		}
 		s.sync.metrics.pollRequests.WithLabelValues(in.Name).Inc()
 		var newest time.Time
+		// Records are applied SyncBatch at a time, each batch in one
+		// transaction; they come oldest first, and the watermark moves
+		// only past those applied before a failure.
+		var batch []*batchItem
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			defer func() { batch = batch[:0] }()
+			if err := s.applyBatch(ctx, in, batch, ViaPoll, nil); err != nil {
+				return err
+			}
+			for _, it := range batch {
+				switch {
+				case steward.ErrorCode(it.err) == steward.CodeNotFound:
+					// Not linked (yet): a ticket whose creation is not
+					// recorded yet; its create job records the state it
+					// finds.
+				case it.err != nil:
+					return it.err
+				case it.out.Stale:
+					rep.Stale++
+				case it.out.Changed:
+					rep.Changed++
+				}
+				if it.view.UpdatedAt.After(newest) {
+					newest = it.view.UpdatedAt
+				}
+			}
+			run.progress(rep.Seen, 0)
+			return nil
+		}
+		seen := map[string]bool{}
 		for t, err := range p.ChangedSince(ctx, table, wm.Add(-PollOverlap), prefix) {
 			if err != nil {
 				pollErr = err
 				break
 			}
 			rep.Seen++
-			out, err := s.ApplyRemote(ctx, in.ID, t, ViaPoll)
-			switch {
-			case steward.ErrorCode(err) == steward.CodeNotFound:
-				// Not linked (yet): a ticket whose creation is not recorded
-				// yet; its create job records the state it finds.
-			case err != nil:
-				pollErr = err
-			case out.Stale:
-				rep.Stale++
-			case out.Changed:
-				rep.Changed++
+			if seen[t.SysID] {
+				// Keyset paging yielded a record twice (it changed while
+				// the poll ran): a batch holds one view per record.
+				if pollErr = flush(); pollErr != nil {
+					break
+				}
+				clear(seen)
 			}
-			if pollErr != nil {
-				break
+			seen[t.SysID] = true
+			batch = append(batch, &batchItem{view: t})
+			if len(batch) >= size {
+				if pollErr = flush(); pollErr != nil {
+					break
+				}
+				clear(seen)
 			}
-			if t.UpdatedAt.After(newest) {
-				newest = t.UpdatedAt
+		}
+		if pollErr == nil {
+			pollErr = flush()
+		} else {
+			// Records read before a failed page are still applied.
+			if err := flush(); err != nil {
+				pollErr = errors.Join(pollErr, err)
 			}
-			run.progress(rep.Seen, 0)
 		}
 		if !newest.IsZero() {
 			marks[table] = newest
@@ -242,6 +281,7 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 				return err
 			}
 			var same []int64
+			var diff []*batchItem
 			for i, chunk := range batches {
 				found := make(map[string]*itsm.Ticket, len(results[i]))
 				for _, r := range results[i] {
@@ -271,12 +311,20 @@ func (s *Service) Reconcile(ctx context.Context, integrationID int64) (Reconcile
 						same = append(same, t.AssignmentID)
 						continue
 					}
-					out, err := s.ApplyRemote(ctx, in.ID, r, ViaReconcile)
-					if err != nil && steward.ErrorCode(err) != steward.CodeNotFound {
-						return err
+					diff = append(diff, &batchItem{view: r, stored: t})
+				}
+			}
+			// What differs is applied SyncBatch records per transaction.
+			for chunk := range slices.Chunk(diff, s.syncBatch()) {
+				if err := s.applyBatch(ctx, in, chunk, ViaReconcile, nil); err != nil {
+					return err
+				}
+				for _, it := range chunk {
+					if it.err != nil && steward.ErrorCode(it.err) != steward.CodeNotFound {
+						return it.err
 					}
-					if out.Changed {
-						repair(repairLine(t, r, out))
+					if it.err == nil && it.out.Changed {
+						repair(repairLine(it.stored, it.view, it.out))
 					}
 				}
 			}

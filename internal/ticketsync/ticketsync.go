@@ -70,7 +70,8 @@ type Service struct {
 	mu        sync.Mutex
 	providers map[int64]cachedProvider
 
-	sync *syncRuntime // sync.go
+	sync  *syncRuntime // sync.go
+	drain *drainer     // sync_drain.go
 
 }
 
@@ -84,7 +85,7 @@ type cachedProvider struct {
 // New returns a Service. reg receives its metrics; nil registers none.
 func New(cfg Config, db *store.DB, queue *jobs.Queue, factory ProviderFactory, logger *slog.Logger, reg prometheus.Registerer) *Service {
 	s := &Service{cfg: cfg, db: db, queue: queue, factory: factory, logger: logger,
-		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}, sync: newSyncRuntime(reg)}
+		metrics: newMetrics(reg), providers: map[int64]cachedProvider{}, sync: newSyncRuntime(reg), drain: newDrainer()}
 	s.assign = assignment.New(queue, s)
 	return s
 }
