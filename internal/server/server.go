@@ -271,6 +271,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	s.started = true
+	// Webhook refreshes pending from before (a crash, another process)
+	// are drained too.
+	s.Tickets.StartDrainer()
 	if s.DB.Postgres() {
 		s.bg.Add(1)
 		go s.keepAlive()
@@ -373,6 +376,8 @@ func (s *Server) stopJobs(ctx context.Context) []error {
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop http: %w", err))
 	}
+	// No webhook arrives any more: what is pending stays for the next start.
+	s.Tickets.StopDrainer()
 	jobsStopped := true
 	if err := s.river.Stop(ctx); err != nil {
 		// Jobs still running at the deadline are cancelled; their work
