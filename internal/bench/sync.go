@@ -60,7 +60,7 @@ func (r *runner) sync(ctx context.Context) error {
 		if err := env.open(ctx); err != nil {
 			return err
 		}
-		ts, err := env.waitCreated(ctx, time.Duration(n)*5*time.Millisecond+5*time.Minute)
+		ts, err := env.waitCreated(ctx, 3*time.Minute)
 		if err != nil {
 			return err
 		}

@@ -128,23 +128,43 @@ func (e *ticketEnv) tickets(ctx context.Context) ([]steward.TicketView, error) {
 	}
 }
 
-// waitCreated waits until Steward holds every ticket as created.
-func (e *ticketEnv) waitCreated(ctx context.Context, timeout time.Duration) ([]steward.TicketView, error) {
+// waitCreated waits until Steward holds every ticket as created. It gives
+// up when the count has not moved for stall: on a loaded machine creation
+// may be slow, but it must progress.
+func (e *ticketEnv) waitCreated(ctx context.Context, stall time.Duration) ([]steward.TicketView, error) {
 	var ts []steward.TicketView
-	err := waitFor(ctx, timeout, 100*time.Millisecond, fmt.Sprintf("%d tickets created", e.n), func() (bool, error) {
-		var err error
-		if ts, err = e.tickets(ctx); err != nil {
-			return false, err
-		}
-		created := 0
-		for _, t := range ts {
-			if t.Status == steward.TicketCreated && t.SysID != "" {
-				created++
+	last, lastMove := -1, time.Now()
+	for {
+		// The emulator's count is cheap; Steward's list is read once the
+		// emulator holds every record.
+		created := e.emu.emu.Count("incident")
+		if created >= e.n {
+			var err error
+			if ts, err = e.tickets(ctx); err != nil {
+				return nil, err
 			}
+			created = 0
+			for _, t := range ts {
+				if t.Status == steward.TicketCreated && t.SysID != "" {
+					created++
+				}
+			}
+			if created == e.n {
+				return ts, nil
+			}
+			created += e.n // Steward still records results: progress apart from the count
 		}
-		return created == e.n, nil
-	})
-	return ts, err
+		if created != last {
+			last, lastMove = created, time.Now()
+		} else if time.Since(lastMove) > stall {
+			return nil, fmt.Errorf("%d of %d tickets created, none more for %s", created, e.n, stall)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // ticketRequests is how many Table API requests the emulator received,
@@ -201,7 +221,7 @@ func (r *runner) tickets(ctx context.Context) error {
 			}()
 			err = env.open(ctx)
 			if err == nil {
-				_, err = env.waitCreated(ctx, time.Duration(n)*50*time.Millisecond+time.Minute)
+				_, err = env.waitCreated(ctx, 2*time.Minute)
 			}
 			stop()
 			<-done

@@ -59,7 +59,7 @@ func (r *runner) newHooked(ctx context.Context, n int, emuOpts snowemu.Options, 
 	if err := h.open(ctx); err != nil {
 		return nil, err
 	}
-	if h.tickets, err = h.waitCreated(ctx, time.Duration(n)*10*time.Millisecond+time.Minute); err != nil {
+	if h.tickets, err = h.waitCreated(ctx, 2*time.Minute); err != nil {
 		return nil, err
 	}
 	if h.proxy, err = startProxy(h.st.srv.URL()); err != nil {
@@ -93,7 +93,7 @@ func (h *hooked) paced(ctx context.Context, n int) ([]time.Duration, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := waitFor(ctx, 30*time.Second, time.Millisecond, "change of "+t.Number+" applied", func() (bool, error) {
+		if err := waitFor(ctx, 30*time.Second, 2*time.Millisecond, "change of "+t.Number+" applied", func() (bool, error) {
 			cur, err := h.st.client.GetTicket(ctx, t.AssignmentID)
 			return err == nil && cur.ModCount >= want, err
 		}); err != nil {
