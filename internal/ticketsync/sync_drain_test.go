@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ import (
 type drainEnv struct {
 	emu  *snowemu.Emulator
 	db   *store.DB
+	url  string // the database's
 	in   *steward.Integration
 	recs []snowemu.Record // the linked records, as created
 	// fail answers every Table API read 403 while set.
@@ -77,10 +79,11 @@ func setupDrain(t *testing.T, backend storetest.Backend, tickets int) *drainEnv 
 
 	switch backend {
 	case storetest.Postgres:
-		e.db = storetest.MustOpenURL(t, pgtest.URL(t))
+		e.url = pgtest.URL(t)
 	default:
-		e.db = storetest.MustOpenURL(t, filepath.Join(t.TempDir(), "steward.db"))
+		e.url = filepath.Join(t.TempDir(), "steward.db")
 	}
+	e.db = storetest.MustOpenURL(t, e.url)
 	e.db.SetSecretBox(storetest.Box(t))
 	e.factory = server.ServiceNowFactory(e.db, slog.New(slog.DiscardHandler), netpolicy.Policy{})
 	e.in = &steward.Integration{Name: "drain", Scope: "/subscriptions/s1", InstanceURL: hs.URL, Local: true,
@@ -318,5 +321,39 @@ func TestDrainAfterRestart(t *testing.T) {
 			require.Eventually(t, func() bool { return e.pending(t) == 0 }, 10*time.Second, 10*time.Millisecond)
 			e.requireApplied(t, 0, mod, "david.loo@example.com")
 		})
+	}
+}
+
+// TestDrainTwoProcesses (PostgreSQL): two processes draining one
+// integration at once read each pending record once between them: the
+// rows one takes are claimed, and the other skips them.
+func TestDrainTwoProcesses(t *testing.T) {
+	t.Parallel()
+	e := setupDrain(t, storetest.Postgres, 250)
+	other := storetest.MustOpenURL(t, e.url)
+	other.SetSecretBox(storetest.Box(t))
+	a := e.service(0)
+	b := ticketsync.New(ticketsync.Config{}, other, jobs.NewQueue(),
+		server.ServiceNowFactory(other, slog.New(slog.DiscardHandler), netpolicy.Policy{}), slog.New(slog.DiscardHandler), nil)
+	mods := make([]int, 250)
+	for i := range mods {
+		svc := a
+		if i%2 == 1 {
+			svc = b
+		}
+		mods[i] = e.reassign(t, svc, i, "david.loo")
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { ticketsync.DrainOnce(a, e.in.ID) })
+	wg.Go(func() { ticketsync.DrainOnce(b, e.in.ID) })
+	wg.Wait()
+	lists, singles := e.reads()
+	// 250 records: 3 reads of up to 100 if one process took them all; one
+	// more at most for each table the two split between them.
+	require.LessOrEqual(t, lists+singles, 4, "reads (lists %d, singles %d)", lists, singles)
+	require.Zero(t, e.pending(t))
+	for i, mod := range mods {
+		e.requireApplied(t, i, mod, "david.loo@example.com")
 	}
 }
