@@ -72,9 +72,11 @@ func TestMigrateCopyMigratesAnOlderSource(t *testing.T) {
 	sv, err := db.Versions(t.Context())
 	require.NoError(t, err)
 	latest := sv.Latest()
-	// Undo the latest migration (0015: the process table) by hand.
-	_, err = db.Writer().ExecContext(t.Context(), `DROP TABLE process`)
-	require.NoError(t, err)
+	// Undo the latest migration (0017: the scope summary tables) by hand.
+	for _, table := range []string{"recommendation_scope_summary", "resource_summary_scope", "summary_scope"} {
+		_, err = db.Writer().ExecContext(t.Context(), `DROP TABLE `+table)
+		require.NoError(t, err)
+	}
 	_, err = db.Writer().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = ?`, latest)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())

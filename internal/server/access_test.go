@@ -378,6 +378,13 @@ func TestScopedTokens(t *testing.T) {
 	require.NoError(t, err)
 	owner.WithHTTPClient(b.http)
 
+	// Recommendation counts, scoped ones too, are recomputed by a job after
+	// the batch; wait for them.
+	require.Eventually(t, func() bool {
+		recs, err := b.client.ListRecommendations(ctx, nil)
+		return err == nil && len(recs.Items) == 2 && recs.Items[0].Unhealthy == 3
+	}, 10*time.Second, 20*time.Millisecond)
+
 	// Lists hold only what is inside the scope, whatever filter is asked.
 	page, err := reader.ListAssessments(ctx, nil)
 	require.NoError(t, err)

@@ -330,6 +330,7 @@ func (tx *Tx) applyRecommendations(ctx context.Context, items []obsItem, res *Ap
 				return nil, fmt.Errorf("update recommendation %q: %w", k, err)
 			}
 			if m.Severity != s.stored.Severity {
+				changed[k] = true // the scope summaries order by a copy of the severity
 				// Keep the denormalized copy on assessments in step.
 				if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE assessment SET severity_rank = ? WHERE recommendation_id = ?`),
 					m.Severity.Rank(), s.id); err != nil {
@@ -791,7 +792,8 @@ func (tx *Tx) completeHealthyAssignments(ctx context.Context, healthy []healthyC
 }
 
 // RecomputeRecommendationSummaries recomputes the assessment counts that the
-// unfiltered and cloud-filtered recommendation listings read, for the given
+// unfiltered, cloud-filtered and scope-level recommendation listings read
+// (recommendation_summary, recommendation_scope_summary), for the given
 // recommendation keys, or for all recommendations when keys is empty. It runs
 // in one write transaction; unknown keys are ignored.
 func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []string) error {
@@ -802,6 +804,9 @@ func (db *DB) RecomputeRecommendationSummaries(ctx context.Context, keys []strin
 		// Recomputes delete and insert the same rows: concurrent ones on
 		// PostgreSQL would collide on the primary key.
 		if err := tx.advisoryLock(ctx, summaryLockKey); err != nil {
+			return err
+		}
+		if err := tx.recomputeScopeSummaries(ctx, keys); err != nil {
 			return err
 		}
 		if len(keys) == 0 {

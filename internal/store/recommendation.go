@@ -20,7 +20,10 @@ type RecommendationSummary struct {
 // RecommendationFilter selects recommendations. Zero fields do not filter.
 type RecommendationFilter struct {
 	// Scope restricts the counted assessments to resources in the scope and
-	// leaves out recommendations with none there. Counts are then computed on
+	// leaves out recommendations with none there. For a summary level
+	// (scopesummary.go: a subscription, resource group, AWS account, GCP
+	// project or organization, or a root above them) the counts come from
+	// recommendation_scope_summary; for any other scope they are computed on
 	// the fly.
 	Scope      steward.Scope
 	Severities []steward.Severity
@@ -34,6 +37,10 @@ type RecommendationFilter struct {
 	Source string
 	Cursor string
 	Limit  int
+
+	// onTheFly counts a scope's assessments even when the scope is a
+	// summary level (tests compare the two).
+	onTheFly bool
 }
 
 const recommendationCols = `r.key, r.display_name, r.description, r.remediation, r.severity, r.category, r.source, r.severity_rank`
@@ -44,10 +51,11 @@ func scanRecommendation(sc interface{ Scan(...any) error }, s *RecommendationSum
 }
 
 // FindRecommendations lists recommendations, most severe first, then by key
-// (bytewise), one page at a time. Without a scope the counts (all clouds, or
-// the filter's cloud) come from the summaries that
-// RecomputeRecommendationSummaries maintains, so they lag ingest until it
-// runs; with a scope they are counted on the fly from the assessments in the
+// (bytewise), one page at a time. Without a scope, or with a scope that is a
+// summary level, the counts (all clouds, or the filter's cloud) come from the
+// summaries that RecomputeRecommendationSummaries maintains, so they lag
+// ingest until it runs and a page costs the same whatever the scope holds;
+// with another scope they are counted on the fly from the assessments in the
 // scope, at a cost that grows with their number. Errors: CodeInvalid for a
 // bad cursor, limit, scope, severity or status.
 func (db *DB) FindRecommendations(ctx context.Context, f RecommendationFilter) ([]*RecommendationSummary, string, error) {
@@ -87,8 +95,8 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 	// Conditions on the recommendation itself.
 	var where []string
 	var args []any
+	var ranks []any
 	if len(f.Severities) > 0 {
-		ranks := make([]any, 0, len(f.Severities))
 		for _, s := range f.Severities {
 			if s.Rank() == 0 {
 				return nil, "", steward.Errorf(steward.CodeInvalid, "unknown severity %q", s)
@@ -97,6 +105,15 @@ func (db *DB) findRecommendations(ctx context.Context, f RecommendationFilter) (
 		}
 		where = append(where, "r.severity_rank IN ("+placeholders(len(ranks))+")")
 		args = append(args, ranks...)
+	}
+	if scopeCond != "" && !f.onTheFly {
+		level, ok, err := db.levelSummaries(ctx, f.Scope)
+		if err != nil {
+			return nil, "", err
+		}
+		if ok {
+			return db.findRecommendationsInLevel(ctx, level, f, statusCol, ranks, after, hasAfter, limit)
+		}
 	}
 	if f.Source != "" {
 		where = append(where, "r.source = ?")
@@ -234,10 +251,15 @@ func findRecommendationByKey(ctx context.Context, db *DB, q querier, key string)
 }
 
 // FindRecommendationInScope is FindRecommendationByKey with the counts of
-// the assessments in scope only, computed on the fly; a recommendation with
-// none there is CodeNotFound, as if it did not exist (a caller limited to a
-// scope must not learn about the rest).
+// the assessments in scope only (from recommendation_scope_summary for a
+// summary level, as FindRecommendations reads them, else computed on the
+// fly); a recommendation with none there is CodeNotFound, as if it did not
+// exist (a caller limited to a scope must not learn about the rest).
 func (db *DB) FindRecommendationInScope(ctx context.Context, key string, scope steward.Scope) (*RecommendationSummary, error) {
+	return db.findRecommendationInScope(ctx, key, scope, false)
+}
+
+func (db *DB) findRecommendationInScope(ctx context.Context, key string, scope steward.Scope, onTheFly bool) (*RecommendationSummary, error) {
 	scopeCond, scopeArgs, err := scopeRange("res.norm_id", scope)
 	if err != nil {
 		return nil, err
@@ -247,6 +269,24 @@ func (db *DB) FindRecommendationInScope(ctx context.Context, key string, scope s
 	}
 	s := new(RecommendationSummary)
 	var rank int
+	if !onTheFly {
+		level, ok, err := db.levelSummaries(ctx, scope)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			row := db.read.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`, s.unhealthy, s.healthy, s.not_applicable
+				FROM recommendation r JOIN recommendation_scope_summary s ON s.recommendation_id = r.id AND s.scope = ? AND s.cloud = ''
+				WHERE r.key = ?`), level, key)
+			err := scanRecommendation(row, s, &rank, &s.Unhealthy, &s.Healthy, &s.NotApplicable)
+			if isNoRows(err) {
+				return nil, steward.Errorf(steward.CodeNotFound, "recommendation %q not found", key)
+			} else if err != nil {
+				return nil, fmt.Errorf("find recommendation %q in scope: %w", key, err)
+			}
+			return s, nil
+		}
+	}
 	row := db.read.QueryRowContext(ctx, db.bind(`SELECT `+recommendationCols+`,
 		SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END),
 		SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END),

@@ -377,6 +377,8 @@ func testScope(t *testing.T) {
 			require.Equal(t, tt.want, got, "resources in scope %q", tt.scope)
 		}
 
+		// Scoped listings are as fresh as the last recompute.
+		require.NoError(t, db.RecomputeRecommendationSummaries(t.Context(), nil))
 		recs, _, err := db.FindRecommendations(t.Context(), store.RecommendationFilter{Scope: "/subscriptions/S1"})
 		require.NoError(t, err)
 		require.Len(t, recs, 1, "r2 has nothing in s1")
