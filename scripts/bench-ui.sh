@@ -3,7 +3,8 @@
 # 1,000,000: 100 recommendations × 10,000 resources), the latency of the
 # main pages as a signed-in browser asks for them, one request after
 # another over loopback: the overview, the recommendations list (plain,
-# filtered by severity, filtered by scope) and two recommendations' pages
+# filtered by severity, filtered by a subscription's scope and by
+# /subscriptions, which holds every assessment) and two recommendations' pages
 # (each: its first page of unhealthy, healthy and not applicable resources
 # with their assignments).
 #
@@ -38,7 +39,7 @@ cookie="$(curl -fsS -o /dev/null -D - --data-urlencode "token=$STEWARD_TOKEN" "$
 [ -n "$cookie" ] || { echo "sign-in failed" >&2; exit 1; }
 
 for page in / /recommendations "/recommendations?severity=High" "/recommendations?scope=/subscriptions/sub-03" \
-  /recommendations/rec-002 /recommendations/rec-097; do
+  "/recommendations?scope=/subscriptions" /recommendations/rec-002 /recommendations/rec-097; do
   printf '%-48s ' "$page"
   "$work/benchtool" get -url "$base$page" -cookie "$cookie" -n "$requests"
 done
