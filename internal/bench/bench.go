@@ -12,6 +12,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -111,6 +112,7 @@ type runner struct {
 // Run runs the selected scenarios and writes the machine, the command and
 // the table to out; progress lines go to progress. A scenario that fails
 // shows its error in its rows; Run then returns an error after the table.
+// When ctx ends (Ctrl-C), the table holds the runs finished so far.
 func Run(ctx context.Context, opts Options, out, progress io.Writer) error {
 	if err := opts.defaults(); err != nil {
 		return err
@@ -146,7 +148,9 @@ func Run(ctx context.Context, opts Options, out, progress io.Writer) error {
 		}
 		if err := s.run(ctx); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				// Interrupted: print what was measured so far.
+				failed = append(failed, "interrupted")
+				break
 			}
 			r.logf("%s: %v", strings.Join(s.names, "/"), err)
 			failed = append(failed, fmt.Sprintf("%s: %v", strings.Join(s.names, "/"), err))
@@ -180,10 +184,14 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.progress, "bench: "+format+"\n", args...)
 }
 
-// fail marks rows whose runs did not all give a figure.
+// fail marks rows whose runs did not all give a figure; an interrupted
+// bench keeps the runs that finished.
 func fail(err error, rows ...*Row) {
 	for _, row := range rows {
-		if row.Err == "" {
+		switch {
+		case errors.Is(err, context.Canceled):
+			row.Note = "interrupted"
+		case row.Err == "":
 			row.Err = err.Error()
 		}
 	}

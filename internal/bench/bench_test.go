@@ -48,6 +48,7 @@ func TestFormat(t *testing.T) {
 		{639, PerSecond, "639/s"},
 		{1.234, Millis, "1.23 ms"},
 		{28.46, Millis, "28.5 ms"},
+		{1000, Millis, "1,000 ms"},
 		{0.4567, Seconds, "0.46 s"},
 		{175.4, MiB, "175 MiB"},
 		{1.0001, Ratio, "1.000"},

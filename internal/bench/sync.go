@@ -32,9 +32,10 @@ func (c *offsetClock) advance(d time.Duration) {
 
 // sync is the poll and reconcile scenario, run once (seeding its linked
 // tickets through real ticket creation takes minutes at the integration's
-// maximum of 1,000 requests/s). R tickets are created and a first `sync
-// now` catches up with them; the emulator's clock then jumps past the
-// poll's overlap window, an agent changes C tickets with no webhook wired,
+// maximum of 1,000 requests/s). R tickets are created, the emulator's
+// clock jumps 10 minutes, one ticket changes and a first `sync now`
+// catches up (its watermark now past every creation); the clock jumps
+// again, past the poll's overlap window, an agent changes C tickets with no webhook wired,
 // and a second `sync now` (a poll, then a full reconcile of all R) is timed
 // from the request to its completion. Its poll's requests are the Table
 // API reads that start at a sys_updated_on watermark.
@@ -66,7 +67,14 @@ func (r *runner) sync(ctx context.Context) error {
 		}
 		r.logf("sync: %s tickets created in %.0f s", group(int64(n)), time.Since(start).Seconds())
 		emu := env.emu.emu
+		// One change after the clock's jump moves the catch-up poll's
+		// watermark past the creations, so the measured poll's overlap
+		// window holds none of them.
 		clock.advance(10 * time.Minute)
+		marker := ts[len(ts)-1]
+		if _, err := emu.Reassign("incident", marker.SysID, agents[0], changer); err != nil {
+			return fmt.Errorf("reassign %s: %w", marker.Number, err)
+		}
 		if _, _, err := env.syncNow(ctx); err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func (r Row) Verdict() string {
 }
 
 // Format writes v in unit u: thousands grouped for rates, ms with two
-// decimals under 10 and one above, seconds with two.
+// decimals under 10, one under 100, none above; seconds with two.
 func Format(v float64, u Unit) string {
 	if math.IsNaN(v) {
 		return noUnitText
@@ -104,10 +104,13 @@ func Format(v float64, u Unit) string {
 	case PerSecond:
 		return group(int64(math.Round(v))) + "/s"
 	case Millis:
-		if v < 10 {
+		switch {
+		case v < 10:
 			return strconv.FormatFloat(v, 'f', 2, 64) + " ms"
+		case v < 100:
+			return strconv.FormatFloat(v, 'f', 1, 64) + " ms"
 		}
-		return strconv.FormatFloat(v, 'f', 1, 64) + " ms"
+		return group(int64(math.Round(v))) + " ms"
 	case Seconds:
 		return strconv.FormatFloat(v, 'f', 2, 64) + " s"
 	case MiB:
