@@ -70,6 +70,9 @@ type Server struct {
 
 	releaseOnce sync.Once
 	releaseErr  error
+
+	// creates runs ticket_create jobs; release closes its group commit.
+	creates *ticketsync.CreateTicketWorker
 }
 
 // New binds the listener, takes the database's lock (one server per
@@ -133,7 +136,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	workers := river.NewWorkers()
 	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
 	river.AddWorker(workers, ingest.NewRecomputeWorker(db))
-	river.AddWorker(workers, ticketsync.NewCreateTicketWorker(s.Tickets))
+	s.creates = ticketsync.NewCreateTicketWorker(s.Tickets, reg)
+	river.AddWorker(workers, s.creates)
 	river.AddWorker(workers, ticketsync.NewDeleteIntegrationWorker(s.Tickets))
 	ticketsync.AddWorkers(workers, s.Tickets)
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
@@ -411,6 +415,9 @@ func (s *Server) release() error {
 		var errs []error
 		if s.cancel != nil {
 			s.cancel()
+		}
+		if s.creates != nil {
+			s.creates.Close()
 		}
 		if s.DB != nil {
 			if err := s.DB.Close(); err != nil {

@@ -401,15 +401,32 @@ func (db *DB) RecordGroupTicketCreated(ctx context.Context, assignmentID int64, 
 	var out *steward.Ticket
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		var err error
-		if out, err = tx.recordTicketCreated(ctx, assignmentID, remote); err != nil {
-			return err
-		}
-		return tx.MarkListedInGroup(ctx, listed)
+		out, err = tx.recordGroupTicketCreated(ctx, assignmentID, remote, listed)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record created ticket for assignment %d: %w", assignmentID, mapError(err))
 	}
 	return out, nil
+}
+
+// RecordGroupTicketCreated is DB.RecordGroupTicketCreated inside the
+// caller's transaction, so that what else the caller writes there (the
+// ticket_create job's completion) commits with the result or not at all.
+func (tx *Tx) RecordGroupTicketCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket, listed []int64) (*steward.Ticket, error) {
+	out, err := tx.recordGroupTicketCreated(ctx, assignmentID, remote, listed)
+	if err != nil {
+		return nil, fmt.Errorf("record created ticket for assignment %d: %w", assignmentID, mapError(err))
+	}
+	return out, nil
+}
+
+func (tx *Tx) recordGroupTicketCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket, listed []int64) (*steward.Ticket, error) {
+	out, err := tx.recordTicketCreated(ctx, assignmentID, remote)
+	if err != nil {
+		return nil, err
+	}
+	return out, tx.MarkListedInGroup(ctx, listed)
 }
 
 func (tx *Tx) recordTicketCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket) (*steward.Ticket, error) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,7 +48,7 @@ func (db *DB) MarkTicketAttempt(ctx context.Context, assignmentID int64) (Ticket
 	var out TicketAttempt
 	err := db.WithTx(ctx, func(tx *Tx) error {
 		var err error
-		out, err = tx.markTicketAttempt(ctx, assignmentID)
+		out, err = tx.markTicketAttempt(ctx, assignmentID, true)
 		return err
 	})
 	if err != nil {
@@ -56,7 +57,30 @@ func (db *DB) MarkTicketAttempt(ctx context.Context, assignmentID int64) (Ticket
 	return out, nil
 }
 
-func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64) (TicketAttempt, error) {
+// ErrAttemptTakesCapPlace is Tx.MarkTicketAttempt's answer for a send that
+// must take a place of its rule's daily cap. Taking one locks the rule's
+// row (PostgreSQL), which a transaction shared by many tickets' writes must
+// not do: two such transactions, in two processes, could lock two rules in
+// opposite orders. Record that attempt with DB.MarkTicketAttempt, in a
+// transaction of its own.
+var ErrAttemptTakesCapPlace = errors.New("the attempt takes a place of its rule's daily cap: record it in a transaction of its own")
+
+// MarkTicketAttempt is DB.MarkTicketAttempt inside a transaction that also
+// holds other tickets' writes (a Batcher's), for every send but one that
+// takes a place of a daily cap: that one answers ErrAttemptTakesCapPlace,
+// and the caller must roll back what this call did (the Batcher's
+// savepoint does), which releases the ticket's row lock.
+func (tx *Tx) MarkTicketAttempt(ctx context.Context, assignmentID int64) (TicketAttempt, error) {
+	out, err := tx.markTicketAttempt(ctx, assignmentID, false)
+	if err != nil {
+		return TicketAttempt{}, fmt.Errorf("count attempt of ticket for assignment %d: %w", assignmentID, mapError(err))
+	}
+	return out, nil
+}
+
+// markTicketAttempt counts a send; capOK false refuses (with
+// ErrAttemptTakesCapPlace) a send that would take a daily cap's place.
+func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64, capOK bool) (TicketAttempt, error) {
 	var (
 		status         steward.TicketStatus
 		attempts       int
@@ -87,6 +111,9 @@ func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64) (Ticket
 			// Its place was counted when it was deferred; deferred_until
 			// stays as history.
 		default:
+			if !capOK {
+				return out, ErrAttemptTakesCapPlace
+			}
 			// PostgreSQL: the rule's row lock makes its tickets take their
 			// places one at a time, as SQLite's one writer does.
 			if err := tx.lock(ctx, `SELECT id FROM rule WHERE id = ? FOR UPDATE`, ruleID); err != nil {

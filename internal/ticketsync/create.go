@@ -7,14 +7,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/store"
 )
 
-// CreateTicket creates the ITSM record of one assignment, exactly once.
+// createTicket creates the ITSM record of one assignment, exactly once, for
+// the ticket_create job w runs.
 //
 // Each try first records an attempt in the store. The first try of a ticket
 // therefore knows no earlier request can have reached the ITSM and lets the
@@ -25,8 +28,14 @@ import (
 //
 // Recording the attempt also applies the daily cap of the governance rule
 // that made the assignment (store.DB.MarkTicketAttempt): a ticket beyond it
-// is not sent, and CreateTicket returns a *DeferredError saying until when.
-func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
+// is not sent, and createTicket returns a *DeferredError saying until when.
+//
+// The attempt and the result are written through the worker's group commit
+// (a store.Batcher), each committed before createTicket goes on: the
+// attempt is durable before the request is sent, and the result before the
+// job returns (River then records the job completed, in batches of its
+// own). A crash between the two finds the ticket created and sends nothing.
+func (s *Service) createTicket(ctx context.Context, w *CreateTicketWorker, assignmentID int64) error {
 	t, err := s.db.FindTicketByAssignment(ctx, assignmentID)
 	if err != nil {
 		return err
@@ -45,7 +54,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	if err != nil {
 		return err
 	}
-	attempt, err := s.db.MarkTicketAttempt(ctx, assignmentID)
+	attempt, err := w.markAttempt(ctx, assignmentID)
 	if err != nil {
 		return err
 	}
@@ -103,7 +112,7 @@ func (s *Service) CreateTicket(ctx context.Context, assignmentID int64) error {
 	for i, m := range members {
 		listed[i] = m.ID
 	}
-	if _, err := s.db.RecordGroupTicketCreated(ctx, assignmentID, fromITSM(remote), listed); err != nil {
+	if err := w.recordCreated(ctx, assignmentID, fromITSM(remote), listed); err != nil {
 		// The record exists in the ITSM; the retry finds it by correlation ID.
 		return fmt.Errorf("record created ticket %s: %w", remote.Number, err)
 	}
@@ -189,14 +198,103 @@ func fromITSM(r *itsm.Ticket) *steward.Ticket {
 	return t
 }
 
-// CreateTicketWorker runs ticket_create jobs.
+// CreateTicketWorker runs ticket_create jobs. The small writes (each try's
+// attempt, each ticket's result) of all the jobs running at once share
+// transactions: one group commit per worker, which Close stops.
 type CreateTicketWorker struct {
 	river.WorkerDefaults[jobs.CreateTicketArgs]
-	svc *Service
+	svc    *Service
+	writes *store.Batcher
+	m      *writeMetrics
+
+	// lastTx is the transaction the previous write ran in; only the
+	// batcher's one loop reads or sets it (see count).
+	lastTx *store.Tx
 }
 
-// NewCreateTicketWorker returns the worker.
-func NewCreateTicketWorker(svc *Service) *CreateTicketWorker { return &CreateTicketWorker{svc: svc} }
+// createWriteBatch bounds the writes one transaction of the group commit
+// holds; more than the ticket queue's workers, so each batch takes every
+// write waiting.
+const createWriteBatch = 100
+
+// NewCreateTicketWorker returns the worker and starts its group commit. reg
+// receives its metrics; nil registers none.
+func NewCreateTicketWorker(svc *Service, reg prometheus.Registerer) *CreateTicketWorker {
+	return &CreateTicketWorker{svc: svc, writes: svc.db.NewBatcher(createWriteBatch), m: newWriteMetrics(reg)}
+}
+
+// Close stops the group commit once River no longer runs the worker's
+// jobs; a job still running then fails its write and is retried.
+func (w *CreateTicketWorker) Close() { w.writes.Close() }
+
+// markAttempt counts a try in the next group commit, or for a first send
+// that takes a place of a rule's daily cap in a transaction of its own
+// (store.ErrAttemptTakesCapPlace: the rule's row lock must not be held by a
+// transaction other tickets' writes share).
+func (w *CreateTicketWorker) markAttempt(ctx context.Context, assignmentID int64) (store.TicketAttempt, error) {
+	var out store.TicketAttempt
+	err := w.writes.Do(ctx, func(tx *store.Tx) error {
+		w.count(tx, "attempt")
+		var err error
+		// The batch's statements must not be cut off by one caller's
+		// context (pgx closes the connection on a cancelled query); Do
+		// has checked ctx before running this.
+		out, err = tx.MarkTicketAttempt(context.WithoutCancel(ctx), assignmentID)
+		return err
+	})
+	if errors.Is(err, store.ErrAttemptTakesCapPlace) {
+		return w.svc.db.MarkTicketAttempt(ctx, assignmentID)
+	}
+	return out, err
+}
+
+// recordCreated records the ticket's record in the next group commit. It
+// does not complete the job in that transaction (river.JobCompleteTx):
+// River's completer writes every job's completion anyway, batched, and on
+// SQLite a completion costs more CPU than the result itself, so doing it
+// twice cost throughput (docs/benchmarks.md, "Ticket creation"). A job
+// re-run after a crash finds its ticket created and returns at once.
+func (w *CreateTicketWorker) recordCreated(ctx context.Context, assignmentID int64, remote *steward.Ticket, listed []int64) error {
+	return w.writes.Do(ctx, func(tx *store.Tx) error {
+		w.count(tx, "result")
+		_, err := tx.RecordGroupTicketCreated(context.WithoutCancel(ctx), assignmentID, remote, listed)
+		return err
+	})
+}
+
+// count counts a write and, when it runs in another transaction than the
+// previous one, that transaction. It runs inside the batcher's loop, one
+// write after the other; keeping the last transaction referenced keeps its
+// address from being reused by the next.
+func (w *CreateTicketWorker) count(tx *store.Tx, write string) {
+	w.m.writes.WithLabelValues(write).Inc()
+	if tx != w.lastTx {
+		w.lastTx = tx
+		w.m.transactions.Inc()
+	}
+}
+
+type writeMetrics struct {
+	writes       *prometheus.CounterVec
+	transactions prometheus.Counter
+}
+
+func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
+	m := &writeMetrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steward_ticket_writes_total",
+			Help: "Writes of ticket creation tries by kind: attempt (counted before a send), result (the created record).",
+		}, []string{"write"}),
+		transactions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "steward_ticket_write_transactions_total",
+			Help: "Transactions the ticket creation writes were group-committed in; writes divided by this is the mean batch.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.writes, m.transactions)
+	}
+	return m
+}
 
 // Timeout bounds one try; the client's own retries happen inside it.
 func (w *CreateTicketWorker) Timeout(*river.Job[jobs.CreateTicketArgs]) time.Duration {
@@ -208,7 +306,7 @@ func (w *CreateTicketWorker) Timeout(*river.Job[jobs.CreateTicketArgs]) time.Dur
 // their day; refused ones are cancelled (a retry cannot help; the
 // user can retry after fixing the cause), others retried with backoff.
 func (w *CreateTicketWorker) Work(ctx context.Context, job *river.Job[jobs.CreateTicketArgs]) error {
-	err := w.svc.CreateTicket(ctx, job.Args.AssignmentID)
+	err := w.svc.createTicket(ctx, w, job.Args.AssignmentID)
 	if err == nil {
 		return nil
 	}
