@@ -102,12 +102,8 @@ func importFile(cmd *cobra.Command, g *globals, c *apiclient.Client, path, forma
 	p.restart()
 	for imp.State == "queued" || imp.State == "running" {
 		if pr := imp.Progress; pr != nil {
-			// Two passes over the file: validate everything, then apply.
-			done := pr.BytesRead
-			if pr.Phase == "applying" {
-				done += pr.BytesTotal
-			}
-			p.show(p.line(pr.Phase, done, 2*pr.BytesTotal, int64(pr.Records), "records"))
+			// One pass over the file: the share read is the share done.
+			p.show(p.line(pr.Phase, pr.BytesRead, pr.BytesTotal, int64(pr.Records), "records"))
 		} else {
 			p.show(fmt.Sprintf("import %d %s", imp.ID, imp.State))
 		}

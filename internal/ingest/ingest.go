@@ -1,7 +1,7 @@
 // Package ingest applies observation streams to the store: bounded batches
-// from the push API in one transaction, and spooled import files in two
-// passes (validate everything, then apply in chunks). In the transaction
-// of each batch or chunk it gives the assessments that became Unhealthy
+// from the push API in one transaction, and spooled import files in one
+// pass and one transaction (parsed and applied in chunks, overlapped). In
+// the transaction of each batch or chunk it gives the assessments that became Unhealthy
 // their governance rule assignments (package rules), and queues the
 // follow-up work (recommendation summaries; through package assignment,
 // the ticket work of assignments a batch made or completed), so a
@@ -31,9 +31,10 @@ import (
 
 // Defaults.
 const (
-	// DefaultChunkSize is how many observations one import transaction
-	// applies: large enough to amortize the commit, small enough that the
-	// single SQLite writer is released often for the API and River.
+	// DefaultChunkSize is how many observations an import applies at a
+	// time (an import is one transaction; a chunk is the unit of parsing,
+	// rules and progress): large enough to amortize the per-chunk queries,
+	// small enough to bound memory.
 	DefaultChunkSize = 5000
 	// progressInterval bounds how often progress is reported.
 	progressInterval = 250 * time.Millisecond
@@ -54,6 +55,14 @@ type Ingester struct {
 
 	mu       sync.Mutex
 	progress map[int64]Progress // live progress of running imports
+
+	// progressEvery bounds how often an import's progress is written to
+	// the database (PostgreSQL).
+	progressEvery time.Duration
+	// afterChunk (tests only) runs in the import's transaction after each
+	// chunk is applied and its progress reported, with the records applied
+	// so far; an error fails the import as a crash would.
+	afterChunk func(ctx context.Context, records int) error
 }
 
 // New returns an Ingester. Metrics are registered on reg (never the global
@@ -71,6 +80,8 @@ func New(db *store.DB, queue *jobs.Queue, logger *slog.Logger, reg prometheus.Re
 		metrics:   newMetrics(reg),
 		chunkSize: DefaultChunkSize,
 		progress:  make(map[int64]Progress),
+
+		progressEvery: progressWriteInterval,
 	}
 	in.SetAssignments(assignment.New(queue, nil))
 	return in
@@ -113,23 +124,24 @@ func (in *Ingester) applyRules(ctx context.Context, tx *store.Tx, res *store.App
 
 // Progress is how far an import is.
 type Progress struct {
-	// Phase is "validating" (pass 1: parse and check everything, nothing
-	// written) or "applying" (pass 2: write in chunks).
+	// Phase is "applying" (the one pass: parse, check and write, kept
+	// only if the whole file is good). Servers before one-pass imports
+	// also said "validating"; the field stays for them.
 	Phase string `json:"phase"`
-	// Records counts the records (observations) done in this phase.
+	// Records counts the records applied so far (in the import's
+	// transaction, which commits them all at the end).
 	Records int `json:"records"`
-	// RecordsTotal is how many records the file holds: known once it has
-	// been validated, so set while applying (0 while validating).
-	RecordsTotal int   `json:"records_total,omitempty"`
-	BytesRead    int64 `json:"bytes_read"`
-	BytesTotal   int64 `json:"bytes_total"`
+	// RecordsTotal is how many records the file holds, where known: one
+	// pass does not know it before the end, so it is 0 while running.
+	RecordsTotal int `json:"records_total,omitempty"`
+	// BytesRead is how far the parser has read (a few chunks ahead of
+	// Records); with BytesTotal it gives the share done.
+	BytesRead  int64 `json:"bytes_read"`
+	BytesTotal int64 `json:"bytes_total"`
 }
 
-// The phases of Progress.
-const (
-	PhaseValidating = "validating"
-	PhaseApplying   = "applying"
-)
+// PhaseApplying is the Phase of a running import.
+const PhaseApplying = "applying"
 
 // ApplyBatch validates every observation first, so nothing is written if
 // any is bad (a CodeInvalid error naming the 1-based record), then applies
@@ -250,30 +262,37 @@ func (in *Ingester) recomputeInline(ctx context.Context, keys []string) {
 }
 
 // ApplyFile applies the file at path, of a known format ("" detects it),
-// in two passes. Pass 1 parses and validates the whole file without writing,
-// so a malformed or truncated file is rejected (CodeInvalid, naming the
-// record) with the store as it was. Pass 2 parses again and applies chunks
-// of DefaultChunkSize observations, one transaction each, so the store's
-// single writer is released between chunks. The last chunk's transaction
-// queues the summaries recomputation for every recommendation in the file:
-// not only those this run changed, because after a crash mid-pass-2 the
-// retried job finds the earlier chunks already applied and unchanged.
+// in one pass and one transaction: all of it or, on any error, nothing.
+//
+// A parser goroutine reads and validates the records and hands chunks of
+// chunkSize observations to the applier over a channel holding
+// chunksInFlight of them, so parsing and applying overlap and only a few
+// chunks are ever in memory. The applier takes the writer when the first
+// chunk is ready and applies each chunk in that one transaction the way a
+// push batch is applied (governance rules, assignment follow-ups). A bad
+// record anywhere (CodeInvalid, naming the record), a failed chunk or a
+// cancelled context rolls the whole file back, so the store is exactly as
+// it was, and a retried import starts over. The transaction also queues
+// the summaries recomputation of the recommendations the file changed.
 //
 // Re-applying a file is idempotent: upserts of identical observations
 // change nothing. Observations without ObservedAt are stamped with the time
-// pass 2 started, the same for every chunk. progress (may be nil) is called
-// at most about four times a second, and at the end of each phase.
+// the import started, the same for every chunk. progress (may be nil) is
+// called at most about four times a second, and at the end; it counts the
+// records applied so far in the (uncommitted) transaction.
 func (in *Ingester) ApplyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
-	return in.applyFileMetered(ctx, path, format, progress, nil)
+	return in.applyFileMetered(ctx, path, format, progress)
 }
 
-// chunkProgress records the progress an applied chunk reached, in that
-// chunk's transaction (nil: not recorded).
-type chunkProgress func(ctx context.Context, tx *store.Tx, p Progress) error
+// chunksInFlight is how many parsed chunks wait for the applier: enough
+// to keep it busy while the parser meets a slow stretch of the file, few
+// enough that memory stays bounded (a chunk of 5,000 observations is a
+// few MB).
+const chunksInFlight = 2
 
-func (in *Ingester) applyFileMetered(ctx context.Context, path string, format source.Format, progress func(Progress), chunk chunkProgress) (store.ApplyResult, error) {
+func (in *Ingester) applyFileMetered(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
 	start := time.Now()
-	res, err := in.applyFile(ctx, path, format, progress, chunk)
+	res, err := in.applyFile(ctx, path, format, progress)
 	in.metrics.observe(sourceImport, res, err, time.Since(start))
 	if err != nil {
 		return store.ApplyResult{}, err
@@ -285,7 +304,7 @@ func (in *Ingester) applyFileMetered(ctx context.Context, path string, format so
 	return res, nil
 }
 
-func (in *Ingester) applyFile(ctx context.Context, path string, format source.Format, progress func(Progress), chunkDone chunkProgress) (store.ApplyResult, error) {
+func (in *Ingester) applyFile(ctx context.Context, path string, format source.Format, progress func(Progress)) (store.ApplyResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return store.ApplyResult{}, fmt.Errorf("open import file: %w", err)
@@ -295,120 +314,153 @@ func (in *Ingester) applyFile(ctx context.Context, path string, format source.Fo
 	if err != nil {
 		return store.ApplyResult{}, fmt.Errorf("stat import file: %w", err)
 	}
-	total := st.Size()
 	if progress == nil {
 		progress = func(Progress) {}
 	}
-
-	// Pass 1: parse and validate everything; collect the recommendation keys.
 	cr := &countingReader{r: f}
-	parser, r, format, err := source.Open(cr, format)
+	parser, r, _, err := source.Open(cr, format)
 	if err != nil {
 		return store.ApplyResult{}, err
 	}
-	rep := reporter{fn: progress, phase: PhaseValidating, total: total, bytes: &cr.n}
-	keys := make(map[string]struct{})
-	n := 0
-	err = parser.Parse(ctx, r, func(o steward.Observation) error {
-		n++
-		if len(keys) <= maxRecomputeKeys {
-			keys[o.Recommendation.Key] = struct{}{}
+	at := in.db.Now()
+	rep := reporter{fn: progress, phase: PhaseApplying, total: st.Size(), bytes: &cr.n}
+
+	ctx, cancel := context.WithCancel(ctx)
+	p := &chunkParser{size: in.chunkSize, chunks: make(chan []steward.Observation, chunksInFlight),
+		free: make(chan []steward.Observation, chunksInFlight+2), err: make(chan error, 1)}
+	go p.run(ctx, parser, r)
+	// On every way out the parser stops (it reads f, which the deferred
+	// Close closes) before applyFile returns.
+	defer func() {
+		cancel()
+		for range p.chunks {
 		}
-		rep.tick(n)
-		return nil
-	})
-	if err != nil {
-		return store.ApplyResult{}, err
-	}
-	rep.done(n)
-	if n == 0 {
+	}()
+
+	// The writer is taken once the first chunk is ready: a file that is
+	// empty or bad early never holds it.
+	first, ok := <-p.chunks
+	if !ok {
+		if err := <-p.err; err != nil {
+			return store.ApplyResult{}, err
+		}
+		rep.done(0)
 		return store.ApplyResult{}, nil
 	}
-	allKeys := make([]string, 0, len(keys))
-	for k := range keys {
-		allKeys = append(allKeys, k)
-	}
-
-	// Pass 2: apply in chunks.
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return store.ApplyResult{}, fmt.Errorf("rewind import file: %w", err)
-	}
-	cr = &countingReader{r: f}
-	parser, r, _, err = source.Open(cr, format)
-	if err != nil {
-		return store.ApplyResult{}, err
-	}
-	rep = reporter{fn: progress, phase: PhaseApplying, total: total, records: n, bytes: &cr.n}
-	at := in.db.Now()
 	var res store.ApplyResult
-	chunk := make([]steward.Observation, 0, in.chunkSize)
 	done := 0
-	apply := func(last bool) error {
-		err := in.db.WithTx(ctx, func(tx *store.Tx) error {
-			r, targets, err := tx.ApplyObservationsForRules(ctx, chunk, at)
+	err = in.db.WithTx(ctx, func(tx *store.Tx) error {
+		for chunk := first; ; {
+			r, err := in.applyChunk(ctx, tx, chunk, at)
 			if err != nil {
-				return err
+				return fmt.Errorf("apply records %d-%d: %w", done+1, done+len(chunk), err)
 			}
-			if err := in.applyRules(ctx, tx, &r, targets); err != nil {
-				return err
-			}
-			if err := in.assign.AfterImport(ctx, tx, r); err != nil {
-				return err
-			}
-			if last {
-				keys := allKeys
-				if len(keys) > maxRecomputeKeys {
-					keys = nil
-				}
-				if in.queue != nil {
-					if err := in.queue.InsertTx(ctx, tx.SQL(), jobs.RecomputeSummariesArgs{Keys: keys}); err != nil {
-						return fmt.Errorf("queue summaries recompute: %w", err)
-					}
-				}
-			}
-			if chunkDone != nil {
-				p := Progress{Phase: PhaseApplying, Records: done + len(chunk), RecordsTotal: n, BytesRead: cr.n.Load(), BytesTotal: total}
-				if err := chunkDone(ctx, tx, p); err != nil {
+			res.Add(r)
+			done += len(chunk)
+			rep.check(done)
+			if in.afterChunk != nil {
+				if err := in.afterChunk(ctx, done); err != nil {
 					return err
 				}
 			}
-			res.Add(r)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("apply records %d-%d: %w", done+1, done+len(chunk), err)
-		}
-		done += len(chunk)
-		chunk = chunk[:0]
-		rep.check(done)
-		return nil
-	}
-	seen := 0
-	err = parser.Parse(ctx, r, func(o steward.Observation) error {
-		seen++
-		if len(chunk) == in.chunkSize {
-			if err := apply(false); err != nil {
-				return err
+			p.recycle(chunk)
+			if p.failed.Load() {
+				break // a bad record further on: do not apply what is left
+			}
+			if chunk, ok = <-p.chunks; !ok {
+				break
 			}
 		}
-		chunk = append(chunk, o)
-		return nil
+		if err := <-p.err; err != nil {
+			return err
+		}
+		// All or nothing: what this transaction changed is exactly what
+		// the summaries must catch up with.
+		return in.queueRecompute(ctx, tx, res.ChangedRecommendations)
 	})
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		// Stopped (shutdown): say so, whatever statement noticed first.
+		err = fmt.Errorf("import stopped after %d records: %w (%w)", done, cerr, err)
+	}
 	if err != nil {
 		return store.ApplyResult{}, err
 	}
-	if seen != n {
-		// The file changed between the passes.
-		return store.ApplyResult{}, fmt.Errorf("import file changed while being applied: %d records in pass 1, %d in pass 2", n, seen)
-	}
-	if err := apply(true); err != nil {
-		return store.ApplyResult{}, err
-	}
-	if in.queue == nil {
-		in.recomputeInline(ctx, allKeys)
-	}
+	in.recomputeInline(ctx, res.ChangedRecommendations)
 	rep.done(done)
 	return res, nil
+}
+
+// applyChunk applies one chunk of a file in tx: the observations, the
+// governance rule assignments of those that became Unhealthy, and the
+// assignment follow-ups.
+func (in *Ingester) applyChunk(ctx context.Context, tx *store.Tx, chunk []steward.Observation, at time.Time) (store.ApplyResult, error) {
+	r, targets, err := tx.ApplyObservationsForRules(ctx, chunk, at)
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	if err := in.applyRules(ctx, tx, &r, targets); err != nil {
+		return store.ApplyResult{}, err
+	}
+	if err := in.assign.AfterImport(ctx, tx, r); err != nil {
+		return store.ApplyResult{}, err
+	}
+	return r, nil
+}
+
+// chunkParser is the parsing side of ApplyFile: it parses the file into
+// chunks, sends them on chunks (closed when the parse ends) and then its
+// outcome on err. The applier hands applied chunks back on free, so a
+// file reuses a few chunks' memory.
+type chunkParser struct {
+	size   int
+	chunks chan []steward.Observation
+	free   chan []steward.Observation
+	err    chan error
+	// failed is set when the parse failed, before chunks is closed: the
+	// applier stops at once instead of applying the chunks still queued.
+	failed atomic.Bool
+}
+
+func (p *chunkParser) run(ctx context.Context, parser source.Parser, r io.Reader) {
+	chunk := make([]steward.Observation, 0, p.size)
+	send := func() error {
+		select {
+		case p.chunks <- chunk:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case chunk = <-p.free:
+		default:
+			chunk = make([]steward.Observation, 0, p.size)
+		}
+		return nil
+	}
+	err := parser.Parse(ctx, r, func(o steward.Observation) error {
+		chunk = append(chunk, o)
+		if len(chunk) == p.size {
+			return send()
+		}
+		return nil
+	})
+	if err == nil && len(chunk) > 0 {
+		err = send()
+	}
+	if err != nil {
+		p.failed.Store(true)
+	}
+	p.err <- err
+	close(p.chunks)
+}
+
+// recycle gives an applied chunk back to the parser. Nothing the store
+// returned refers to its observations.
+func (p *chunkParser) recycle(chunk []steward.Observation) {
+	clear(chunk) // drop the strings and maps it holds until it is refilled
+	select {
+	case p.free <- chunk[:0]:
+	default:
+	}
 }
 
 // countingReader counts the bytes read through it; n is read by the
@@ -429,30 +481,21 @@ type reporter struct {
 	fn    func(Progress)
 	phase string
 	total int64
-	// records is the file's record count, once known (RecordsTotal).
-	records int
-	bytes   *atomic.Int64
-	last    time.Time
-}
-
-func (r *reporter) tick(records int) {
-	// Checking the clock on every record costs more than the parse of a
-	// small record; every 256th is often enough.
-	if records%256 == 0 {
-		r.check(records)
-	}
+	bytes *atomic.Int64
+	last  time.Time
 }
 
 // check reports if progressInterval has passed since the last report.
 func (r *reporter) check(records int) {
 	if now := time.Now(); now.Sub(r.last) >= progressInterval {
 		r.last = now
-		r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: r.records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+		r.fn(Progress{Phase: r.phase, Records: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
 	}
 }
 
+// done reports the end: every record applied and committed.
 func (r *reporter) done(records int) {
-	r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: r.records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
+	r.fn(Progress{Phase: r.phase, Records: records, RecordsTotal: records, BytesRead: r.bytes.Load(), BytesTotal: r.total})
 }
 
 // Progress returns the live progress of an import being processed, if
@@ -479,18 +522,16 @@ func (in *Ingester) Progress(ctx context.Context, importID int64) (Progress, boo
 
 // importTracker publishes the progress of one import attempt: on SQLite in
 // memory (as often as the reporter calls, about four times a second); on
-// PostgreSQL in the database, so every process's API shows it: while
-// validating at most once per progressWriteInterval in a statement of its
-// own (nothing else is written then), while applying in each chunk's own
-// transaction.
+// PostgreSQL in the database, so every process's API shows it, at most
+// once per progressEvery in a statement of its own. It cannot be written
+// in the import's transaction, which nobody else sees until it commits.
 type importTracker struct {
 	in        *Ingester
 	id        int64
 	lastWrite time.Time
 }
 
-// progressWriteInterval bounds how often validation progress is written to
-// the database (PostgreSQL).
+// progressWriteInterval is the default of Ingester.progressEvery.
 const progressWriteInterval = time.Second
 
 func (in *Ingester) trackImport(ctx context.Context, id int64, first Progress) *importTracker {
@@ -507,22 +548,12 @@ func (t *importTracker) report(ctx context.Context, p Progress) {
 		t.in.mu.Unlock()
 		return
 	}
-	if p.Phase != PhaseValidating || time.Since(t.lastWrite) < progressWriteInterval {
-		return // applying: written by each chunk
+	if time.Since(t.lastWrite) < t.in.progressEvery {
+		return
 	}
 	t.lastWrite = time.Now()
 	if err := t.in.db.SetImportProgress(ctx, t.id, store.ImportProgress(p)); err != nil && ctx.Err() == nil {
 		t.in.logger.WarnContext(ctx, "record import progress", slog.Int64("import_id", t.id), slog.Any("err", err))
-	}
-}
-
-// chunk is the chunkProgress of the attempt: nil on SQLite.
-func (t *importTracker) chunk() chunkProgress {
-	if !t.in.db.Postgres() {
-		return nil
-	}
-	return func(ctx context.Context, tx *store.Tx, p Progress) error {
-		return tx.SetImportProgress(ctx, t.id, store.ImportProgress(p))
 	}
 }
 

@@ -58,10 +58,10 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[jobs.ImportArgs]
 	if err := in.db.UpdateImport(ctx, id, store.ImportRunning, "", nil); err != nil {
 		return err
 	}
-	track := in.trackImport(ctx, id, Progress{Phase: PhaseValidating, BytesTotal: imp.Size})
+	track := in.trackImport(ctx, id, Progress{Phase: PhaseApplying, BytesTotal: imp.Size})
 	defer track.end(context.WithoutCancel(ctx))
 
-	res, err := in.applyFileMetered(ctx, imp.SpoolPath, source.Format(imp.Format), func(p Progress) { track.report(ctx, p) }, track.chunk())
+	res, err := in.applyFileMetered(ctx, imp.SpoolPath, source.Format(imp.Format), func(p Progress) { track.report(ctx, p) })
 	// Record the outcome even if the job's context is done (shutdown).
 	octx := context.WithoutCancel(ctx)
 	switch {
