@@ -183,26 +183,26 @@ func (h *hooked) burst(ctx context.Context, n, shift int, timeout time.Duration)
 func (r *runner) webhooks(ctx context.Context) error {
 	burst := r.opts.Burst
 	limited := min(rateLimitedBurst, burst)
-	var p50, p99, pacedAnswer, allApplied, burstP99, burstAnswer, limitedLast, sustained *Row
+	var w webhookRows
 	if r.opts.selected(ScenarioPaced) {
 		m := fmt.Sprintf("%d changes one at a time, change → applied", r.opts.Paced)
-		p50 = r.row(Row{Scenario: "webhook paced", Measure: m + ", p50", Unit: Millis, BaselineText: "16 ms (recorded)"})
-		p99 = r.row(Row{Scenario: "webhook paced", Measure: m + ", p99", Unit: Millis, Target: Below(1000), BaselineText: "50–56 ms (issue 15, recorded)"})
-		pacedAnswer = r.row(Row{Scenario: "webhook paced", Measure: "webhook answer, p99", Unit: Millis, BaselineText: "0.8–1.0 ms mean (recorded)"})
+		w.p50 = r.row(Row{Scenario: "webhook paced", Measure: m + ", p50", Unit: Millis, BaselineText: "16 ms (recorded)"})
+		w.p99 = r.row(Row{Scenario: "webhook paced", Measure: m + ", p99", Unit: Millis, Target: Below(1000), BaselineText: "50–56 ms (issue 15, recorded)"})
+		w.pacedAnswer = r.row(Row{Scenario: "webhook paced", Measure: "webhook answer, p99", Unit: Millis, BaselineText: "0.8–1.0 ms mean (recorded)"})
 	}
 	if r.opts.selected(ScenarioBurst) {
 		m := fmt.Sprintf("%s changes at once, rate limit lifted", group(int64(burst)))
-		allApplied = r.row(Row{Scenario: "webhook burst", Measure: m + ": last change → all applied", Unit: Seconds, Target: Below(1)})
-		burstP99 = r.row(Row{Scenario: "webhook burst", Measure: m + ": change → applied, p99", Unit: Seconds, Target: Below(1)})
-		burstAnswer = r.row(Row{Scenario: "webhook burst", Measure: m + ": webhook answer, p99", Unit: Millis, Target: Below(20)})
-		limitedLast = r.row(Row{Scenario: "webhook burst", Measure: fmt.Sprintf("%d changes at once, integration at its default 10 requests/s: last change → last applied", limited),
+		w.allApplied = r.row(Row{Scenario: "webhook burst", Measure: m + ": last change → all applied", Unit: Seconds, Target: Below(1)})
+		w.burstP99 = r.row(Row{Scenario: "webhook burst", Measure: m + ": change → applied, p99", Unit: Seconds, Target: Below(1)})
+		w.burstAnswer = r.row(Row{Scenario: "webhook burst", Measure: m + ": webhook answer, p99", Unit: Millis, Target: Below(20)})
+		w.limitedLast = r.row(Row{Scenario: "webhook burst", Measure: fmt.Sprintf("%d changes at once, integration at its default 10 requests/s: last change → last applied", limited),
 			Unit: Seconds, Target: Below(1)})
-		sustained = r.row(Row{Scenario: "webhook burst", Measure: fmt.Sprintf("sustained: %s changes delivered concurrently, applied per second", group(int64(burst))),
+		w.sustained = r.row(Row{Scenario: "webhook burst", Measure: fmt.Sprintf("sustained: %s changes delivered concurrently, applied per second", group(int64(burst))),
 			Unit: PerSecond, Target: AtLeast(2000)})
 	}
-	all := nonNil([]*Row{p50, p99, pacedAnswer, allApplied, burstP99, burstAnswer, limitedLast, sustained})
+	all := nonNil([]*Row{w.p50, w.p99, w.pacedAnswer, w.allApplied, w.burstP99, w.burstAnswer, w.limitedLast, w.sustained})
 	for k := 1; k <= r.opts.Runs; k++ {
-		if err := r.webhookRun(ctx, k, burst, limited, p50, p99, pacedAnswer, allApplied, burstP99, burstAnswer, limitedLast, sustained); err != nil {
+		if err := r.webhookRun(ctx, k, burst, limited, w); err != nil {
 			fail(err, all...)
 			return err
 		}
@@ -210,7 +210,18 @@ func (r *runner) webhooks(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) webhookRun(ctx context.Context, k, burst, limited int, p50, p99, pacedAnswer, allApplied, burstP99, burstAnswer, limitedLast, sustained *Row) error {
+// webhookRows are the webhook scenarios' rows; nil when not selected.
+type webhookRows struct {
+	p50, p99, pacedAnswer                          *Row
+	allApplied, burstP99, burstAnswer, limitedLast *Row
+	sustained                                      *Row
+}
+
+// webhookRun is run k of the webhook scenarios: (a) and paced on one set
+// of tickets, (b), (c); as built, then the baseline.
+func (r *runner) webhookRun(ctx context.Context, k, burst, limited int, w webhookRows) error {
+	p50, p99, pacedAnswer := w.p50, w.p99, w.pacedAnswer
+	allApplied, burstP99, burstAnswer, limitedLast, sustained := w.allApplied, w.burstP99, w.burstAnswer, w.limitedLast, w.sustained
 	paced := p50 != nil
 	for _, variant := range []struct {
 		name     string
