@@ -128,7 +128,7 @@ func newWebhookBench(b *testing.B, n int, opts snowemu.Options) *webhookBench {
 				env.tickets = append(env.tickets, t)
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	// Wired after creation, so the inserts' deliveries don't count.
@@ -161,7 +161,9 @@ func (env *webhookBench) run(b *testing.B, gap time.Duration) []time.Duration {
 					b.Errorf("ticket %s not applied within 30 s", t.Number)
 					return
 				}
-				time.Sleep(time.Millisecond)
+				// Every 5 ms: 250 waiters at 1 ms starved the store's
+				// reader pool the webhook and the drainer read through.
+				time.Sleep(5 * time.Millisecond)
 			}
 		})
 		if gap > 0 {
