@@ -357,3 +357,33 @@ func TestDrainTwoProcesses(t *testing.T) {
 		e.requireApplied(t, i, mod, "david.loo@example.com")
 	}
 }
+
+// TestDrainDeletedRecord: a delete is never skipped as already applied
+// (it carries the last sys_mod_count); a record the batch read does not
+// return is confirmed with a single read, and only "not found" applies the
+// deleted policy, in the batch's transaction.
+func TestDrainDeletedRecord(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(string(backend), func(t *testing.T) {
+			t.Parallel()
+			e := setupDrain(t, backend, 2)
+			svc := e.service(0)
+			mod := e.reassign(t, svc, 0, "david.loo")
+			stored, err := e.db.FindTicketBySysID(t.Context(), e.in.ID, e.recs[1]["sys_id"])
+			require.NoError(t, err)
+			require.NoError(t, e.emu.DeleteRecord("incident", e.recs[1]["number"], "beth.anglin"))
+			require.NoError(t, svc.QueueRefresh(t.Context(), e.in.ID, "incident", e.recs[1]["sys_id"], stored.ModCount, true))
+
+			ticketsync.DrainOnce(svc, e.in.ID)
+			lists, singles := e.reads()
+			require.Equal(t, 1, lists, "one batch read")
+			require.Equal(t, 1, singles, "the missing record confirmed on its own")
+			require.Zero(t, e.pending(t))
+			e.requireApplied(t, 0, mod, "david.loo@example.com")
+			gone, err := e.db.FindTicketBySysID(t.Context(), e.in.ID, e.recs[1]["sys_id"])
+			require.NoError(t, err)
+			require.Equal(t, steward.TicketFlagDeleted, gone.Flag)
+		})
+	}
+}
