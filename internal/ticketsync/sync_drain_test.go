@@ -98,9 +98,12 @@ func setupDrain(t *testing.T, backend storetest.Backend, tickets int) *drainEnv 
 	page, _, err := e.db.FindAssessments(ctx, store.AssessmentFilter{Limit: store.MaxLimit})
 	require.NoError(t, err)
 	require.Len(t, page, tickets)
+	installation, err := e.db.InstallationID(ctx)
+	require.NoError(t, err)
 	var specs []storetest.LinkSpec
 	for _, a := range page {
-		corr := fmt.Sprintf("drain-%d", a.ID)
+		// This installation's correlation IDs: a poll reads only those.
+		corr := fmt.Sprintf("%sdrain%d", ticketsync.CorrelationPrefix(installation), a.ID)
 		rec, err := e.emu.Create("incident", snowemu.Record{"short_description": "drain", "correlation_id": corr}, "")
 		require.NoError(t, err)
 		at, err := time.Parse("2006-01-02 15:04:05", rec["sys_updated_on"])
@@ -384,6 +387,38 @@ func TestDrainDeletedRecord(t *testing.T) {
 			gone, err := e.db.FindTicketBySysID(t.Context(), e.in.ID, e.recs[1]["sys_id"])
 			require.NoError(t, err)
 			require.Equal(t, steward.TicketFlagDeleted, gone.Flag)
+		})
+	}
+}
+
+// TestPollAppliesInBatches: a poll applies what it reads SyncBatch
+// records per transaction (here 2: three batches for five records), with
+// the same outcome as one record at a time.
+func TestPollAppliesInBatches(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(string(backend), func(t *testing.T) {
+			t.Parallel()
+			e := setupDrain(t, backend, 5)
+			svc := e.service(2)
+			mods := make([]int, 5)
+			for i := range mods {
+				rec, err := e.emu.Reassign("incident", e.recs[i]["number"], "david.loo", "beth.anglin")
+				require.NoError(t, err)
+				mods[i], err = strconv.Atoi(rec["sys_mod_count"])
+				require.NoError(t, err)
+			}
+			rep, err := svc.Poll(t.Context(), e.in.ID)
+			require.NoError(t, err)
+			require.Equal(t, 5, rep.Seen)
+			require.Equal(t, 5, rep.Changed)
+			for i, mod := range mods {
+				e.requireApplied(t, i, mod, "david.loo@example.com")
+			}
+			// Again: every record is now stored at its version.
+			rep, err = svc.Poll(t.Context(), e.in.ID)
+			require.NoError(t, err)
+			require.Zero(t, rep.Changed)
 		})
 	}
 }
