@@ -203,12 +203,22 @@ func (db *DB) FindTicketByAssignment(ctx context.Context, assignmentID int64) (*
 // transaction. On PostgreSQL it locks the ticket's row until the
 // transaction ends: a write transaction reads a ticket to change it (sync
 // compares the stored version with the remote one).
+// The statement is prepared once per transaction: a batch of many
+// tickets' writes reads each of them.
 func (tx *Tx) FindTicketByAssignment(ctx context.Context, assignmentID int64) (*steward.Ticket, error) {
-	return findTicketByAssignment(ctx, tx.db, tx.tx, assignmentID, tx.db.forUpdate())
+	stmt, err := tx.stmt(ctx, ticketSelect+` WHERE t.assignment_id = ?`+tx.db.forUpdate())
+	if err != nil {
+		return nil, fmt.Errorf("find ticket of assignment %d: %w", assignmentID, err)
+	}
+	return foundTicket(stmt.QueryRowContext(ctx, assignmentID), assignmentID)
 }
 
 func findTicketByAssignment(ctx context.Context, db *DB, q querier, assignmentID int64, lock string) (*steward.Ticket, error) {
-	t, err := scanTicket(q.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.assignment_id = ?`+lock), assignmentID))
+	return foundTicket(q.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.assignment_id = ?`+lock), assignmentID), assignmentID)
+}
+
+func foundTicket(row *sql.Row, assignmentID int64) (*steward.Ticket, error) {
+	t, err := scanTicket(row)
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
 	} else if err != nil {
@@ -455,9 +465,13 @@ func (tx *Tx) recordTicketCreated(ctx context.Context, assignmentID int64, remot
 	t.RawState, t.StateLabel, t.State, t.AssigneeEmail = remote.RawState, remote.StateLabel, remote.State, remote.AssigneeEmail
 	t.RemoteUpdatedAt, t.ModCount = storedTimePtr(remote.RemoteUpdatedAt), remote.ModCount
 	t.Status, t.Error, t.LastSyncedAt, t.UpdatedAt = steward.TicketCreated, "", &now, now
-	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`UPDATE ticket SET table_name = ?, sys_id = ?, number = ?, link = ?, raw_state = ?,
+	stmt, err := tx.stmt(ctx, `UPDATE ticket SET table_name = ?, sys_id = ?, number = ?, link = ?, raw_state = ?,
 		state_label = ?, state = ?, assignee_email = ?, remote_updated_at = ?, mod_count = ?, status = ?, error = ?, last_synced_at = ?,
-		updated_at = ? WHERE assignment_id = ?`),
+		updated_at = ? WHERE assignment_id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := stmt.ExecContext(ctx,
 		t.Table, t.SysID, t.Number, t.Link, t.RawState, t.StateLabel, string(t.State), t.AssigneeEmail,
 		tx.db.nullTimeArg(t.RemoteUpdatedAt), t.ModCount, string(t.Status), t.Error, tx.db.timeArg(now), tx.db.timeArg(now), assignmentID); err != nil {
 		return nil, err

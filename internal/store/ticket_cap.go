@@ -89,10 +89,16 @@ func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64, capOK b
 		ruleID, dayCap int64
 		out            TicketAttempt
 	)
-	err := tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT t.status, t.attempts, t.deferred_until, COALESCE(t.integration_id, 0),
+	// Statements prepared once per transaction: a batch counts many
+	// tickets' attempts.
+	sel, err := tx.stmt(ctx, `SELECT t.status, t.attempts, t.deferred_until, COALESCE(t.integration_id, 0),
 		COALESCE(g.rule_id, 0), COALESCE(r.ticket_daily_cap, 0)
 		FROM ticket t JOIN assignment g ON g.id = t.assignment_id LEFT JOIN rule r ON r.id = g.rule_id
-		WHERE t.assignment_id = ?`+tx.db.forUpdateOf("t")), assignmentID).Scan(&status, &attempts, &deferred, &integrationID, &ruleID, &dayCap)
+		WHERE t.assignment_id = ?`+tx.db.forUpdateOf("t"))
+	if err != nil {
+		return out, err
+	}
+	err = sel.QueryRowContext(ctx, assignmentID).Scan(&status, &attempts, &deferred, &integrationID, &ruleID, &dayCap)
 	if isNoRows(err) {
 		return out, steward.Errorf(steward.CodeNotFound, "assignment %d has no ticket", assignmentID)
 	} else if err != nil {
@@ -128,10 +134,13 @@ func (tx *Tx) markTicketAttempt(ctx context.Context, assignmentID int64, capOK b
 			}
 		}
 	}
-	err = tx.tx.QueryRowContext(ctx, tx.db.bind(`UPDATE ticket SET attempts = attempts + 1,
+	upd, err := tx.stmt(ctx, `UPDATE ticket SET attempts = attempts + 1,
 		status = CASE WHEN status = ? THEN ? ELSE status END, updated_at = ?
-		WHERE assignment_id = ? RETURNING attempts`),
-		string(steward.TicketDeferred), string(steward.TicketPending), tx.db.timeArg(now), assignmentID).Scan(&out.Attempts)
+		WHERE assignment_id = ? RETURNING attempts`)
+	if err != nil {
+		return out, err
+	}
+	err = upd.QueryRowContext(ctx, string(steward.TicketDeferred), string(steward.TicketPending), tx.db.timeArg(now), assignmentID).Scan(&out.Attempts)
 	return out, err
 }
 
