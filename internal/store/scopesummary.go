@@ -215,32 +215,66 @@ func (tx *Tx) recomputeScopeSummaries(ctx context.Context, keys []string) error 
 		groups = append(groups, g)
 		return nil
 	}
-	const count = `SELECT a.recommendation_id, m.scope_id, res.cloud,
-			SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END),
+	// Two ways to count: every assessment, walking the mapped resources and
+	// reading each one's assessments from the covering assessment_resource
+	// index (SQLite keeps a CROSS JOIN's order as written), or one
+	// recommendation's assessments after another through
+	// assessment_identity, which costs a lookup of the assessment row, its
+	// resource and mapping per assessment. Over 1M assessments the first
+	// took a third to half the time of the second (3-4 s against 8-16 s,
+	// shared 2-core machine), so it serves every recompute asked for a
+	// quarter or more of the recommendations, keeping only their groups.
+	const counts = `SUM(CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END),
 			SUM(CASE WHEN a.status = 'Healthy' THEN 1 ELSE 0 END),
-			SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END)
-		FROM assessment a JOIN resource_summary_scope m ON m.resource_id = a.resource_id
-		JOIN resource res ON res.id = a.resource_id
-		WHERE m.scope_id IS NOT NULL`
+			SUM(CASE WHEN a.status = 'NotApplicable' THEN 1 ELSE 0 END)`
+	scanAll := full
+	if !full {
+		var total int
+		if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recommendation`).Scan(&total); err != nil {
+			return fmt.Errorf("count recommendations: %w", err)
+		}
+		scanAll = 4*len(ids) >= total
+	}
 	if full {
 		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM recommendation_scope_summary`); err != nil {
 			return fmt.Errorf("clear scope summaries: %w", err)
 		}
-		stmt, err := tx.stmt(ctx, count+` GROUP BY a.recommendation_id, m.scope_id, res.cloud`)
+	} else if err := execIn(ctx, tx, `DELETE FROM recommendation_scope_summary WHERE recommendation_id IN (%s)`, nil, ids); err != nil {
+		return fmt.Errorf("clear scope summaries: %w", err)
+	}
+	if scanAll {
+		if !full {
+			wanted := make(map[int64]bool, len(ids))
+			for _, id := range ids {
+				wanted[id] = true
+			}
+			all := scan
+			scan = func(rows *sql.Rows) error {
+				if err := all(rows); err != nil {
+					return err
+				}
+				if !wanted[groups[len(groups)-1].rid] {
+					groups = groups[:len(groups)-1]
+				}
+				return nil
+			}
+		}
+		stmt, err := tx.stmt(ctx, `SELECT a.recommendation_id, m.scope_id, res.cloud, `+counts+`
+			FROM resource_summary_scope m CROSS JOIN resource res CROSS JOIN assessment a
+			WHERE res.id = m.resource_id AND a.resource_id = m.resource_id AND m.scope_id IS NOT NULL
+			GROUP BY m.scope_id, a.recommendation_id, res.cloud`)
 		if err != nil {
 			return err
 		}
 		if err := queryEach(ctx, stmt, nil, scan); err != nil {
 			return fmt.Errorf("count assessments by scope: %w", err)
 		}
-	} else {
-		if err := execIn(ctx, tx, `DELETE FROM recommendation_scope_summary WHERE recommendation_id IN (%s)`, nil, ids); err != nil {
-			return fmt.Errorf("clear scope summaries: %w", err)
-		}
-		if err := queryIn(ctx, tx, count+` AND a.recommendation_id IN (%s) GROUP BY a.recommendation_id, m.scope_id, res.cloud`,
-			nil, ids, scan); err != nil {
-			return fmt.Errorf("count assessments by scope: %w", err)
-		}
+	} else if err := queryIn(ctx, tx, `SELECT a.recommendation_id, m.scope_id, res.cloud, `+counts+`
+		FROM assessment a JOIN resource_summary_scope m ON m.resource_id = a.resource_id
+		JOIN resource res ON res.id = a.resource_id
+		WHERE m.scope_id IS NOT NULL AND a.recommendation_id IN (%s)
+		GROUP BY a.recommendation_id, m.scope_id, res.cloud`, nil, ids, scan); err != nil {
+		return fmt.Errorf("count assessments by scope: %w", err)
 	}
 
 	// What the rows copy: the levels' IDs and the recommendations' order.

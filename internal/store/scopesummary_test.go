@@ -237,6 +237,23 @@ func TestScopeSummariesMatchCountingOnTheFly(t *testing.T) {
 		require.NoError(t, db.RecomputeRecommendationSummaries(ctx, res.ChangedRecommendations))
 		requireListingsMatch(t, db, scopes, keys)
 
+		// Recomputes of a few recommendations (the ones asked for a
+		// quarter or more of them scan every assessment and keep theirs;
+		// fewer are counted one recommendation at a time).
+		for i, changing := range [][]string{{"rec-03"}, {"rec-04", "rec-06", "rec-07"}} {
+			var flips []steward.Observation
+			for _, o := range second {
+				if slices.Contains(changing, o.Recommendation.Key) {
+					o.Status = []steward.AssessmentStatus{steward.StatusNotApplicable, steward.StatusHealthy}[i]
+					flips = append(flips, o)
+				}
+			}
+			res = storetest.Apply(t, db, t0.Add(time.Duration(3+i)*time.Hour), flips...)
+			require.Equal(t, changing, res.ChangedRecommendations)
+			require.NoError(t, db.RecomputeRecommendationSummaries(ctx, res.ChangedRecommendations))
+			requireListingsMatch(t, db, scopes, keys)
+		}
+
 		// A full recompute gives the same.
 		require.NoError(t, db.RecomputeRecommendationSummaries(ctx, nil))
 		requireListingsMatch(t, db, scopes, keys)
