@@ -89,7 +89,7 @@ func (db *DB) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assign
 // PostgreSQL it locks the assignment's row until the transaction ends:
 // a write transaction reads an assignment to change it.
 func (tx *Tx) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assignment, error) {
-	return findAssignmentByID(ctx, tx.db, tx.tx, id, tx.db.forUpdateOf("g"))
+	return findAssignmentByID(ctx, tx.db, txStmts{tx}, id, tx.db.forUpdateOf("g"))
 }
 
 func findAssignmentByID(ctx context.Context, db *DB, q querier, id int64, lock string) (*steward.Assignment, error) {

@@ -363,7 +363,7 @@ func (s *Service) applyRemote(ctx context.Context, integrationID int64, t *itsm.
 	}
 	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
 		out = SyncOutcome{}
-		if err := s.applyRemoteTx(ctx, tx, stored.AssignmentID, t, via, &out); err != nil {
+		if err := s.applyRemoteTx(ctx, tx, nil, stored.AssignmentID, t, via, &out); err != nil {
 			return err
 		}
 		if then != nil {
@@ -403,8 +403,9 @@ func compareVersion(t *itsm.Ticket, stored *steward.Ticket) int {
 
 // applyRemoteTx is the one place the ITSM → Steward rules live; all three
 // paths (webhook, poll, reconcile) and the read-backs of Steward's own
-// writes go through it.
-func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID int64, t *itsm.Ticket, via string, out *SyncOutcome) error {
+// writes go through it. in is the ticket's integration when the caller has
+// it (a batch applies many views of one integration); nil reads it.
+func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, in *steward.Integration, assignmentID int64, t *itsm.Ticket, via string, out *SyncOutcome) error {
 	cur, err := tx.FindTicketByAssignment(ctx, assignmentID)
 	if err != nil {
 		return err
@@ -427,9 +428,10 @@ func (s *Service) applyRemoteTx(ctx context.Context, tx *store.Tx, assignmentID 
 	}
 	// Changes that sync applies are recorded as the integration
 	// (steward.IntegrationActor), which no API token can spell.
-	in, err := tx.FindIntegrationByID(ctx, cur.IntegrationID)
-	if err != nil {
-		return err
+	if in == nil || in.ID != cur.IntegrationID {
+		if in, err = tx.FindIntegrationByID(ctx, cur.IntegrationID); err != nil {
+			return err
+		}
 	}
 	syncActor := steward.IntegrationActor(in.Name)
 	stateChanged := cur.RawState != remote.RawState

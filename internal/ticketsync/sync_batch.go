@@ -96,7 +96,7 @@ func (s *Service) applyBatch(ctx context.Context, in *steward.Integration, items
 					if it.gone {
 						return s.recordDeletedTx(ctx, tx, in, it.stored.AssignmentID, via, &it.out)
 					}
-					return s.applyRemoteTx(ctx, tx, it.stored.AssignmentID, it.view, via, &it.out)
+					return s.applyRemoteTx(ctx, tx, in, it.stored.AssignmentID, it.view, via, &it.out)
 				}
 				if alone {
 					it.err = apply()
