@@ -290,6 +290,9 @@ func newWriteMetrics(reg prometheus.Registerer) *writeMetrics {
 			Help: "Transactions the ticket creation writes were group-committed in; writes divided by this is the mean batch.",
 		}),
 	}
+	// Both kinds show from the start, at 0.
+	m.writes.WithLabelValues("attempt")
+	m.writes.WithLabelValues("result")
 	if reg != nil {
 		reg.MustRegister(m.writes, m.transactions)
 	}
