@@ -161,8 +161,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			// rows they share anyway.
 			jobs.QueueIngest: {MaxWorkers: 1},
 			// Ticket work waits on the network, not on CPU or the writer:
-			// many in flight, paced by each integration's rate limiter.
-			jobs.QueueITSM: {MaxWorkers: 50},
+			// many in flight, paced by each integration's rate limiter. A
+			// worker freed waits for the next fetch; 5 ms between fetches
+			// (20 ms for the others) measured up to a third more tickets/s
+			// (docs/benchmarks.md, "Ticket creation").
+			jobs.QueueITSM: {MaxWorkers: 50, FetchCooldown: 5 * time.Millisecond},
 			// Sync: webhook refreshes, polls, reconciles, owner pushes and
 			// resolves. Each waits on the ITSM, paced by its rate limiter;
 			// polls and reconciles of one integration are serialized.
