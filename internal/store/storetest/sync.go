@@ -77,6 +77,29 @@ func linkOne(t *testing.T, db *store.DB, integrationID int64, n int, at time.Tim
 }
 
 func testSync(t *testing.T) {
+	t.Run("TicketVersions", func(t *testing.T) {
+		ForEachBackend(t, func(t *testing.T, db *store.DB) {
+			ctx := t.Context()
+			in := Integration(t, db, "sn", "/")
+			other := Integration(t, db, "other", "/")
+			at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			a := linkOne(t, db, in.ID, 1, at)
+			b := linkOne(t, db, in.ID, 2, at)
+			linkOne(t, db, other.ID, 3, at)
+			require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
+				tk, err := tx.FindTicketByAssignment(ctx, b.ID)
+				if err != nil {
+					return err
+				}
+				tk.ModCount = 7
+				_, err = tx.UpdateTicketRemote(ctx, b.ID, tk)
+				return err
+			}))
+			got, err := db.TicketVersions(ctx, in.ID)
+			require.NoError(t, err)
+			require.Equal(t, map[int64]int{a.ID: 1, b.ID: 7}, got, "this integration's tickets only, at their versions")
+		})
+	})
 	t.Run("StateBookkeeping", func(t *testing.T) {
 		ForEachBackend(t, func(t *testing.T, db *store.DB) {
 			ctx := t.Context()
