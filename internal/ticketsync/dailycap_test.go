@@ -252,7 +252,18 @@ func TestDailyCapConcurrentWorkers(t *testing.T) {
 	clock.set(day(today, 3).Add(time.Minute))
 	b.wakeSnoozed(t)
 	b.waitTickets(t, perDay[day(today, 3)], 30*time.Second)
-	got = b.settledTickets(t, ids)
+	// Day 2's tickets were woken too; their jobs may run after day 3's
+	// were sent (a deferred ticket counts as settled before and after), so
+	// wait until each has been deferred again.
+	require.Eventually(t, func() bool {
+		got = b.settledTickets(t, ids)
+		for _, tk := range got[steward.TicketDeferred] {
+			if !day(today, 4).Equal(*tk.DeferredUntil) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "day 2's tickets deferred again, to day 4")
 	require.Len(t, got[steward.TicketCreated], 30)
 	require.Equal(t, 30, b.emu.Count("incident"))
 	var late []int64
