@@ -82,7 +82,7 @@ func scanAssignment(sc interface{ Scan(...any) error }) (*steward.Assignment, er
 // FindAssignmentByID returns one assignment, with its Ticket when it has
 // one (servicenow type), or CodeNotFound.
 func (db *DB) FindAssignmentByID(ctx context.Context, id int64) (*steward.Assignment, error) {
-	return findAssignmentByID(ctx, db, db.hot, id, "")
+	return findAssignmentByID(ctx, db, db.read, id, "")
 }
 
 // FindAssignmentByID is DB.FindAssignmentByID inside the transaction. On

@@ -252,7 +252,7 @@ func (tx *Tx) createIntegration(ctx context.Context, in *steward.Integration, se
 // FindIntegrationByID returns an integration (active or deleting), or
 // CodeNotFound.
 func (db *DB) FindIntegrationByID(ctx context.Context, id int64) (*steward.Integration, error) {
-	return findIntegrationByID(ctx, db, db.hot, id, "")
+	return findIntegrationByID(ctx, db, db.read, id, "")
 }
 
 // FindIntegrationByID is DB.FindIntegrationByID inside the transaction.

@@ -119,7 +119,6 @@ func openPostgres(ctx context.Context, raw string, logger *slog.Logger) (*DB, er
 	readCfg := cfg.Copy()
 	readCfg.RuntimeParams["default_transaction_read_only"] = "on"
 	db.read = stdlib.OpenDB(*readCfg)
-	db.hot = &hotReads{pool: db.read}
 	db.read.SetMaxOpenConns(settings.maxConns)
 	db.read.SetMaxIdleConns(settings.maxConns)
 	db.read.SetConnMaxIdleTime(5 * time.Minute)

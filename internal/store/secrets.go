@@ -149,7 +149,7 @@ func (db *DB) FindIntegrationCredentials(ctx context.Context, id int64) (Integra
 	var previous []byte
 	var replaced dbTime
 	var out IntegrationCredentials
-	err := db.hot.QueryRowContext(ctx, db.bind(`SELECT password, client_secret, webhook_secret, credential_origin,
+	err := db.read.QueryRowContext(ctx, db.bind(`SELECT password, client_secret, webhook_secret, credential_origin,
 		webhook_secret_previous, webhook_secret_replaced_at FROM integration WHERE id = ?`), id).
 		Scan(&sealed[0], &sealed[1], &sealed[2], &out.Origin, &previous, &replaced)
 	if isNoRows(err) {

@@ -59,9 +59,8 @@ type DB struct {
 	// it; it defaults to time.Now().UTC().
 	Now func() time.Time
 
-	write   *sql.DB   // write transactions and River (SQLite: one connection)
-	read    *sql.DB   // read-only pool for Find* methods
-	hot     *hotReads // prepared statements of the hottest reads on read (readstmt.go)
+	write   *sql.DB // write transactions and River (SQLite: one connection)
+	read    *sql.DB // read-only pool for Find* methods
 	dialect dialect
 	logger  *slog.Logger
 	path    string // SQLite: the file; PostgreSQL: the URL without password
@@ -140,7 +139,6 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
 	}
 	db.read.SetMaxOpenConns(readerConns)
 	db.read.SetMaxIdleConns(readerConns)
-	db.hot = &hotReads{pool: db.read}
 	db.river = riversqlite.New(db.write)
 	return db.finishOpen(ctx)
 }
@@ -241,9 +239,6 @@ func (db *DB) Close() error {
 	var errs []error
 	if db.listen != nil {
 		db.listen.Close()
-	}
-	if db.hot != nil {
-		errs = append(errs, db.hot.close())
 	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
