@@ -196,7 +196,7 @@ func storedTimePtr(t *time.Time) *time.Time {
 
 // FindTicketByAssignment returns an assignment's ticket, or CodeNotFound.
 func (db *DB) FindTicketByAssignment(ctx context.Context, assignmentID int64) (*steward.Ticket, error) {
-	return findTicketByAssignment(ctx, db, db.hot, assignmentID, "")
+	return findTicketByAssignment(ctx, db, db.read, assignmentID, "")
 }
 
 // FindTicketByAssignment is DB.FindTicketByAssignment inside the
@@ -230,7 +230,7 @@ func foundTicket(row *sql.Row, assignmentID int64) (*steward.Ticket, error) {
 // FindTicketByCorrelationID returns the ticket with a correlation ID, or
 // CodeNotFound.
 func (db *DB) FindTicketByCorrelationID(ctx context.Context, correlationID string) (*steward.Ticket, error) {
-	t, err := scanTicket(db.hot.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.correlation_id = ?`), correlationID))
+	t, err := scanTicket(db.read.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.correlation_id = ?`), correlationID))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "no ticket has correlation ID %q", correlationID)
 	} else if err != nil {
@@ -245,7 +245,7 @@ func (db *DB) FindTicketBySysID(ctx context.Context, integrationID int64, sysID 
 	if sysID == "" {
 		return nil, steward.Errorf(steward.CodeInvalid, "sys_id is missing")
 	}
-	t, err := scanTicket(db.hot.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.integration_id = ? AND t.sys_id = ?
+	t, err := scanTicket(db.read.QueryRowContext(ctx, db.bind(ticketSelect+` WHERE t.integration_id = ? AND t.sys_id = ?
 		ORDER BY t.assignment_id DESC LIMIT 1`), integrationID, sysID))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "integration %d has no ticket with sys_id %q", integrationID, sysID)
