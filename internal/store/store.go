@@ -376,6 +376,45 @@ func (tx *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
+// txStmts is a querier that on SQLite prepares each query once per
+// transaction (Tx.stmt) and reuses it: a batch applying a hundred remote
+// views runs the same reads a hundred times, and parsing them again each
+// time was most of a batch's cost. PostgreSQL parses cheaply on the
+// server, where an explicit prepare would cost a round trip of its own.
+type txStmts struct{ tx *Tx }
+
+func (q txStmts) cached(ctx context.Context, query string) *sql.Stmt {
+	if q.tx.db.Postgres() {
+		return nil
+	}
+	stmt, err := q.tx.stmt(ctx, query)
+	if err != nil {
+		return nil // the direct call below reports it
+	}
+	return stmt
+}
+
+func (q txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if stmt := q.cached(ctx, query); stmt != nil {
+		return stmt.QueryContext(ctx, args...)
+	}
+	return q.tx.tx.QueryContext(ctx, query, args...)
+}
+
+func (q txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if stmt := q.cached(ctx, query); stmt != nil {
+		return stmt.QueryRowContext(ctx, args...)
+	}
+	return q.tx.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (q txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if stmt := q.cached(ctx, query); stmt != nil {
+		return stmt.ExecContext(ctx, args...)
+	}
+	return q.tx.tx.ExecContext(ctx, query, args...)
+}
+
 // querier is what read helpers need: the reader pool or a transaction.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

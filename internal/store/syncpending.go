@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,7 +48,7 @@ func (tx *Tx) QueuePendingRefresh(ctx context.Context, p PendingRefresh) error {
 			deleted = CASE WHEN excluded.deleted > sync_pending.deleted THEN excluded.deleted ELSE sync_pending.deleted END`
 	stmt, err := tx.stmt(ctx, q)
 	if err == nil {
-		_, err = stmt.ExecContext(ctx, p.IntegrationID, p.Table, p.SysID, p.ModCount, boolInt(p.Deleted))
+		_, err = stmt.ExecContext(ctx, p.IntegrationID, p.Table, p.SysID, p.ModCount, boolArg(p.Deleted))
 	}
 	if err != nil {
 		return fmt.Errorf("queue refresh of %s %s: %w", p.Table, p.SysID, mapError(err))
@@ -264,50 +263,4 @@ func (db *DB) RecordSyncError(ctx context.Context, integrationID int64, prefix, 
 		return fmt.Errorf("record sync error of integration %d: %w", integrationID, mapError(err))
 	}
 	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// txStmts is a querier that on SQLite prepares each query once per
-// transaction (Tx.stmt) and reuses it: a batch applying a hundred remote
-// views runs the same reads a hundred times, and parsing them again each
-// time was most of a batch's cost. PostgreSQL parses cheaply on the
-// server, where an explicit prepare would cost a round trip of its own.
-type txStmts struct{ tx *Tx }
-
-func (q txStmts) cached(ctx context.Context, query string) *sql.Stmt {
-	if q.tx.db.Postgres() {
-		return nil
-	}
-	stmt, err := q.tx.stmt(ctx, query)
-	if err != nil {
-		return nil // the direct call below reports it
-	}
-	return stmt
-}
-
-func (q txStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if stmt := q.cached(ctx, query); stmt != nil {
-		return stmt.QueryContext(ctx, args...)
-	}
-	return q.tx.tx.QueryContext(ctx, query, args...)
-}
-
-func (q txStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if stmt := q.cached(ctx, query); stmt != nil {
-		return stmt.QueryRowContext(ctx, args...)
-	}
-	return q.tx.tx.QueryRowContext(ctx, query, args...)
-}
-
-func (q txStmts) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if stmt := q.cached(ctx, query); stmt != nil {
-		return stmt.ExecContext(ctx, args...)
-	}
-	return q.tx.tx.ExecContext(ctx, query, args...)
 }
