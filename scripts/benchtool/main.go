@@ -8,8 +8,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +15,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/stewardhq/steward/internal/bench"
 )
 
 func main() {
@@ -46,37 +46,9 @@ func gen(args []string) error {
 	n := fs.Int("n", 1_000_000, "assessments")
 	recs := fs.Int("recs", 100, "recommendations")
 	_ = fs.Parse(args)
-	w := bufio.NewWriterSize(os.Stdout, 1<<20)
-	defer w.Flush()
-	sev := []string{"Low", "Medium", "High", "Critical"}
-	status := []string{"Unhealthy", "Unhealthy", "Healthy", "NotApplicable"}
-	enc := json.NewEncoder(w)
-	for i := range *n {
-		rec, res := i%*recs, i / *recs
-		sub := res % 20
-		row := map[string]any{
-			"resource": map[string]any{
-				"id":     fmt.Sprintf("/subscriptions/sub-%02d/resourceGroups/rg-%d/providers/Microsoft.Compute/virtualMachines/vm-%d", sub, res%200, res),
-				"name":   fmt.Sprintf("vm-%d", res),
-				"type":   "Microsoft.Compute/virtualMachines",
-				"cloud":  "azure",
-				"region": "westeurope",
-			},
-			"recommendation": map[string]any{
-				"key":          fmt.Sprintf("rec-%03d", rec),
-				"display_name": fmt.Sprintf("Recommendation %d should be followed", rec),
-				"severity":     sev[rec%len(sev)],
-				"description":  "Generated for the import benchmark.",
-				"source":       "bench",
-			},
-			"status":      status[(i/7)%len(status)],
-			"observed_at": "2026-11-25T10:00:00Z",
-		}
-		if err := enc.Encode(row); err != nil {
-			return err
-		}
-	}
-	return nil
+	// The same estate steward bench imports, over 20 subscriptions (the
+	// figures in docs/benchmarks.md for bench-import.sh and bench-ui.sh).
+	return bench.Estate{N: *n, Recs: *recs, Subscriptions: 20}.Write(os.Stdout)
 }
 
 // get sends n GETs one after another and prints the latency percentiles.
