@@ -174,7 +174,7 @@ func (h *hooked) burst(ctx context.Context, n, shift int, timeout time.Duration)
 	res.answers, status = h.proxy.take()
 	for code, c := range status {
 		if code != 202 {
-			return res, fmt.Errorf("Steward answered %d webhook deliveries with %d", c, code)
+			return res, fmt.Errorf("steward answered %d webhook deliveries with %d", c, code)
 		}
 	}
 	return res, nil
