@@ -19,12 +19,26 @@ func TestRateBudget(t *testing.T) {
 	storetest.ForEachBackendPair(t, func(t *testing.T, a, b *store.DB) {
 		ctx := t.Context()
 		in := storetest.Integration(t, a, "budget", "/subscriptions/s1")
-		const interval = 100 * time.Millisecond
+		// Nothing here waits for a slot, it only reserves them, so the
+		// interval can be long: a loaded machine (CI's race pass) stalling
+		// between two statements for up to slack still leaves every wait
+		// recognisable. With 100 ms intervals a 150 ms stall failed it.
+		const (
+			interval = 10 * time.Second
+			slack    = 2 * time.Second
+		)
 		reserve := func(db *store.DB, latest time.Time) (time.Duration, bool) {
 			t.Helper()
 			slot, ok, err := db.ReserveRateSlot(ctx, in.ID, interval, 3, latest)
 			require.NoError(t, err)
 			return slot.Wait, ok
+		}
+		near := func(want, got time.Duration, what string) {
+			t.Helper()
+			// Time only passes between reservations, so a wait can only
+			// come back shorter than its nominal value.
+			require.LessOrEqual(t, got, want, what)
+			require.Greater(t, got, want-slack, what)
 		}
 		// Burst 3: three at once, alternating handles.
 		for i, db := range []*store.DB{a, b, a} {
@@ -33,27 +47,27 @@ func TestRateBudget(t *testing.T) {
 			require.Zero(t, w, "slot %d of the burst", i)
 		}
 		// Then one per interval: the 4th waits about one interval, the
-		// 5th about two (less the few ms the statements took).
+		// 5th about two (less the time the statements took).
 		w4, _ := reserve(b, time.Time{})
 		w5, _ := reserve(a, time.Time{})
-		require.InDelta(t, interval.Seconds(), w4.Seconds(), 0.05)
-		require.InDelta(t, (2 * interval).Seconds(), w5.Seconds(), 0.05)
+		near(interval, w4, "4th slot")
+		near(2*interval, w5, "5th slot")
 		// A deadline before the next slot: refused, and the budget is
 		// unchanged (the next slot is still about three intervals away).
 		_, ok := reserve(b, time.Now().Add(interval))
 		require.False(t, ok)
-		w6, ok := reserve(b, time.Now().Add(time.Second))
+		w6, ok := reserve(b, time.Now().Add(10*interval))
 		require.True(t, ok)
-		require.InDelta(t, (3 * interval).Seconds(), w6.Seconds(), 0.05)
+		near(3*interval, w6, "6th slot, after a refused one")
 
-		// Retry-After of 2 s from handle a: handle b's next slot waits.
-		require.NoError(t, a.DelayRateBudget(ctx, in.ID, 2*time.Second, interval, 3))
+		// Retry-After of 100 s from handle a: handle b's next slot waits.
+		require.NoError(t, a.DelayRateBudget(ctx, in.ID, 100*time.Second, interval, 3))
 		w7, _ := reserve(b, time.Time{})
-		require.InDelta(t, 2.0, w7.Seconds(), 0.05)
+		near(100*time.Second, w7, "slot after Retry-After")
 		// A shorter delay does not pull the budget back.
-		require.NoError(t, b.DelayRateBudget(ctx, in.ID, time.Second, interval, 3))
+		require.NoError(t, b.DelayRateBudget(ctx, in.ID, 50*time.Second, interval, 3))
 		w8, _ := reserve(a, time.Time{})
-		require.InDelta(t, 2.1, w8.Seconds(), 0.05)
+		near(100*time.Second+interval, w8, "slot after a shorter Retry-After")
 
 		_, _, err := a.ReserveRateSlot(ctx, in.ID, 0, 1, time.Time{})
 		storetest.RequireCode(t, err, steward.CodeInvalid)
