@@ -72,8 +72,13 @@ func TestMigrateCopyMigratesAnOlderSource(t *testing.T) {
 	sv, err := db.Versions(t.Context())
 	require.NoError(t, err)
 	latest := sv.Latest()
-	// Undo the latest migration (0017: the scope summary tables) by hand.
-	for _, table := range []string{"recommendation_scope_summary", "resource_summary_scope", "summary_scope"} {
+	// Undo the latest migration by hand: drop the tables it created.
+	created := map[int][]string{
+		17: {"recommendation_scope_summary", "resource_summary_scope", "summary_scope"},
+		18: {"notification", "notification_period", "manager_mapping", "owner_manager"},
+	}
+	require.Contains(t, created, latest, "name the tables migration %04d creates here", latest)
+	for _, table := range created[latest] {
 		_, err = db.Writer().ExecContext(t.Context(), `DROP TABLE `+table)
 		require.NoError(t, err)
 	}

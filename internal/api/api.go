@@ -20,6 +20,7 @@ import (
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/logthrottle"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
@@ -62,6 +63,9 @@ type Deps struct {
 	// Sources manages and runs live sources (nil: the sources routes
 	// answer unavailable).
 	Sources *collector.Service
+	// Notify plans, previews and sends e-mail notifications (nil: the
+	// notification routes answer unavailable).
+	Notify *notify.Service
 	// Auth authenticates every route that is not public.
 	Auth *auth.Authenticator
 	// Metrics serves /metrics (Prometheus); nil answers 404.
@@ -76,6 +80,7 @@ type API struct {
 	queue   *jobs.Queue
 	tickets *ticketsync.Service
 	sources *collector.Service
+	notify  *notify.Service
 	auth    *auth.Authenticator
 	prom    http.Handler
 	logger  *slog.Logger
@@ -111,7 +116,7 @@ type route struct {
 // New builds the API. reg receives the HTTP metrics.
 func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *API {
 	cfg.setDefaults()
-	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets, sources: deps.Sources,
+	a := &API{cfg: cfg, db: deps.DB, ingest: deps.Ingester, queue: deps.Queue, tickets: deps.Tickets, sources: deps.Sources, notify: deps.Notify,
 		auth: deps.Auth, prom: deps.Metrics, refusalLog: logthrottle.New(5, time.Minute),
 		logger: logger, metrics: newMetrics(reg), now: func() time.Time { return time.Now().UTC() }}
 	a.routes = []route{

@@ -116,6 +116,33 @@ type Config struct {
 	// OIDCScopes are the OAuth scopes asked for (STEWARD_OIDC_SCOPES,
 	// space- or comma-separated; default "openid email profile").
 	OIDCScopes string
+
+	// SMTPHost, when set (STEWARD_SMTP_HOST), turns e-mail notifications
+	// on (docs/notifications.md); it needs SMTPFrom.
+	SMTPHost string
+	// SMTPPort is the server's port (STEWARD_SMTP_PORT; default 587, or
+	// 465 with implicit TLS).
+	SMTPPort int
+	// SMTPTLS is starttls, tls (implicit, port 465) or none
+	// (STEWARD_SMTP_TLS, default starttls).
+	SMTPTLS string
+	// SMTPUsername and the password in SMTPPasswordFile authenticate
+	// (STEWARD_SMTP_USERNAME, STEWARD_SMTP_PASSWORD_FILE); never over a
+	// connection without TLS.
+	SMTPUsername     string
+	SMTPPasswordFile string
+	// SMTPFrom is the sender, e.g. "Steward <steward@example.com>"
+	// (STEWARD_SMTP_FROM).
+	SMTPFrom string
+	// SMTPCAFile, when set (STEWARD_SMTP_CA_FILE), names PEM certificates
+	// trusted for the SMTP server instead of the system's (an internal CA).
+	SMTPCAFile string
+	// DigestDay, DigestHour and DigestTimezone are when weekly digests go
+	// out (STEWARD_DIGEST_DAY, default monday; STEWARD_DIGEST_HOUR, 0-23,
+	// default 8; STEWARD_DIGEST_TIMEZONE, an IANA zone, default UTC).
+	DigestDay      string
+	DigestHour     int
+	DigestTimezone string
 }
 
 // Default returns the built-in defaults.
@@ -133,6 +160,10 @@ func Default() Config {
 		OIDCName:         "your identity provider",
 		OIDCRoleClaim:    "groups",
 		OIDCScopes:       "openid email profile",
+		SMTPTLS:          "starttls",
+		DigestDay:        "monday",
+		DigestHour:       8,
+		DigestTimezone:   "UTC",
 	}
 }
 
@@ -164,6 +195,26 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("STEWARD_OIDC_ROLES", &c.OIDCRoles)
 	str("STEWARD_OIDC_SCOPE_CLAIM", &c.OIDCScopeClaim)
 	str("STEWARD_OIDC_SCOPES", &c.OIDCScopes)
+	str("STEWARD_SMTP_HOST", &c.SMTPHost)
+	str("STEWARD_SMTP_TLS", &c.SMTPTLS)
+	str("STEWARD_SMTP_USERNAME", &c.SMTPUsername)
+	str("STEWARD_SMTP_PASSWORD_FILE", &c.SMTPPasswordFile)
+	str("STEWARD_SMTP_FROM", &c.SMTPFrom)
+	str("STEWARD_SMTP_CA_FILE", &c.SMTPCAFile)
+	str("STEWARD_DIGEST_DAY", &c.DigestDay)
+	str("STEWARD_DIGEST_TIMEZONE", &c.DigestTimezone)
+	for _, n := range []struct {
+		key string
+		dst *int
+	}{{"STEWARD_SMTP_PORT", &c.SMTPPort}, {"STEWARD_DIGEST_HOUR", &c.DigestHour}} {
+		if v := strings.TrimSpace(getenv(n.key)); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil {
+				return c, steward.Errorf(steward.CodeInvalid, "%s %q is not a whole number", n.key, v)
+			}
+			*n.dst = i
+		}
+	}
 	if v := getenv("STEWARD_UPLOAD_MIN_RATE"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
@@ -261,7 +312,10 @@ func (c *Config) Validate() error {
 			c.SecretKeyFile = filepath.Join(dir, "steward.key")
 		}
 	}
-	return c.validateOIDC()
+	if err := c.validateOIDC(); err != nil {
+		return err
+	}
+	return c.validateSMTP()
 }
 
 // LoadSecretKey returns the 32-byte key for credentials at rest: from

@@ -311,3 +311,38 @@ func (SourceScheduleArgs) Kind() string { return "source_schedule" }
 func (SourceScheduleArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueSource, MaxAttempts: 1, UniqueOpts: syncUnique}
 }
+
+// QueueNotify holds e-mail sends: they wait on the SMTP server.
+const QueueNotify = "notify"
+
+// NotifyScheduleArgs is the periodic job that plans the week's digests and
+// escalations once the configured digest time has passed
+// (docs/notifications.md).
+type NotifyScheduleArgs struct{}
+
+// Kind is stored with every queued job. Never rename it.
+func (NotifyScheduleArgs) Kind() string { return "notify_schedule" }
+
+// InsertOpts: one at a time; a missed tick is harmless (the next plans
+// the same period, once).
+func (NotifyScheduleArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueNotify, MaxAttempts: 1, UniqueOpts: syncUnique}
+}
+
+// NotifySendArgs asks for one planned e-mail of the sent-log to be sent.
+// The sent-log row, not the job, decides whether it may be: a duplicate or
+// retried job finds the row sent (done) or sending (outcome unknown: not
+// sent again).
+type NotifySendArgs struct {
+	NotificationID int64 `json:"notification_id" river:"unique"`
+}
+
+// Kind is stored with every queued job. Never rename it.
+func (NotifySendArgs) Kind() string { return "notify_send" }
+
+// InsertOpts: River's backoff between tries of a refused message (4xx, the
+// server unreachable); after the last, the row stays retrying with its
+// error until a person resends it.
+func (NotifySendArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueNotify, MaxAttempts: 20, UniqueOpts: syncUnique}
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	"context"
 	"os"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
@@ -56,13 +59,15 @@ func withProcessTiming(t processTiming) Option {
 // however many processes share the database.
 func periodicJobs(t processTiming) []*river.PeriodicJob {
 	if t.schedule == 0 {
-		return append(ticketsync.PeriodicJobs(), collector.PeriodicJobs()...)
+		return slices.Concat(ticketsync.PeriodicJobs(), collector.PeriodicJobs(), notify.PeriodicJobs())
 	}
 	every := river.PeriodicInterval(t.schedule)
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(every, func() (river.JobArgs, *river.InsertOpts) { return jobs.SyncScheduleArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 		river.NewPeriodicJob(every, func() (river.JobArgs, *river.InsertOpts) { return jobs.SourceScheduleArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(every, func() (river.JobArgs, *river.InsertOpts) { return jobs.NotifyScheduleArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

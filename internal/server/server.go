@@ -32,6 +32,7 @@ import (
 	"github.com/stewardhq/steward/internal/ingest"
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
 	"github.com/stewardhq/steward/internal/jobs"
+	"github.com/stewardhq/steward/internal/notify"
 	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
@@ -48,7 +49,9 @@ type Server struct {
 	Queue    *jobs.Queue
 	Tickets  *ticketsync.Service
 	// Sources manages and runs the live sources.
-	Sources  *collector.Service
+	Sources *collector.Service
+	// Notify plans and sends the e-mail notifications.
+	Notify   *notify.Service
 	Auth     *auth.Authenticator
 	api      *api.API
 	web      *web.Handler
@@ -133,6 +136,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	s.Sources = collector.New(collector.Config{DB: db, Ingester: s.Ingester, Queue: s.Queue, Kinds: o.sourceKinds,
 		Env: SourceEnv(logger.With("component", "sources"), outboundPolicy(cfg)), Logger: logger.With("component", "sources")})
 
+	smtp, err := cfg.LoadSMTP()
+	if err != nil {
+		return nil, err
+	}
+	s.Notify = notify.New(notifyConfig(cfg, smtp, o.notifyRetry), notify.Deps{DB: db, Queue: s.Queue, Managers: s.Tickets,
+		Logger: logger.With("component", "notify"), Registry: reg})
+
 	workers := river.NewWorkers()
 	river.AddWorker(workers, ingest.NewImportWorker(s.Ingester))
 	river.AddWorker(workers, ingest.NewRecomputeWorker(db))
@@ -142,6 +152,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	ticketsync.AddWorkers(workers, s.Tickets)
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
 	collector.AddWorkers(workers, s.Sources)
+	notify.AddWorkers(workers, s.Notify)
 	s.clientID = jobClientID()
 	// SQLite has no LISTEN/NOTIFY: River polls, and a short interval keeps
 	// job pick-up latency low (each poll is one cheap indexed query). On
@@ -172,6 +183,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			jobs.QueueSync: {MaxWorkers: 10},
 			// Live source pulls wait on cloud APIs; each writes in chunks.
 			jobs.QueueSource: {MaxWorkers: 4},
+			// E-mail sends wait on the SMTP server.
+			jobs.QueueNotify: {MaxWorkers: 4},
 		},
 		// Only the job leader enqueues periodic jobs: once per period
 		// however many processes share a PostgreSQL database.
@@ -205,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	s.Auth = auth.NewAuthenticator(db, logger.With("component", "auth"))
 	apiHandler := api.New(api.Config{SpoolDir: cfg.SpoolDir, MaxImportBytes: cfg.MaxImportBytes, PublicURL: cfg.PublicURL,
 		UploadMinRate: cfg.UploadMinRate, UploadRateWindow: cfg.UploadRateWindow},
-		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Sources: s.Sources, Auth: s.Auth,
+		api.Deps{DB: db, Ingester: s.Ingester, Queue: s.Queue, Tickets: s.Tickets, Sources: s.Sources, Notify: s.Notify, Auth: s.Auth,
 			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}, logger.With("component", "api"), reg)
 	s.api = apiHandler
 	// The web UI serves pages at / and hands everything else (the API,
@@ -263,7 +276,9 @@ func (s *Server) Start(ctx context.Context) error {
 			"addr", ln.Addr().String())
 	}
 	if s.cfg.PublicURL == "" {
-		s.Tickets.SetPublicURL(s.linkURL())
+		u := s.linkURL()
+		s.Tickets.SetPublicURL(u)
+		s.Notify.SetPublicURL(u)
 	}
 	// PostgreSQL: registered before River fetches a job, so every job this
 	// process picks up is traceable to a process with a heartbeat. SQLite

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"time"
+
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -18,6 +20,15 @@ type options struct {
 	sourceKinds collector.Registry
 	timing      processTiming // process.go
 	syncBatch   int
+	// notifyRetry is the first wait before a refused e-mail is tried
+	// again (notify.Config.RetryBackoff); 0 is the default.
+	notifyRetry time.Duration
+}
+
+// WithNotifyRetryBackoff sets the first wait before a refused e-mail is
+// tried again (tests shorten it).
+func WithNotifyRetryBackoff(d time.Duration) Option {
+	return func(o *options) { o.notifyRetry = d }
 }
 
 // WithSyncBatch sets how many changed tickets one refresh reads and applies

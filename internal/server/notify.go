@@ -1,0 +1,23 @@
+package server
+
+import (
+	"time"
+
+	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/notify"
+)
+
+// notifyConfig maps the e-mail settings onto the notification service's
+// (smtp nil: e-mail off).
+func notifyConfig(cfg config.Config, smtp *config.SMTP, retry time.Duration) notify.Config {
+	nc := notify.Config{PublicURL: cfg.PublicURL, RetryBackoff: retry, Schedule: notify.DefaultSchedule()}
+	if smtp == nil {
+		return nc
+	}
+	nc.Schedule = notify.Schedule{Weekday: smtp.DigestDay, Hour: smtp.DigestHour, Location: smtp.Location}
+	if smtp.Host != "" {
+		nc.SMTP = &notify.SMTPConfig{Host: smtp.Host, Port: smtp.Port, TLS: notify.TLSMode(smtp.TLS), Username: smtp.Username,
+			Password: smtp.Password, From: smtp.From, RootCAs: smtp.RootCAs}
+	}
+	return nc
+}
