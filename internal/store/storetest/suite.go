@@ -34,6 +34,7 @@ func Run(t *testing.T) {
 	t.Run("Sync", testSync)
 	t.Run("Races", testRaces)
 	t.Run("More", testMore)
+	t.Run("Notifications", testNotifications)
 }
 
 func testOpen(t *testing.T) {
