@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,6 +105,11 @@ var (
 	owner         = auth.Owner
 )
 
+// standardMethods are the methods a known path answers 405 to when its
+// routes do not take them.
+var standardMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace}
+
 // route is one endpoint; the table drives the mux, authorization, and the
 // OpenAPI and route × role tests.
 type route struct {
@@ -188,6 +194,16 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		{"GET", "/api/v1/sources/{id}/runs", reader, a.listSourceRuns},
 		{"GET", "/api/v1/sources/{id}/runs/{run}", reader, a.getSourceRun},
 
+		{"GET", "/api/v1/notifications", securityAdmin, a.listNotifications},
+		{"GET", "/api/v1/notifications/status", securityAdmin, a.notificationStatus},
+		{"GET", "/api/v1/notifications/preview", securityAdmin, a.previewNotification},
+		{"POST", "/api/v1/notifications/test", securityAdmin, a.sendTestMail},
+		{"GET", "/api/v1/notifications/{id}", securityAdmin, a.getNotification},
+		{"POST", "/api/v1/notifications/{id}/resend", securityAdmin, a.resendNotification},
+		{"GET", "/api/v1/managers", securityAdmin, a.listManagers},
+		{"PUT", "/api/v1/managers/{owner}", securityAdmin, a.putManager},
+		{"DELETE", "/api/v1/managers/{owner}", securityAdmin, a.deleteManager},
+
 		{"GET", "/api/v1/tickets", reader, a.listTickets},
 		{"GET", "/api/v1/tickets/{id}", reader, a.getTicket},
 		{"GET", "/api/v1/audit", reader, a.listAudit},
@@ -202,15 +218,25 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
 	// A path that exists with other methods answers 405 in the JSON shape,
-	// not the mux's plain-text one.
+	// not the mux's plain-text one. The answer is registered per method
+	// left out, not for the bare path: a bare "/api/v1/notifications/status"
+	// would conflict in the mux with "GET /api/v1/notifications/{id}"
+	// (each is more specific in one way).
 	for pattern, methods := range allowed {
 		sort.Strings(methods)
-		a.mux.Handle(pattern, a.wrap(pattern, func(w http.ResponseWriter, r *http.Request) error {
+		notAllowed := a.wrap(pattern, func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Allow", strings.Join(methods, ", "))
 			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: codeMethodNotAllowed,
 				Message: "method " + r.Method + " is not allowed here; use " + strings.Join(methods, " or ")}})
 			return nil
-		}))
+		})
+		for _, m := range standardMethods {
+			// A GET pattern also serves HEAD.
+			if slices.Contains(methods, m) || m == http.MethodHead && slices.Contains(methods, http.MethodGet) {
+				continue
+			}
+			a.mux.Handle(m+" "+pattern, notAllowed)
+		}
 	}
 	a.mux.Handle("/api/", a.wrap("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return notFound("no API endpoint at %s; see /api/openapi.json", r.URL.Path)

@@ -93,6 +93,16 @@ var wantAccess = map[string]string{
 	"GET /api/v1/tickets":      "reader",
 	"GET /api/v1/tickets/{id}": "reader",
 	"GET /api/v1/audit":        "reader",
+
+	"GET /api/v1/notifications":              "security-admin",
+	"GET /api/v1/notifications/status":       "security-admin",
+	"GET /api/v1/notifications/preview":      "security-admin",
+	"POST /api/v1/notifications/test":        "security-admin",
+	"GET /api/v1/notifications/{id}":         "security-admin",
+	"POST /api/v1/notifications/{id}/resend": "security-admin",
+	"GET /api/v1/managers":                   "security-admin",
+	"PUT /api/v1/managers/{owner}":           "security-admin",
+	"DELETE /api/v1/managers/{owner}":        "security-admin",
 }
 
 var roleRank = map[string]int{"reader": 1, "contributor": 2, "security-admin": 3, "owner": 4}
