@@ -112,12 +112,19 @@ var errDisabled = steward.Errorf(steward.CodeUnavailable, "e-mail is not configu
 // period and, in the same transaction, adds one digest per owner with open
 // work and one escalation per manager of owners with overdue work to the
 // sent-log, each with its send job. Later calls for the period plan
-// nothing. It returns how many e-mails it planned.
+// nothing; a moment before notifications were first enabled on the
+// database is never planned, a moment missed while Steward was stopped is
+// planned late. It returns how many e-mails it planned.
 func (s *Service) Plan(ctx context.Context, now time.Time) (int, error) {
 	if !s.Enabled() {
 		return 0, nil
 	}
-	period := s.cfg.Schedule.Period(s.cfg.Schedule.Last(now))
+	moment := s.cfg.Schedule.Last(now)
+	since, err := s.db.NotificationsSince(ctx, now)
+	if err != nil || moment.Before(since) {
+		return 0, err
+	}
+	period := s.cfg.Schedule.Period(moment)
 	planned, err := s.db.NotificationPeriodPlanned(ctx, period)
 	if err != nil || planned {
 		return 0, err

@@ -10,3 +10,9 @@ func WithProcessTiming(heartbeat, staleAfter, rescue, schedule time.Duration) Op
 
 // ClientID is the server's River client ID.
 func (s *Server) ClientID() string { return s.clientID }
+
+// WithNotifyClock replaces the notification service's clock, so a test
+// can step over a digest moment.
+func WithNotifyClock(now func() time.Time) Option {
+	return func(o *options) { o.notifyClock = now }
+}

@@ -1,16 +1,15 @@
 package server
 
 import (
-	"time"
 
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/notify"
 )
 
 // notifyConfig maps the e-mail settings onto the notification service's
-// (smtp nil: e-mail off).
-func notifyConfig(cfg config.Config, smtp *config.SMTP, retry time.Duration) notify.Config {
-	nc := notify.Config{PublicURL: cfg.PublicURL, RetryBackoff: retry, Schedule: notify.DefaultSchedule()}
+// (smtp nil: e-mail off) and the options tests set.
+func notifyConfig(cfg config.Config, smtp *config.SMTP, o options) notify.Config {
+	nc := notify.Config{PublicURL: cfg.PublicURL, RetryBackoff: o.notifyRetry, Now: o.notifyClock, Schedule: notify.DefaultSchedule()}
 	if smtp == nil {
 		return nc
 	}

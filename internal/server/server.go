@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	if err != nil {
 		return nil, err
 	}
-	s.Notify = notify.New(notifyConfig(cfg, smtp, o.notifyRetry), notify.Deps{DB: db, Queue: s.Queue, Managers: s.Tickets,
+	s.Notify = notify.New(notifyConfig(cfg, smtp, o), notify.Deps{DB: db, Queue: s.Queue, Managers: s.Tickets,
 		Logger: logger.With("component", "notify"), Registry: reg})
 
 	workers := river.NewWorkers()

@@ -23,6 +23,8 @@ type options struct {
 	// notifyRetry is the first wait before a refused e-mail is tried
 	// again (notify.Config.RetryBackoff); 0 is the default.
 	notifyRetry time.Duration
+	// notifyClock replaces the notification service's clock (tests).
+	notifyClock func() time.Time
 }
 
 // WithNotifyRetryBackoff sets the first wait before a refused e-mail is

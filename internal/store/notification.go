@@ -556,3 +556,29 @@ func (db *DB) NotificationPeriodPlanned(ctx context.Context, period string) (boo
 	}
 	return true, nil
 }
+
+const metaNotificationsSince = "notifications_since"
+
+// NotificationsSince returns when e-mail notifications were first enabled
+// on this database, recording now if they never were (the first process
+// to record wins; everyone reads its value). Digest moments before it are
+// not planned: turning e-mail on does not send a week that had passed.
+func (db *DB) NotificationsSince(ctx context.Context, now time.Time) (time.Time, error) {
+	var v string
+	err := db.read.QueryRowContext(ctx, db.bind(`SELECT value FROM meta WHERE key = ?`), metaNotificationsSince).Scan(&v)
+	if isNoRows(err) {
+		if _, err := db.write.ExecContext(ctx, db.bind(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`),
+			metaNotificationsSince, storedTime(now).Format(time.RFC3339Nano)); err != nil {
+			return time.Time{}, fmt.Errorf("record when notifications started: %w", mapError(err))
+		}
+		err = db.write.QueryRowContext(ctx, db.bind(`SELECT value FROM meta WHERE key = ?`), metaNotificationsSince).Scan(&v)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read when notifications started: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read when notifications started: %q: %w", v, err)
+	}
+	return t, nil
+}

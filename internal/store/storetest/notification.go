@@ -131,7 +131,14 @@ func itemIDs(items []store.NotificationItem) []int64 {
 // one attempt moves a row to sending; listing filters and pages.
 func testSentLog(t *testing.T, db *store.DB) {
 	ctx := t.Context()
-	var first, again bool
+	start := time.Date(2026, 11, 25, 12, 30, 0, 0, time.UTC)
+	since, err := db.NotificationsSince(ctx, start)
+	require.NoError(t, err)
+	require.Equal(t, start, since)
+	since, err = db.NotificationsSince(ctx, start.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, start, since, "the first record stays")
+	var first, again, planned bool
 	require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
 		var err error
 		first, err = tx.ClaimNotificationPeriod(ctx, "2026-W49")
@@ -144,7 +151,7 @@ func testSentLog(t *testing.T, db *store.DB) {
 	}))
 	require.True(t, first)
 	require.False(t, again)
-	planned, err := db.NotificationPeriodPlanned(ctx, "2026-W49")
+	planned, err = db.NotificationPeriodPlanned(ctx, "2026-W49")
 	require.NoError(t, err)
 	require.True(t, planned)
 	planned, err = db.NotificationPeriodPlanned(ctx, "2026-W50")
