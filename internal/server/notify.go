@@ -1,7 +1,6 @@
 package server
 
 import (
-
 	"github.com/stewardhq/steward/internal/config"
 	"github.com/stewardhq/steward/internal/notify"
 )
