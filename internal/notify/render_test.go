@@ -153,12 +153,12 @@ func TestDigestDatesInLocation(t *testing.T) {
 	d.Location = time.UTC
 	msg := renderDigest(t, d)
 	require.Contains(t, msg.Text, "Wed 2026-11-25, due tomorrow")
-	require.Contains(t, msg.HTML, "Due Wed 2026-11-25")
+	require.Contains(t, msg.HTML, ">Due Wed 2026-11-25<")
 
 	d.Location = time.FixedZone("UTC-5", -5*3600)
 	msg = renderDigest(t, d)
 	require.Contains(t, msg.Text, "Tue 2026-11-24, due today")
-	require.Contains(t, msg.HTML, "Due Tue 2026-11-24")
+	require.Contains(t, msg.HTML, ">Due Tue 2026-11-24<")
 
 	// Overdue days count calendar days in the zone: due on the 22nd at
 	// 16:00 UTC, which is the 23rd at 01:00 in Tokyo, read on the 24th.
