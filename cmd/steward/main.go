@@ -87,6 +87,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newTokensCommand(g),
 		newRulesCommand(g), newScopeTagsCommand(g),
 		newSourcesCommand(g),
+		newNotifyCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr), newBenchCommand(stdout, stderr),
