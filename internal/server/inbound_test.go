@@ -38,7 +38,7 @@ import (
 // startInbound starts a whole Steward like setup does, with cfg edited
 // first and the log written to logs (JSON lines) when it is not nil. Its
 // database, key file and spool directory are in dir.
-func startInbound(t *testing.T, edit func(*config.Config), logs io.Writer) (b *testBundle, dir string) {
+func startInbound(t *testing.T, edit func(*config.Config), logs io.Writer, opts ...server.Option) (b *testBundle, dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	cfg := config.Default()
@@ -52,7 +52,7 @@ func startInbound(t *testing.T, edit func(*config.Config), logs io.Writer) (b *t
 		logs = t.Output()
 	}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(t.Context(), cfg, logger)
+	srv, err := server.New(t.Context(), cfg, logger, opts...)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(t.Context()))
 	t.Cleanup(func() { require.NoError(t, srv.Shutdown(context.Background())) })
