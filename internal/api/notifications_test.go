@@ -467,3 +467,41 @@ func TestManagerMappings(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode, "JSON only")
 }
+
+// A preview renders the message as it would be sent: an owner's digest
+// of their open work, a manager's escalation of their reports' overdue
+// work (the report found through the mapping).
+func TestNotificationPreviewRenders(t *testing.T) {
+	t.Parallel()
+	n := newNotifyAPI(t, nil)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	late := storetest.Assessment(t, n.db, "storage-public-access", "/subscriptions/s1/rg/a/sa1", steward.StatusUnhealthy)
+	storetest.Assignment(t, n.db, late.ID, "alice@example.com", now.AddDate(0, 0, -3))
+	soon := storetest.Assessment(t, n.db, "vm-disk-encryption", "/subscriptions/s1/rg/a/vm1", steward.StatusUnhealthy)
+	storetest.Assignment(t, n.db, soon.ID, "alice@example.com", now.AddDate(0, 0, 30))
+
+	p, err := n.client.PreviewNotification(ctx, steward.NotificationDigest, "Alice@example.com")
+	require.NoError(t, err)
+	require.Equal(t, 2, p.Items)
+	require.Equal(t, steward.NotificationDigest, p.Kind)
+	require.Contains(t, p.Subject, "1 overdue")
+	for _, part := range []string{p.Text, p.HTML} {
+		require.Contains(t, part, "storage-public-access")
+		require.Contains(t, part, "/subscriptions/s1/rg/a/vm1")
+		require.Contains(t, part, "https://steward.example.com/")
+	}
+
+	p, err = n.client.PreviewNotification(ctx, steward.NotificationEscalation, "boss@example.com")
+	require.NoError(t, err)
+	require.Equal(t, 0, p.Items, "no manager is known for alice yet")
+	_, err = n.client.SetManager(ctx, "alice@example.com", "boss@example.com")
+	require.NoError(t, err)
+	p, err = n.client.PreviewNotification(ctx, steward.NotificationEscalation, "boss@example.com")
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Items, "only the overdue assignment")
+	require.Equal(t, []string{"boss@example.com"}, p.To)
+	require.Contains(t, p.Text, "alice@example.com")
+	require.Contains(t, p.Text, "storage-public-access")
+	require.NotContains(t, p.Text, "vm-disk-encryption")
+}
