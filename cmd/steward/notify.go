@@ -149,7 +149,11 @@ func notifyStatusTable(w *tabwriter.Writer, st *steward.NotificationStatus) {
 	} else {
 		row(w, "E-mail:", "not configured: nothing is planned or sent (set STEWARD_SMTP_HOST and STEWARD_SMTP_FROM; docs/notifications.md)")
 	}
-	row(w, "Digests:", fmt.Sprintf("%s, next %s", st.Schedule, st.NextDigest.Format("2006-01-02 15:04 MST")))
+	next := st.NextDigest.Format("2006-01-02 15:04 MST")
+	if !st.Enabled {
+		next += " (once e-mail is configured)"
+	}
+	row(w, "Digests:", fmt.Sprintf("%s, next %s", st.Schedule, next))
 	var counts []string
 	for _, s := range notificationStates {
 		if n := st.Counts[s]; n > 0 {
@@ -177,7 +181,7 @@ func notifyStatusTable(w *tabwriter.Writer, st *steward.NotificationStatus) {
 
 	fmt.Fprintln(w)
 	if len(st.OwnersWithoutManager) == 0 {
-		fmt.Fprintln(w, "Every owner with overdue work had a manager at the last escalation.")
+		fmt.Fprintln(w, "No owner with overdue work is recorded without a manager.")
 		return
 	}
 	fmt.Fprintln(w, "Owners with overdue work and no manager found (steward notify managers set OWNER MANAGER):")
