@@ -1,16 +1,20 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stewardhq/steward"
@@ -287,4 +291,58 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 	_, err = b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
 	require.Error(t, err)
 	require.Equal(t, steward.CodeConflict, steward.ErrorCode(err))
+}
+
+// TestDigestsOnceAcrossProcesses: three servers on one PostgreSQL
+// database, each ticking and each also asked to plan at the same moment,
+// send every owner's digest once between them.
+func TestDigestsOnceAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := newCluster(t)
+	mail := smtptest.Start(t)
+	clock := newMailClock(digestMoment.Add(-time.Minute))
+	var servers []*server.Server
+	for range 3 {
+		cfg := config.Default()
+		cfg.Addr, cfg.DatabaseURL, cfg.SecretKey, cfg.SpoolDir = "127.0.0.1:0", c.url, c.key, c.spool
+		cfg.ShutdownTimeout = 10 * time.Second
+		cfg.SMTPHost, cfg.SMTPPort, cfg.SMTPTLS, cfg.SMTPFrom = "127.0.0.1", mail.Port(), "none", "steward@example.com"
+		srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+			server.WithNotifyClock(clock.now), server.WithProcessTiming(time.Second, 30*time.Second, 10*time.Second, 100*time.Millisecond))
+		require.NoError(t, err)
+		require.NoError(t, srv.Start(ctx))
+		t.Cleanup(func() { require.NoError(t, srv.Shutdown(context.Background())) })
+		servers = append(servers, srv)
+	}
+	db := servers[0].DB
+	since, err := db.NotificationsSince(ctx, clock.now())
+	require.NoError(t, err)
+	require.True(t, since.Before(digestMoment))
+	const owners = 20
+	for i := range owners {
+		assign(t, db, fmt.Sprintf("rec-%d", i), fmt.Sprintf("/subscriptions/s1/vm%d", i), fmt.Sprintf("owner%d@example.org", i),
+			digestMoment.Add(48*time.Hour), false, false)
+	}
+
+	clock.set(digestMoment.Add(time.Second))
+	planned := make([]int, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() {
+			n, err := s.Notify.Plan(ctx, clock.now())
+			assert.NoError(t, err)
+			planned[i] = n
+		})
+	}
+	wg.Wait()
+	msgs := mail.WaitMessages(t, owners)
+	time.Sleep(time.Second) // ten more ticks, and every send job done
+	require.Len(t, mail.Messages(), owners, "one digest per owner: %d planned by direct calls %v", len(msgs), planned)
+	to := map[string]bool{}
+	for _, m := range mail.Messages() {
+		to[m.To[0]] = true
+	}
+	require.Len(t, to, owners)
+	require.LessOrEqual(t, planned[0]+planned[1]+planned[2], owners, "the week was planned once")
 }
