@@ -47,9 +47,7 @@ func newNotifyTestCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.render(res, func(w *tabwriter.Writer) {
-				row(w, "Accepted by the SMTP server:", res.Reply)
-				row(w, "To:", res.To)
-				row(w, "Message-ID:", "<"+res.MessageID+">")
+				fmt.Fprintf(w, "Accepted by the SMTP server: %s\nTo: %s\nMessage-ID: <%s>\n", res.Reply, res.To, res.MessageID)
 			})
 		},
 	}
