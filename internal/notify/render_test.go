@@ -368,6 +368,7 @@ func TestTextAndHTMLCarryTheSameFacts(t *testing.T) {
 func TestRenderTest(t *testing.T) {
 	at := time.Date(2026, 11, 24, 9, 30, 5, 0, time.FixedZone("CET", 3600))
 	msg := notify.RenderTest("ops@example.com", base+"/", at)
+	checkMessage(t, msg)
 	require.Equal(t, []string{"ops@example.com"}, msg.To)
 	require.Equal(t, "Steward: test message", msg.Subject)
 	for _, part := range []string{msg.Text, msg.HTML} {
