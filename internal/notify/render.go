@@ -111,7 +111,10 @@ type row struct {
 	TicketNumber      string
 	TicketState       string
 	TicketLink        string
-	URL               string
+	// NoTicket says why a row has no ticket number: "manual", "being
+	// opened", "deferred by its rule's daily cap", "could not be opened".
+	NoTicket string
+	URL      string
 }
 
 // RenderDigest renders an owner's digest (To, Subject, Text, HTML). A
@@ -295,6 +298,7 @@ func newRow(it store.NotificationItem, now time.Time, loc *time.Location, l link
 		TicketState:       oneLine(it.TicketState),
 		TicketLink:        strings.TrimSpace(it.TicketLink),
 		URL:               l.path("/assignments/" + strconv.FormatInt(it.AssignmentID, 10)),
+		NoTicket:          noTicket(it),
 	}
 	if r.Severity == "" {
 		r.Severity = "Unknown"
@@ -438,4 +442,18 @@ func wrap(indent, width int, s string) string {
 		col += n
 	}
 	return b.String()
+}
+
+// noTicket words why an item has no ticket number yet.
+func noTicket(it store.NotificationItem) string {
+	if it.Type != steward.AssignmentServiceNow {
+		return "manual (no ticket)"
+	}
+	switch it.TicketStatus {
+	case steward.TicketDeferred:
+		return "deferred by its rule's daily cap"
+	case steward.TicketFailed:
+		return "could not be opened"
+	}
+	return "being opened"
 }

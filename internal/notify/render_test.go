@@ -195,7 +195,18 @@ func TestDigestLinks(t *testing.T) {
 	require.Contains(t, msg.HTML, `href="https://instance.service-now.com/nav_to.do?uri=incident.do?sys_id=00909613db113300ea92eb41ca961949&amp;sysparm_view=ess"`)
 	require.Contains(t, msg.HTML, ">TKT0010006</a>")
 	require.Contains(t, msg.HTML, "(In Progress)")
-	require.Regexp(t, `Ticket      none\n     Assignment  `+regexp.QuoteMeta(base)+`/assignments/43\n`, msg.Text)
+	require.Regexp(t, `Ticket      manual \(no ticket\)\n     Assignment  `+regexp.QuoteMeta(base)+`/assignments/43\n`, msg.Text)
+
+	// Without a number yet, a ServiceNow assignment's ticket says where
+	// its creation stands.
+	for status, want := range map[steward.TicketStatus]string{steward.TicketPending: "being opened", steward.TicketRetrying: "being opened",
+		steward.TicketDeferred: "deferred by its rule's daily cap", steward.TicketFailed: "could not be opened"} {
+		pending := item(44, now.Add(72*time.Hour))
+		pending.Type, pending.TicketStatus = steward.AssignmentServiceNow, status
+		msg := renderDigest(t, digest(pending))
+		require.Contains(t, msg.Text, "Ticket      "+want+"\n", status)
+		require.Contains(t, msg.HTML, ">"+strings.ReplaceAll(want, "'", "&#39;")+"<", status)
+	}
 
 	// The owner's list, the group's "more" links' base, and Steward.
 	require.Contains(t, msg.Text, "Your assignments in Steward:\n"+base+"/assignments?owner=alex%40example.com\n")

@@ -24,7 +24,10 @@ type NotificationItem struct {
 	Severity           steward.Severity
 	ResourceID         string
 	DueDate            time.Time
-	// Ticket* are empty for a manual assignment or a ticket not created yet.
+	Type               steward.AssignmentType
+	// TicketStatus is the ticket's creation status ("" for a manual
+	// assignment); the other Ticket* fields are empty until it is created.
+	TicketStatus steward.TicketStatus
 	TicketNumber string
 	TicketState  string // the ITSM's state label, e.g. "In Progress"
 	TicketLink   string
@@ -91,8 +94,8 @@ func (db *DB) NotificationItems(ctx context.Context, owners []string, forManager
 	if forManager {
 		optOut = "manager_email_opt_out"
 	}
-	q := `SELECT g.id, g.owner, r.key, r.display_name, r.severity, res.resource_id, g.due_date,
-		COALESCE(t.number, ''), COALESCE(t.state_label, ''), COALESCE(t.link, '')
+	q := `SELECT g.id, g.owner, r.key, r.display_name, r.severity, res.resource_id, g.due_date, g.type,
+		COALESCE(t.status, ''), COALESCE(t.number, ''), COALESCE(t.state_label, ''), COALESCE(t.link, '')
 		` + fmt.Sprintf(notifiedAssignments, optOut) + ` AND g.owner_norm IN (` + placeholders(len(owners)) + `)`
 	var args []any
 	for _, o := range owners {
@@ -121,7 +124,7 @@ func (db *DB) NotificationItems(ctx context.Context, owners []string, forManager
 		var it NotificationItem
 		var due dbTime
 		if err := rows.Scan(&it.AssignmentID, &it.Owner, &it.RecommendationKey, &it.RecommendationName, &it.Severity,
-			&it.ResourceID, &due, &it.TicketNumber, &it.TicketState, &it.TicketLink); err != nil {
+			&it.ResourceID, &due, &it.Type, &it.TicketStatus, &it.TicketNumber, &it.TicketState, &it.TicketLink); err != nil {
 			return nil, fmt.Errorf("find assignments to notify of: %w", err)
 		}
 		it.DueDate = due.T

@@ -2,7 +2,7 @@
 // its HTML part in headless Chromium, for the documentation. It is a
 // development tool, not part of Steward. Run it from the repository root:
 //
-//	go run ./scripts/mailshot -o docs/img/notification-digest.png
+//	go run ./scripts/mailshot -o docs/screenshots/notification-digest.png
 //
 // -text also prints the plain-text part, -html writes the HTML part, -dark
 // renders it as a mail client in dark mode shows it.
@@ -39,7 +39,7 @@ import (
 )
 
 func main() {
-	out := flag.String("o", "", "the PNG to write, e.g. docs/img/notification-digest.png")
+	out := flag.String("o", "", "the PNG to write, e.g. docs/screenshots/notification-digest.png")
 	htmlOut := flag.String("html", "", "also write the HTML part to this file")
 	text := flag.Bool("text", false, "also print the plain-text part")
 	testdata := flag.String("testdata", "testdata", "the repository's testdata directory")
@@ -163,7 +163,9 @@ func item(id *int64, key, name string, sev steward.Severity, resource string, du
 	*id += 7
 	it := store.NotificationItem{AssignmentID: *id, Owner: owner, RecommendationKey: key, RecommendationName: name,
 		Severity: sev, ResourceID: resource, DueDate: time.Date(2026, 11, 23+dueInDays, 0, 0, 0, 0, time.UTC)}
+	it.Type = steward.AssignmentManual
 	if t != nil {
+		it.Type, it.TicketStatus = steward.AssignmentServiceNow, steward.TicketCreated
 		it.TicketNumber, it.TicketState = t.Number, t.State
 		it.TicketLink = instance + "/nav_to.do?uri=ticket.do?sys_id=" + url.QueryEscape(t.SysID)
 	}

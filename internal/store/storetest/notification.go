@@ -94,6 +94,10 @@ func testNotificationItems(t *testing.T, db *store.DB) {
 	require.Equal(t, "New", items[1].TicketState)
 	require.Contains(t, items[1].TicketLink, "sys_id=abc")
 	require.Empty(t, items[0].TicketNumber)
+	require.Equal(t, steward.AssignmentManual, items[0].Type)
+	require.Empty(t, items[0].TicketStatus)
+	require.Equal(t, steward.AssignmentServiceNow, items[1].Type)
+	require.Equal(t, steward.TicketCreated, items[1].TicketStatus)
 
 	overdueOwners, err := db.OverdueOwners(ctx, now)
 	require.NoError(t, err)
