@@ -48,7 +48,7 @@ func testNotificationItems(t *testing.T, db *store.DB) {
 		Owner: "ann@example.com", DueDate: overdue, OwnerEmailOptOut: true}
 	// A rule that now opts both out made this one, whose own flags are off.
 	rule := &steward.Rule{Name: "quiet", Scope: "/subscriptions", Priority: 10, Enabled: true,
-		When: []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityHigh}}},
+		When:  []steward.ConditionSet{{Severity: []steward.Severity{steward.SeverityHigh}}},
 		Owner: steward.OwnerSource{Email: "ann@example.com"}, DueInDays: 7, OwnerEmailOptOut: true, ManagerEmailOptOut: true}
 	a4 := &steward.Assignment{AssessmentID: Assessment(t, db, "r4", "/subscriptions/s1/vm4", steward.StatusUnhealthy).ID,
 		Owner: "ann@example.com", DueDate: overdue}
