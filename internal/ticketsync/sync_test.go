@@ -19,6 +19,7 @@ import (
 	"github.com/stewardhq/steward/internal/itsm"
 	"github.com/stewardhq/steward/internal/snowemu"
 	"github.com/stewardhq/steward/internal/store"
+	"github.com/stewardhq/steward/internal/store/storetest"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
 
@@ -587,14 +588,17 @@ func TestSyncRestartMidPoll(t *testing.T) {
 		return err == nil && st.Running == "poll"
 	})
 	b.stop(t, 100*time.Millisecond)
+	// Read while no server runs: once one starts, it retries the
+	// interrupted job, whose poll may move the watermark at once.
+	stopped := storetest.MustOpenURL(t, b.dbPath)
+	after, err := stopped.FindSyncState(t.Context(), b.in.ID)
+	require.NoError(t, err)
+	require.Equal(t, wm.Watermarks, after.Watermarks, "the interrupted poll did not move the watermark")
 	b.emu.SetFaults(snowemu.Faults{})
 	_, err = b.emu.SetState("incident", ds[1].Ticket.SysID, snowemu.StateChange{State: "6"})
 	require.NoError(t, err)
 
 	b.start(t)
-	after, err := b.srv.DB.FindSyncState(t.Context(), b.in.ID)
-	require.NoError(t, err)
-	require.Equal(t, wm.Watermarks, after.Watermarks, "the interrupted poll did not move the watermark")
 	// The interrupted sync-now job is retried on start; polling directly
 	// as well must agree with it.
 	b.poll(t)
