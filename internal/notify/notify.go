@@ -126,8 +126,10 @@ type SendError struct {
 	Outcome Outcome
 	// Reply is the server's refusal; zero when it said nothing.
 	Reply Reply
-	// Step is what was being done, e.g. "connect", "starttls", "auth",
-	// "mail from", "rcpt to", "data", "end of data".
+	// Step is what was being done: "connect", "starttls", "tls" (the
+	// implicit TLS handshake), "ehlo", "auth", "mail from", "rcpt to",
+	// "data", "commit", "end of data", or "message" (it could not be
+	// written: a bad address or Message-ID).
 	Step string
 	Err  error
 }
