@@ -18,6 +18,7 @@ import (
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/internal/auth/authtest"
 	"github.com/stewardhq/steward/internal/config"
+	"github.com/stewardhq/steward/internal/notify/smtptest"
 	"github.com/stewardhq/steward/internal/server"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/store/storetest"
@@ -257,4 +258,92 @@ func TestNotifyVerbsSMTPUnreachable(t *testing.T) {
 		Kind: steward.NotificationDigest, Period: "2026-W40"}})
 	_, err = run("notify", "resend", itoa(ids[0]))
 	require.ErrorContains(t, err, "is pending: only a failed, unknown or retrying one can be sent again")
+}
+
+// `steward notify test` through a real SMTP server over STARTTLS with AUTH
+// PLAIN: it prints the server's answer and the Message-ID of what the
+// server received; a refusal fails with the server's words; the password
+// is in no answer, and a wrong one is refused saying so.
+func TestNotifyTestThroughSMTP(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-smtp-password"
+	mail := smtptest.Start(t, smtptest.WithSTARTTLS(), smtptest.WithAuth("steward", password))
+	ca := mail.WriteCAFile(t)
+	pwFile := filepath.Join(t.TempDir(), "smtp-password")
+	require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
+	srv := startNotifyServer(t, func(c *config.Config) {
+		c.SMTPHost, c.SMTPPort, c.SMTPTLS, c.SMTPFrom = mail.Host(), mail.Port(), "starttls", "Steward <steward@example.com>"
+		c.SMTPUsername, c.SMTPPasswordFile, c.SMTPCAFile = "steward", pwFile, ca
+	})
+	run := notifyCLI(t, srv, authtest.Token(t, srv.DB, "sec-admin", steward.RoleSecurityAdmin))
+
+	out, err := run("notify", "test", "--to", "alice@example.com")
+	require.NoError(t, err)
+	t.Logf("steward notify test --to alice@example.com:\n%s", out)
+	require.Regexp(t, `^Accepted by the SMTP server: 250 \S`, out)
+	got := mail.WaitMessages(t, 1)[0]
+	require.Equal(t, []string{"alice@example.com"}, got.To)
+	require.Equal(t, "steward@example.com", got.From)
+	require.Contains(t, got.Subject, "test message")
+	require.NotEmpty(t, got.MessageID)
+	require.Contains(t, out, "\nTo: alice@example.com\nMessage-ID: <"+got.MessageID+">\n")
+
+	var res steward.MailTestResult
+	out, err = run("notify", "test", "--to", "bob@example.com", "-o", "json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 250, res.Code)
+	require.Equal(t, "bob@example.com", res.To)
+	require.Equal(t, mail.WaitMessages(t, 2)[1].MessageID, res.MessageID)
+
+	mail.RefuseNext(1, "rcpt", 550, "5.1.1", "<nobody@example.com>: Recipient address rejected")
+	out, err = run("notify", "test", "--to", "nobody@example.com")
+	require.Error(t, err)
+	t.Logf("steward notify test --to nobody@example.com: error: %s", userMessage(err))
+	require.Empty(t, out)
+	require.Contains(t, err.Error(), "550 5.1.1 <nobody@example.com>: Recipient address rejected")
+	require.Len(t, mail.Messages(), 2, "nothing more was accepted")
+
+	ids := planNotifications(t, srv.DB,
+		planned{plan: store.NotificationPlan{Recipient: "carol@example.com", Kind: steward.NotificationDigest, Period: "2026-W47"},
+			state: steward.NotificationFailed, lastError: "send e-mail: rcpt to: the server answered 550 5.1.1 <carol@example.com>: Recipient address rejected"},
+		planned{plan: store.NotificationPlan{Recipient: "dave@example.com", Kind: steward.NotificationDigest, Period: "2026-W47"}})
+	out, err = run("notify", "status")
+	require.NoError(t, err)
+	t.Logf("steward notify status:\n%s", out)
+	require.Contains(t, out, "enabled, through "+mail.Addr()+" (starttls)")
+	require.Regexp(t, `carol@example\.com\s+digest\s+2026-W47\s+failed\s+1\s+-\s+send e-mail: rcpt to: the server answered 550`, out)
+	require.Contains(t, out, "Sent-log:  1 pending, 1 failed")
+	out, err = run("notify", "status", "-o", "json")
+	require.NoError(t, err)
+	require.NotContains(t, out, password)
+
+	// A person resends the failed digest: it is sent again, once.
+	as := storetest.Assessment(t, srv.DB, "storage-public-access", "/subscriptions/s1/rg/a/sa1", steward.StatusUnhealthy)
+	storetest.Assignment(t, srv.DB, as.ID, "carol@example.com", time.Now().AddDate(0, 0, 10))
+	out, err = run("notify", "resend", itoa(ids[0]))
+	require.NoError(t, err)
+	require.Equal(t, "Notification "+itoa(ids[0])+" (digest of 2026-W47 to carol@example.com) is pending again: it is sent shortly.\n", out)
+	msgs := mail.WaitMessages(t, 3)
+	require.Equal(t, []string{"carol@example.com"}, msgs[2].To)
+	require.Contains(t, msgs[2].Text, "storage-public-access")
+	require.Eventually(t, func() bool {
+		out, err := run("notify", "list", "--recipient", "carol@example.com")
+		return err == nil && strings.Contains(out, "sent") && strings.Contains(out, "250 ")
+	}, 10*time.Second, 50*time.Millisecond, "the resent digest is recorded as sent with the server's answer")
+	_, err = run("notify", "resend", itoa(ids[0]))
+	require.ErrorContains(t, err, "is sent: only a failed, unknown or retrying one can be sent again")
+
+	// The wrong password: the server's refusal, and still not the password.
+	wrongFile := filepath.Join(t.TempDir(), "wrong-password")
+	require.NoError(t, os.WriteFile(wrongFile, []byte("not-the-password"), 0o600))
+	wrong := startNotifyServer(t, func(c *config.Config) {
+		c.SMTPHost, c.SMTPPort, c.SMTPTLS, c.SMTPFrom = mail.Host(), mail.Port(), "starttls", "steward@example.com"
+		c.SMTPUsername, c.SMTPPasswordFile, c.SMTPCAFile = "steward", wrongFile, ca
+	})
+	out, err = notifyCLI(t, wrong, authtest.Token(t, wrong.DB, "sec-admin", steward.RoleSecurityAdmin))("notify", "test", "--to", "alice@example.com")
+	require.Error(t, err)
+	require.Empty(t, out)
+	require.Contains(t, err.Error(), "535")
+	require.NotContains(t, err.Error(), "not-the-password")
 }
