@@ -133,7 +133,7 @@ func (s *Service) Plan(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	byManager, err := s.reportsByManager(ctx, now)
+	byManager, err := s.reportsByManager(ctx, now, true)
 	if err != nil {
 		return 0, err
 	}
@@ -181,9 +181,10 @@ type reports struct {
 }
 
 // reportsByManager finds the manager of every owner with overdue work
-// (ServiceNow first, then the mapping), records where each was found, and
-// groups the owners by manager (lower-cased address).
-func (s *Service) reportsByManager(ctx context.Context, now time.Time) (map[string]*reports, error) {
+// (ServiceNow first, then the mapping), records where each was found when
+// record is set (planning; a preview only looks), and groups the owners by
+// manager (lower-cased address).
+func (s *Service) reportsByManager(ctx context.Context, now time.Time, record bool) (map[string]*reports, error) {
 	overdue, err := s.db.OverdueOwners(ctx, now)
 	if err != nil {
 		return nil, err
@@ -201,6 +202,9 @@ func (s *Service) reportsByManager(ctx context.Context, now time.Time) (map[stri
 			out[key] = &reports{manager: m.Manager}
 		}
 		out[key].reports = append(out[key].reports, o)
+	}
+	if !record {
+		return out, nil
 	}
 	if err := s.db.RecordOwnerManagers(ctx, found); err != nil {
 		return nil, err
@@ -288,7 +292,7 @@ func (s *Service) Preview(ctx context.Context, kind steward.NotificationKind, re
 	recipient = strings.TrimSpace(recipient)
 	var subjects []string
 	if kind == steward.NotificationEscalation {
-		byManager, err := s.reportsByManager(ctx, s.cfg.Now())
+		byManager, err := s.reportsByManager(ctx, s.cfg.Now(), false)
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +323,13 @@ func (s *Service) SendTest(ctx context.Context, to string) (*steward.MailTestRes
 	msg.MessageID = s.messageID(fmt.Sprintf("test.%d", s.cfg.Now().UnixNano()))
 	reply, err := s.mailer.Send(ctx, msg, nil)
 	if err != nil {
-		return nil, steward.WrapError(steward.CodeUnavailable, err, "the test message to %s was not accepted: %s", to, err.Error())
+		// A refusal for good (an unknown mailbox, a refused login) is the
+		// settings' or the address's fault, not Steward being unavailable.
+		code := steward.CodeUnavailable
+		if OutcomeOf(err) == OutcomePermanent {
+			code = steward.CodeInvalid
+		}
+		return nil, steward.WrapError(code, err, "the test message to %s was not accepted: %s", to, err.Error())
 	}
 	return &steward.MailTestResult{To: msg.To[0], Code: reply.Code, Reply: reply.String(), MessageID: msg.MessageID}, nil
 }
