@@ -132,3 +132,13 @@ type NotificationStatus struct {
 	// could not be found at the last escalation.
 	OwnersWithoutManager []OwnerManager `json:"owners_without_manager"`
 }
+
+// MailTestRequest is POST /api/v1/notifications/test's body.
+type MailTestRequest struct {
+	To string `json:"to"`
+}
+
+// ManagerRequest is PUT /api/v1/managers/{owner}'s body.
+type ManagerRequest struct {
+	Manager string `json:"manager"`
+}

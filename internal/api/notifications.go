@@ -164,18 +164,14 @@ func (a *API) previewNotification(w http.ResponseWriter, r *http.Request) error 
 	return nil
 }
 
-// mailTestRequest is POST /api/v1/notifications/test's body.
-type mailTestRequest struct {
-	To string `json:"to"`
-}
-
 // sendTestMail sends a test message and answers the SMTP server's reply;
-// a refusal answers 503 with the server's words.
+// a refusal answers with the server's words: 422 when it refused for good
+// (the address or the settings), 503 otherwise.
 func (a *API) sendTestMail(w http.ResponseWriter, r *http.Request) error {
 	if err := a.notifyReady(r); err != nil {
 		return err
 	}
-	var req mailTestRequest
+	var req steward.MailTestRequest
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
@@ -205,11 +201,6 @@ func (a *API) listManagers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// managerRequest is PUT /api/v1/managers/{owner}'s body.
-type managerRequest struct {
-	Manager string `json:"manager"`
-}
-
 // putManager names the manager of the owner in the path (an e-mail
 // address), replacing an earlier one; it is audited.
 func (a *API) putManager(w http.ResponseWriter, r *http.Request) error {
@@ -220,7 +211,7 @@ func (a *API) putManager(w http.ResponseWriter, r *http.Request) error {
 	if err := steward.ValidateEmail("owner", owner); err != nil {
 		return atField("owner", err)
 	}
-	var req managerRequest
+	var req steward.ManagerRequest
 	if err := decodeJSON(w, r, a.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}

@@ -90,9 +90,7 @@ func (c *Client) PreviewNotification(ctx context.Context, kind steward.Notificat
 // server's answer.
 func (c *Client) SendTestMail(ctx context.Context, to string) (*steward.MailTestResult, error) {
 	var out steward.MailTestResult
-	return &out, c.do(ctx, http.MethodPost, "/api/v1/notifications/test", nil, struct {
-		To string `json:"to"`
-	}{to}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/notifications/test", nil, steward.MailTestRequest{To: to}, &out)
 }
 
 // ListManagers lists the owner → manager mapping, by owner.
@@ -104,9 +102,7 @@ func (c *Client) ListManagers(ctx context.Context) (*Page[steward.ManagerMapping
 // SetManager names owner's manager, replacing an earlier one.
 func (c *Client) SetManager(ctx context.Context, owner, manager string) (*steward.ManagerMapping, error) {
 	var out steward.ManagerMapping
-	return &out, c.do(ctx, http.MethodPut, "/api/v1/managers/"+url.PathEscape(owner), nil, struct {
-		Manager string `json:"manager"`
-	}{manager}, &out)
+	return &out, c.do(ctx, http.MethodPut, "/api/v1/managers/"+url.PathEscape(owner), nil, steward.ManagerRequest{Manager: manager}, &out)
 }
 
 // DeleteManager removes owner's mapping and returns it as it was.
