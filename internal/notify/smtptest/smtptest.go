@@ -37,8 +37,10 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// WaitTimeout bounds WaitMessages and Hold.Wait.
-const WaitTimeout = 10 * time.Second
+// WaitTimeout bounds WaitMessages and Hold.Wait: a bound for a loaded
+// machine (CI's race pass runs SQLite some 40 times slower), not a speed
+// check.
+const WaitTimeout = 60 * time.Second
 
 // Option configures Start.
 type Option func(*options)
