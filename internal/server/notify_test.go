@@ -105,7 +105,7 @@ func weeklyDigestsAndEscalations(t *testing.T, st storeKind) {
 	require.Eventually(t, func() bool {
 		var v string
 		return db.Writer().QueryRowContext(ctx, db.Bind(`SELECT value FROM meta WHERE key = 'notifications_since'`)).Scan(&v) == nil
-	}, 20*time.Second, 50*time.Millisecond, "the notify_schedule job never ran")
+	}, time.Minute, 50*time.Millisecond, "the notify_schedule job never ran")
 
 	now := digestMoment
 	overdue, soon, later := now.Add(-72*time.Hour), now.Add(3*24*time.Hour), now.Add(20*24*time.Hour)
@@ -179,7 +179,7 @@ func weeklyDigestsAndEscalations(t *testing.T, st storeKind) {
 			}
 		}
 		return len(rows) == 8
-	}, 20*time.Second, 50*time.Millisecond)
+	}, time.Minute, 50*time.Millisecond)
 	rows, _, err := db.FindNotifications(ctx, store.NotificationFilter{Recipient: "david.loo@example.com"})
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
@@ -234,7 +234,7 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 	require.Eventually(t, func() bool {
 		var v string
 		return db.Writer().QueryRowContext(ctx, db.Bind(`SELECT value FROM meta WHERE key = 'notifications_since'`)).Scan(&v) == nil
-	}, 20*time.Second, 50*time.Millisecond)
+	}, time.Minute, 50*time.Millisecond)
 	rg := "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa"
 	assign(t, db, "rec-a", rg+"1", "ann@example.org", digestMoment.Add(24*time.Hour), false, false)
 	assign(t, db, "rec-b", rg+"2", "bob@example.org", digestMoment.Add(24*time.Hour), false, false)
@@ -250,7 +250,7 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 		rows, _, err = db.FindNotifications(ctx, store.NotificationFilter{States: []steward.NotificationState{steward.NotificationSent}})
 		require.NoError(t, err)
 		return len(rows) == 2
-	}, 20*time.Second, 50*time.Millisecond)
+	}, time.Minute, 50*time.Millisecond)
 	attempts := map[int]int{}
 	for _, n := range rows {
 		attempts[n.Attempts]++
@@ -274,7 +274,7 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 			failed = rows[0]
 		}
 		return failed != nil
-	}, 20*time.Second, 50*time.Millisecond)
+	}, time.Minute, 50*time.Millisecond)
 	require.Contains(t, failed.Reply, "550")
 	mail.WaitMessages(t, 3) // the other owner's second digest
 	time.Sleep(300 * time.Millisecond)
@@ -287,7 +287,7 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 		n, err := db.FindNotification(ctx, failed.ID)
 		require.NoError(t, err)
 		return n.State == steward.NotificationSent
-	}, 20*time.Second, 50*time.Millisecond)
+	}, time.Minute, 50*time.Millisecond)
 	_, err = b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
 	require.Error(t, err)
 	require.Equal(t, steward.CodeConflict, steward.ErrorCode(err))
