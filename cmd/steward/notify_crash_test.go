@@ -22,8 +22,9 @@ import (
 // final "." included) but before it answered, lets the server accept the
 // message anyway (delivered, and its sender never heard), and starts
 // another process on the same database. The digest is not sent again: its
-// sent-log row turns unknown, the other owner's digest is sent, and every
-// owner has exactly one message.
+// sent-log row turns unknown. The other owner's digest, refused for now
+// when the process died, is sent by the new one; every owner has exactly
+// one message.
 func TestDigestKilledAwaitingTheAnswer(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -62,7 +63,12 @@ func digestKilledAwaitingTheAnswer(t *testing.T, b storetest.Backend) {
 		"STEWARD_SMTP_TLS=none", "STEWARD_SMTP_FROM=Steward <steward@example.com>")
 	addr := freeAddr(t)
 	logs := &syncBuffer{}
+	// The two digests are sent side by side. One is held at the last
+	// step; the other is refused for now (451 at MAIL), so that when the
+	// process dies it is waiting for its retry, not half-way through a
+	// send of its own.
 	held := mail.HoldData()
+	mail.RefuseNext(1, "mail", 451, "4.3.2", "try again later")
 	server := startServe(t, db, addr, "info", logs)
 
 	got := held.Wait(t) // the whole message, and no answer yet
@@ -95,11 +101,14 @@ func digestKilledAwaitingTheAnswer(t *testing.T, b storetest.Backend) {
 		other = "bob@example.org"
 	}
 	// SQLite: the new process retries the dead one's running jobs at once;
-	// PostgreSQL: after the dead process's heartbeat is 30 s stale.
+	// PostgreSQL: after the dead process's heartbeat is 30 s stale. The
+	// refused digest is retried after its backoff (30 s).
+	var last map[string]steward.NotificationState
 	require.Eventually(t, func() bool {
-		s := states()
-		return s[heldTo] == steward.NotificationUnknown && s[other] == steward.NotificationSent
-	}, 90*time.Second, 200*time.Millisecond, "states %v; log: %s", states(), logs)
+		last = states()
+		return last[heldTo] == steward.NotificationUnknown && last[other] == steward.NotificationSent
+	}, 3*time.Minute, 200*time.Millisecond, "the held digest unknown, the refused one sent after its retry")
+	t.Logf("states %v", last)
 	time.Sleep(time.Second)
 	count := map[string]int{}
 	for _, m := range mail.Messages() {
