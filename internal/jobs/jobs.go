@@ -70,6 +70,20 @@ func (q *Queue) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) er
 	return nil
 }
 
+// InsertUniqueTx is InsertTx for a unique job kind, reporting whether a
+// job was queued: false means an equivalent job is still waiting, running
+// or retrying, and nothing was added.
+func (q *Queue) InsertUniqueTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) (bool, error) {
+	if q == nil || q.client == nil {
+		return false, ErrUnbound
+	}
+	res, err := q.client.InsertTx(ctx, tx, args, nil)
+	if err != nil {
+		return false, fmt.Errorf("queue %s job: %w", args.Kind(), err)
+	}
+	return !res.UniqueSkippedAsDuplicate, nil
+}
+
 // Insert queues args outside any transaction.
 func (q *Queue) Insert(ctx context.Context, args river.JobArgs) error {
 	if q == nil || q.client == nil {

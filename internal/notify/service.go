@@ -347,7 +347,9 @@ func (s *Service) messageID(local string) string {
 
 // Resend queues a failed, unknown or retrying notification to be sent
 // again, because a person decided so (an unknown one may then arrive
-// twice). It is audited.
+// twice). It is audited. A notification whose send job is still waiting,
+// running or retrying is refused with CodeConflict: a retrying one is
+// resent only after River has given up on it.
 func (s *Service) Resend(ctx context.Context, id int64, actor string) (*steward.Notification, error) {
 	if !s.Enabled() {
 		return nil, errDisabled
@@ -369,7 +371,19 @@ func (s *Service) Resend(ctx context.Context, id int64, actor string) (*steward.
 			Details: map[string]any{"notification_id": id}}); err != nil {
 			return err
 		}
-		return s.queue.InsertTx(ctx, tx.SQL(), jobs.NotifySendArgs{NotificationID: id})
+		// The notification's send job is unique while it waits, runs or
+		// retries: one attempt at a time is what lets a row found in
+		// sending mean "outcome unknown". If it is still there (retries
+		// left, or the attempt that just failed not yet recorded as done
+		// by River), the resend is refused and nothing changes.
+		queued, err := s.queue.InsertUniqueTx(ctx, tx.SQL(), jobs.NotifySendArgs{NotificationID: id})
+		if err != nil {
+			return err
+		}
+		if !queued {
+			return steward.Errorf(steward.CodeConflict, "notification %d still has a send attempt waiting or finishing (a retrying one is tried again by itself at its next attempt time); resend it once that attempt has ended", id)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -279,8 +279,18 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 	mail.WaitMessages(t, 3) // the other owner's second digest
 	time.Sleep(300 * time.Millisecond)
 	require.Len(t, mail.Messages(), 3)
-	resent, err := b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
-	require.NoError(t, err)
+	// Until River has recorded the failed attempt's job as done, a resend
+	// is refused (one attempt at a time); then it is accepted.
+	var resent *steward.Notification
+	require.Eventually(t, func() bool {
+		var err error
+		resent, err = b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
+		if err != nil {
+			require.Equal(t, steward.CodeConflict, steward.ErrorCode(err), "%v", err)
+			require.Contains(t, err.Error(), "still has a send attempt waiting or finishing")
+		}
+		return err == nil
+	}, time.Minute, 50*time.Millisecond)
 	require.Equal(t, steward.NotificationPending, resent.State)
 	mail.WaitMessages(t, 4)
 	require.Eventually(t, func() bool {
@@ -288,7 +298,7 @@ func TestDigestRefusedThenRetried(t *testing.T) {
 		require.NoError(t, err)
 		return n.State == steward.NotificationSent
 	}, time.Minute, 50*time.Millisecond)
-	_, err = b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
+	_, err := b.srv.Notify.Resend(ctx, failed.ID, "tester@example.com")
 	require.Error(t, err)
 	require.Equal(t, steward.CodeConflict, steward.ErrorCode(err))
 }
