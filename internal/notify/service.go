@@ -354,6 +354,9 @@ func (s *Service) Resend(ctx context.Context, id int64, actor string) (*steward.
 	if !s.Enabled() {
 		return nil, errDisabled
 	}
+	// The row as the resend left it: its job may send it before a read
+	// after the commit would.
+	var resent *steward.Notification
 	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
 		ok, err := tx.TransitionNotification(ctx, id, []steward.NotificationState{steward.NotificationFailed, steward.NotificationUnknown,
 			steward.NotificationRetrying}, store.NotificationChange{To: steward.NotificationPending})
@@ -383,12 +386,13 @@ func (s *Service) Resend(ctx context.Context, id int64, actor string) (*steward.
 		if !queued {
 			return steward.Errorf(steward.CodeConflict, "notification %d still has a send attempt waiting or finishing (a retrying one is tried again by itself at its next attempt time); resend it once that attempt has ended", id)
 		}
-		return nil
+		resent, err = tx.FindNotification(ctx, id)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.db.FindNotification(ctx, id)
+	return resent, nil
 }
 
 // Status describes the setup and what needs attention.

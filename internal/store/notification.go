@@ -233,6 +233,19 @@ func (db *DB) FindNotification(ctx context.Context, id int64) (*steward.Notifica
 	return n, nil
 }
 
+// FindNotification is DB.FindNotification inside tx: the row as tx has
+// left it.
+func (tx *Tx) FindNotification(ctx context.Context, id int64) (*steward.Notification, error) {
+	n, err := scanNotification(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+notificationColumns+` FROM notification WHERE id = ?`), id))
+	if isNoRows(err) {
+		return nil, steward.Errorf(steward.CodeNotFound, "notification %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find notification %d: %w", id, err)
+	}
+	return n, nil
+}
+
 // NotificationFilter selects sent-log rows. Zero fields do not filter.
 type NotificationFilter struct {
 	States    []steward.NotificationState
