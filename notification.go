@@ -14,8 +14,23 @@ const (
 	NotificationEscalation NotificationKind = "escalation"
 )
 
+// Valid reports whether k is a known kind.
+func (k NotificationKind) Valid() bool {
+	return k == NotificationDigest || k == NotificationEscalation
+}
+
 // NotificationState is where one planned e-mail is in its life.
 type NotificationState string
+
+// Valid reports whether s is a known state.
+func (s NotificationState) Valid() bool {
+	switch s {
+	case NotificationPending, NotificationSending, NotificationSent, NotificationRetrying,
+		NotificationFailed, NotificationUnknown, NotificationSkipped:
+		return true
+	}
+	return false
+}
 
 // Notification states. pending and retrying are waiting to be sent; sent,
 // failed, skipped and unknown are final until a person resends.

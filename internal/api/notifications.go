@@ -39,14 +39,14 @@ func (a *API) listNotifications(w http.ResponseWriter, r *http.Request) error {
 	f := store.NotificationFilter{Cursor: q.str("cursor"), Limit: q.limit(), Period: q.str("period"), Recipient: q.str("recipient")}
 	for _, s := range splitList(q.v["state"]) {
 		st := steward.NotificationState(strings.ToLower(s))
-		if !validNotificationState(st) {
+		if !st.Valid() {
 			q.fail(steward.InvalidAt("state", "unknown notification state %q (want pending, sending, sent, retrying, failed, unknown or skipped)", s))
 		}
 		f.States = append(f.States, st)
 	}
 	if k := q.str("kind"); k != "" {
 		f.Kind = steward.NotificationKind(strings.ToLower(k))
-		if f.Kind != steward.NotificationDigest && f.Kind != steward.NotificationEscalation {
+		if !f.Kind.Valid() {
 			q.fail(steward.InvalidAt("kind", "unknown notification kind %q (want digest or escalation)", k))
 		}
 	}
@@ -65,15 +65,6 @@ func (a *API) listNotifications(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, newList(items, next))
 	return nil
-}
-
-func validNotificationState(s steward.NotificationState) bool {
-	switch s {
-	case steward.NotificationPending, steward.NotificationSending, steward.NotificationSent, steward.NotificationRetrying,
-		steward.NotificationFailed, steward.NotificationUnknown, steward.NotificationSkipped:
-		return true
-	}
-	return false
 }
 
 func (a *API) getNotification(w http.ResponseWriter, r *http.Request) error {

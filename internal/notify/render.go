@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -203,7 +204,7 @@ func RenderEscalation(e Escalation) (Message, error) {
 		}
 		byOwner[k] = append(byOwner[k], it)
 	}
-	owners := sortedKeys(byOwner)
+	owners := slices.Sorted(maps.Keys(byOwner))
 	slices.SortStableFunc(owners, func(a, b string) int { return len(byOwner[b]) - len(byOwner[a]) })
 	total := len(e.Items)
 	v := view{

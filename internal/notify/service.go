@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/mail"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,7 +142,7 @@ func (s *Service) Plan(ctx context.Context, now time.Time) (int, error) {
 	for _, o := range owners {
 		plans = append(plans, store.NotificationPlan{Recipient: o, Kind: steward.NotificationDigest, Period: period})
 	}
-	for _, m := range sortedKeys(byManager) {
+	for _, m := range slices.Sorted(maps.Keys(byManager)) {
 		plans = append(plans, store.NotificationPlan{Recipient: byManager[m].manager, Kind: steward.NotificationEscalation,
 			Period: period, Subjects: byManager[m].reports})
 	}
@@ -241,15 +242,6 @@ func (s *Service) managerOf(ctx context.Context, owner string) steward.OwnerMana
 	}
 	m.Detail = strings.Join(tried, "; ")
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // render builds a notification's message from the assignments as they are

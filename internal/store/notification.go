@@ -223,20 +223,17 @@ func scanNotification(sc interface{ Scan(...any) error }) (*steward.Notification
 
 // FindNotification returns one sent-log row, or CodeNotFound.
 func (db *DB) FindNotification(ctx context.Context, id int64) (*steward.Notification, error) {
-	n, err := scanNotification(db.read.QueryRowContext(ctx, db.bind(`SELECT `+notificationColumns+` FROM notification WHERE id = ?`), id))
-	if isNoRows(err) {
-		return nil, steward.Errorf(steward.CodeNotFound, "notification %d not found", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find notification %d: %w", id, err)
-	}
-	return n, nil
+	return db.findNotification(ctx, db.read, id)
 }
 
 // FindNotification is DB.FindNotification inside tx: the row as tx has
 // left it.
 func (tx *Tx) FindNotification(ctx context.Context, id int64) (*steward.Notification, error) {
-	n, err := scanNotification(tx.tx.QueryRowContext(ctx, tx.db.bind(`SELECT `+notificationColumns+` FROM notification WHERE id = ?`), id))
+	return tx.db.findNotification(ctx, tx.tx, id)
+}
+
+func (db *DB) findNotification(ctx context.Context, q querier, id int64) (*steward.Notification, error) {
+	n, err := scanNotification(q.QueryRowContext(ctx, db.bind(`SELECT `+notificationColumns+` FROM notification WHERE id = ?`), id))
 	if isNoRows(err) {
 		return nil, steward.Errorf(steward.CodeNotFound, "notification %d not found", id)
 	}
@@ -272,7 +269,7 @@ func (db *DB) FindNotifications(ctx context.Context, f NotificationFilter) ([]*s
 	var args []any
 	if len(f.States) > 0 {
 		for _, s := range f.States {
-			if !validNotificationState(s) {
+			if !s.Valid() {
 				return nil, "", steward.Errorf(steward.CodeInvalid, "unknown notification state %q (want pending, sending, sent, retrying, failed, unknown or skipped)", s)
 			}
 			args = append(args, string(s))
@@ -280,7 +277,7 @@ func (db *DB) FindNotifications(ctx context.Context, f NotificationFilter) ([]*s
 		where = append(where, "state IN ("+placeholders(len(f.States))+")")
 	}
 	if f.Kind != "" {
-		if f.Kind != steward.NotificationDigest && f.Kind != steward.NotificationEscalation {
+		if !f.Kind.Valid() {
 			return nil, "", steward.Errorf(steward.CodeInvalid, "unknown notification kind %q (want digest or escalation)", f.Kind)
 		}
 		where = append(where, "kind = ?")
@@ -346,15 +343,6 @@ func (db *DB) CountNotifications(ctx context.Context) (map[steward.NotificationS
 	return out, rows.Err()
 }
 
-func validNotificationState(s steward.NotificationState) bool {
-	switch s {
-	case steward.NotificationPending, steward.NotificationSending, steward.NotificationSent, steward.NotificationRetrying,
-		steward.NotificationFailed, steward.NotificationUnknown, steward.NotificationSkipped:
-		return true
-	}
-	return false
-}
-
 // NotificationChange is a state transition of a sent-log row. Only the
 // fields set are written; Attempt adds one to attempts.
 type NotificationChange struct {
@@ -384,7 +372,7 @@ func (tx *Tx) TransitionNotification(ctx context.Context, id int64, from []stewa
 }
 
 func (db *DB) transitionNotification(ctx context.Context, w querier, id int64, from []steward.NotificationState, ch NotificationChange) (bool, error) {
-	if len(from) == 0 || !validNotificationState(ch.To) {
+	if len(from) == 0 || !ch.To.Valid() {
 		return false, steward.Errorf(steward.CodeInvalid, "notification transition needs from states and a valid target, not %v → %q", from, ch.To)
 	}
 	set := []string{"state = ?", "updated_at = ?", "next_attempt_at = ?"}
