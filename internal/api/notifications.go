@@ -223,21 +223,8 @@ func (a *API) deleteManager(w http.ResponseWriter, r *http.Request) error {
 	if err := a.notifyReady(r); err != nil {
 		return err
 	}
-	owner := r.PathValue("owner")
-	all, err := a.db.FindManagerMappings(r.Context())
+	found, err := a.db.DeleteManagerMapping(r.Context(), r.PathValue("owner"), actor(r))
 	if err != nil {
-		return err
-	}
-	var found *steward.ManagerMapping
-	for i := range all {
-		if strings.EqualFold(all[i].Owner, strings.TrimSpace(owner)) {
-			found = &all[i]
-		}
-	}
-	if found == nil {
-		return notFound("no manager is mapped for %s", owner)
-	}
-	if err := a.db.DeleteManagerMapping(r.Context(), owner, actor(r)); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, found)

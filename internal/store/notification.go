@@ -441,25 +441,28 @@ func (db *DB) PutManagerMapping(ctx context.Context, owner, manager, actor strin
 }
 
 // DeleteManagerMapping removes owner's mapping (CodeNotFound when there is
-// none) and audits it.
-func (db *DB) DeleteManagerMapping(ctx context.Context, owner, actor string) error {
+// none), audits it and returns it as it was.
+func (db *DB) DeleteManagerMapping(ctx context.Context, owner, actor string) (*steward.ManagerMapping, error) {
+	var m steward.ManagerMapping
 	err := db.WithTx(ctx, func(tx *Tx) error {
-		res, err := tx.tx.ExecContext(ctx, db.bind(`DELETE FROM manager_mapping WHERE owner_norm = ?`), strings.ToLower(strings.TrimSpace(owner)))
+		var at dbTime
+		err := tx.tx.QueryRowContext(ctx, db.bind(`DELETE FROM manager_mapping WHERE owner_norm = ?
+			RETURNING owner, manager, updated_at, updated_by`), strings.ToLower(strings.TrimSpace(owner))).
+			Scan(&m.Owner, &m.Manager, &at, &m.UpdatedBy)
+		if isNoRows(err) {
+			return steward.Errorf(steward.CodeNotFound, "no manager is mapped for %s", owner)
+		}
 		if err != nil {
 			return mapError(err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return steward.Errorf(steward.CodeNotFound, "no manager is mapped for %s", owner)
-		}
+		m.UpdatedAt = at.T
 		return tx.insertAudit(ctx, &steward.AuditEvent{At: db.now(), Actor: actor, Action: "manager_mapping.deleted",
 			Details: map[string]any{"owner": strings.TrimSpace(owner)}})
 	})
 	if err != nil {
-		return fmt.Errorf("delete the manager mapping of %s: %w", owner, err)
+		return nil, fmt.Errorf("delete the manager mapping of %s: %w", owner, err)
 	}
-	return nil
+	return &m, nil
 }
 
 // FindManagerMappings lists every mapping, by owner.
