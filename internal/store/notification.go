@@ -33,13 +33,13 @@ type NotificationItem struct {
 	TicketLink   string
 }
 
-// notifiedAssignments are the active assignments e-mails may tell of: the
-// assignment's own opt-out and that of the rule that made it (as it is
-// now) both silence it. %s is the opt-out column: owner_email_opt_out or
-// manager_email_opt_out.
-const notifiedAssignments = `FROM assignment g
-	LEFT JOIN rule ru ON ru.id = g.rule_id
-	WHERE g.state = 'active' AND g.%[1]s = 0 AND COALESCE(ru.%[1]s, 0) = 0`
+// notified keeps the active assignments g that e-mails may tell of, given
+// the rule ru that made them (LEFT JOINed): the assignment's own opt-out
+// and that of its rule (as it is now) both silence one. optOut is the
+// column: owner_email_opt_out or manager_email_opt_out.
+func notified(optOut string) string {
+	return fmt.Sprintf(`g.state = 'active' AND g.%[1]s = 0 AND COALESCE(ru.%[1]s, 0) = 0`, optOut)
+}
 
 // NotificationOwners returns the owners (as written on their newest
 // assignment, one per address in any letter case) with at least one
@@ -55,7 +55,8 @@ func (db *DB) OverdueOwners(ctx context.Context, now time.Time) ([]string, error
 }
 
 func (db *DB) notificationOwners(ctx context.Context, optOut string, dueBefore time.Time) ([]string, error) {
-	q := `SELECT g.owner_norm, MAX(g.owner) ` + fmt.Sprintf(notifiedAssignments, optOut)
+	q := `SELECT g.owner_norm, MAX(g.owner) FROM assignment g LEFT JOIN rule ru ON ru.id = g.rule_id
+		WHERE ` + notified(optOut)
 	var args []any
 	if !dueBefore.IsZero() {
 		q += ` AND g.due_date < ?`
@@ -96,7 +97,14 @@ func (db *DB) NotificationItems(ctx context.Context, owners []string, forManager
 	}
 	q := `SELECT g.id, g.owner, r.key, r.display_name, r.severity, res.resource_id, g.due_date, g.type,
 		COALESCE(t.status, ''), COALESCE(t.number, ''), COALESCE(t.state_label, ''), COALESCE(t.link, '')
-		` + fmt.Sprintf(notifiedAssignments, optOut) + ` AND g.owner_norm IN (` + placeholders(len(owners)) + `)`
+		FROM assignment g
+		JOIN assessment a ON a.id = g.assessment_id
+		JOIN recommendation r ON r.id = a.recommendation_id
+		JOIN resource res ON res.id = a.resource_id
+		LEFT JOIN rule ru ON ru.id = g.rule_id
+		LEFT JOIN ticket_group tg ON tg.id = g.ticket_group_id
+		LEFT JOIN ticket t ON t.assignment_id = COALESCE(tg.leader_assignment_id, g.id)
+		WHERE ` + notified(optOut) + ` AND g.owner_norm IN (` + placeholders(len(owners)) + `)`
 	var args []any
 	for _, o := range owners {
 		args = append(args, strings.ToLower(strings.TrimSpace(o)))
@@ -105,14 +113,6 @@ func (db *DB) NotificationItems(ctx context.Context, owners []string, forManager
 		q += ` AND g.due_date < ?`
 		args = append(args, db.timeArg(now))
 	}
-	// The joins come after the filter on g: written as a subquery-free
-	// join list, the assignment filter stays the driving index.
-	q = strings.Replace(q, "FROM assignment g", `FROM assignment g
-	JOIN assessment a ON a.id = g.assessment_id
-	JOIN recommendation r ON r.id = a.recommendation_id
-	JOIN resource res ON res.id = a.resource_id
-	LEFT JOIN ticket_group tg ON tg.id = g.ticket_group_id
-	LEFT JOIN ticket t ON t.assignment_id = COALESCE(tg.leader_assignment_id, g.id)`, 1)
 	q += ` ORDER BY g.due_date, g.id`
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
