@@ -61,18 +61,13 @@ var ErrUnbound = errors.New("job queue is not bound to a river client")
 
 // InsertTx queues args in tx, so the job exists if and only if tx commits.
 func (q *Queue) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) error {
-	if q == nil || q.client == nil {
-		return ErrUnbound
-	}
-	if _, err := q.client.InsertTx(ctx, tx, args, nil); err != nil {
-		return fmt.Errorf("queue %s job: %w", args.Kind(), err)
-	}
-	return nil
+	_, err := q.InsertUniqueTx(ctx, tx, args)
+	return err
 }
 
-// InsertUniqueTx is InsertTx for a unique job kind, reporting whether a
-// job was queued: false means an equivalent job is still waiting, running
-// or retrying, and nothing was added.
+// InsertUniqueTx is InsertTx reporting whether a job was queued: false,
+// only for a kind with unique options, means an equivalent job is still
+// waiting, running or retrying, and nothing was added.
 func (q *Queue) InsertUniqueTx(ctx context.Context, tx *sql.Tx, args river.JobArgs) (bool, error) {
 	if q == nil || q.client == nil {
 		return false, ErrUnbound

@@ -153,14 +153,12 @@ func (s *Service) Send(ctx context.Context, id int64, attempt int, last bool) er
 		return nil
 	}
 	why := err.Error()
-	var reason *string = &why
-	var replyText *string
+	change := store.NotificationChange{LastError: &why, Attempt: !committed}
 	var se *SendError
 	if errors.As(err, &se) && se.Reply.Code != 0 {
 		t := se.Reply.String()
-		replyText = &t
+		change.Reply = &t
 	}
-	change := store.NotificationChange{LastError: reason, Reply: replyText, Attempt: !committed}
 	switch OutcomeOf(err) {
 	case OutcomeUnknown:
 		change.To = steward.NotificationUnknown

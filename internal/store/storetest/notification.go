@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func testNotificationItems(t *testing.T, db *store.DB) {
 	owners, err := db.NotificationOwners(ctx)
 	require.NoError(t, err)
 	require.Len(t, owners, 1)
-	require.Equal(t, "ann@example.com", lower(owners[0]))
+	require.Equal(t, "ann@example.com", strings.ToLower(owners[0]))
 
 	items, err := db.NotificationItems(ctx, []string{"ANN@example.com"}, false, now)
 	require.NoError(t, err)
@@ -102,7 +103,7 @@ func testNotificationItems(t *testing.T, db *store.DB) {
 	overdueOwners, err := db.OverdueOwners(ctx, now)
 	require.NoError(t, err)
 	require.Len(t, overdueOwners, 1)
-	require.Equal(t, "ann@example.com", lower(overdueOwners[0]))
+	require.Equal(t, "ann@example.com", strings.ToLower(overdueOwners[0]))
 	items, err = db.NotificationItems(ctx, []string{"ann@example.com", "bob@example.com"}, true, now)
 	require.NoError(t, err)
 	require.Equal(t, []int64{a1.ID, a3.ID}, itemIDs(items), "overdue, without manager opt-outs (a4's rule, a5's own)")
@@ -110,16 +111,6 @@ func testNotificationItems(t *testing.T, db *store.DB) {
 	none, err := db.NotificationItems(ctx, nil, false, now)
 	require.NoError(t, err)
 	require.Empty(t, none)
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 func itemIDs(items []store.NotificationItem) []int64 {
