@@ -35,6 +35,8 @@ func Run(t *testing.T) {
 	t.Run("Races", testRaces)
 	t.Run("More", testMore)
 	t.Run("Notifications", testNotifications)
+	t.Run("GovernanceHistory", testGovernanceHistory)
+	t.Run("GovernanceTables", testGovernanceTables)
 }
 
 func testOpen(t *testing.T) {

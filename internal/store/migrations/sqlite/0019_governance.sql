@@ -1,0 +1,37 @@
+-- Governance report snapshots (docs/reports.md): the daily counts trends
+-- need, per UTC day, snapshot level, cloud and severity. A snapshot level
+-- is the deepest summary level (summary_scope, migration 0017) holding a
+-- resource other than a resource group: a subscription, an AWS account, a
+-- GCP project or organization, or a root above them; scope_id 0 holds the
+-- resources under none. Only rows with a non-zero count are stored, so a
+-- day costs a row per level, cloud and severity with anything to count.
+
+-- One row per day with snapshots: final once the day has ended (written
+-- once, by the first process to take it), provisional for today (replaced
+-- as the day goes on). source: daily (taken the day after) or backfill
+-- (computed from history when snapshots began, or after a gap).
+CREATE TABLE governance_day (
+    day      INTEGER PRIMARY KEY, -- days since 1970-01-01 (UTC)
+    final    INTEGER NOT NULL,
+    source   TEXT    NOT NULL,
+    taken_at INTEGER NOT NULL,
+    CHECK (source IN ('daily', 'backfill'))
+);
+
+CREATE TABLE governance_snapshot (
+    day           INTEGER NOT NULL,
+    scope_id      INTEGER NOT NULL, -- summary_scope.id, 0 for none
+    cloud         TEXT    NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    unhealthy     INTEGER NOT NULL DEFAULT 0,
+    assigned      INTEGER NOT NULL DEFAULT 0,
+    unassigned    INTEGER NOT NULL DEFAULT 0,
+    on_time       INTEGER NOT NULL DEFAULT 0,
+    overdue       INTEGER NOT NULL DEFAULT 0,
+    completed     INTEGER NOT NULL DEFAULT 0,
+    new_unhealthy INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, scope_id, cloud, severity_rank)
+) WITHOUT ROWID;
+
+-- Assignments completed in a period (report tables, times to remediate).
+CREATE INDEX assignment_ended ON assignment (state, ended_at);
