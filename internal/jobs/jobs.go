@@ -355,3 +355,21 @@ func (NotifySendArgs) Kind() string { return "notify_send" }
 func (NotifySendArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueNotify, MaxAttempts: 20, UniqueOpts: syncUnique}
 }
+
+// QueueReport holds the governance snapshots: one long read, then short
+// writes.
+const QueueReport = "report"
+
+// GovernanceSnapshotArgs is the periodic job that takes the governance
+// report's daily snapshots: each ended day once, and today's provisional
+// counts (docs/reports.md).
+type GovernanceSnapshotArgs struct{}
+
+// Kind is stored with every queued job. Never rename it.
+func (GovernanceSnapshotArgs) Kind() string { return "governance_snapshot" }
+
+// InsertOpts: one at a time; a missed tick is harmless (the next takes
+// every day not yet taken).
+func (GovernanceSnapshotArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueReport, MaxAttempts: 1, UniqueOpts: syncUnique}
+}

@@ -16,3 +16,9 @@ func (s *Server) ClientID() string { return s.clientID }
 func WithNotifyClock(now func() time.Time) Option {
 	return func(o *options) { o.notifyClock = now }
 }
+
+// WithReportClock replaces the governance snapshotter's clock and its
+// provisional refresh interval, so a test can step over midnight.
+func WithReportClock(now func() time.Time, refresh time.Duration) Option {
+	return func(o *options) { o.reportClock, o.reportRefresh = now, refresh }
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/stewardhq/steward/internal/collector"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
+	"github.com/stewardhq/steward/internal/report"
 	"github.com/stewardhq/steward/internal/store"
 	"github.com/stewardhq/steward/internal/ticketsync"
 )
@@ -59,7 +60,7 @@ func withProcessTiming(t processTiming) Option {
 // however many processes share the database.
 func periodicJobs(t processTiming) []*river.PeriodicJob {
 	if t.schedule == 0 {
-		return slices.Concat(ticketsync.PeriodicJobs(), collector.PeriodicJobs(), notify.PeriodicJobs())
+		return slices.Concat(ticketsync.PeriodicJobs(), collector.PeriodicJobs(), notify.PeriodicJobs(), report.PeriodicJobs(0))
 	}
 	every := river.PeriodicInterval(t.schedule)
 	return []*river.PeriodicJob{
@@ -69,6 +70,7 @@ func periodicJobs(t processTiming) []*river.PeriodicJob {
 			&river.PeriodicJobOpts{RunOnStart: true}),
 		river.NewPeriodicJob(every, func() (river.JobArgs, *river.InsertOpts) { return jobs.NotifyScheduleArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
+		report.PeriodicJobs(t.schedule)[0],
 	}
 }
 

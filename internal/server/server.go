@@ -33,6 +33,7 @@ import (
 	"github.com/stewardhq/steward/internal/itsm/servicenow"
 	"github.com/stewardhq/steward/internal/jobs"
 	"github.com/stewardhq/steward/internal/notify"
+	"github.com/stewardhq/steward/internal/report"
 	"github.com/stewardhq/steward/internal/rules"
 	"github.com/stewardhq/steward/internal/secret"
 	"github.com/stewardhq/steward/internal/store"
@@ -51,7 +52,9 @@ type Server struct {
 	// Sources manages and runs the live sources.
 	Sources *collector.Service
 	// Notify plans and sends the e-mail notifications.
-	Notify   *notify.Service
+	Notify *notify.Service
+	// Reports takes the governance report's daily snapshots.
+	Reports  *report.Snapshotter
 	Auth     *auth.Authenticator
 	api      *api.API
 	web      *web.Handler
@@ -153,6 +156,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 	river.AddWorker(workers, rules.NewRunWorker(ruleEval, logger.With("component", "rules")))
 	collector.AddWorkers(workers, s.Sources)
 	notify.AddWorkers(workers, s.Notify)
+	s.Reports = report.New(db, report.Config{Refresh: o.reportRefresh, Now: o.reportClock}, logger.With("component", "report"), reg)
+	report.AddWorkers(workers, s.Reports)
 	s.clientID = jobClientID()
 	// SQLite has no LISTEN/NOTIFY: River polls, and a short interval keeps
 	// job pick-up latency low (each poll is one cheap indexed query). On
@@ -185,6 +190,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Op
 			jobs.QueueSource: {MaxWorkers: 4},
 			// E-mail sends wait on the SMTP server.
 			jobs.QueueNotify: {MaxWorkers: 4},
+			// Governance snapshots: one at a time (each reads the history).
+			jobs.QueueReport: {MaxWorkers: 1},
 		},
 		// Only the job leader enqueues periodic jobs: once per period
 		// however many processes share a PostgreSQL database.

@@ -25,6 +25,10 @@ type options struct {
 	notifyRetry time.Duration
 	// notifyClock replaces the notification service's clock (tests).
 	notifyClock func() time.Time
+	// reportClock and reportRefresh: the governance snapshotter's clock
+	// and provisional refresh interval (tests).
+	reportClock   func() time.Time
+	reportRefresh time.Duration
 }
 
 // WithNotifyRetryBackoff sets the first wait before a refused e-mail is
