@@ -88,6 +88,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 		newRulesCommand(g), newScopeTagsCommand(g),
 		newSourcesCommand(g),
 		newNotifyCommand(g),
+		newReportCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
 		newSnowEmulatorCommand(stdout, stderr), newBenchCommand(stdout, stderr),

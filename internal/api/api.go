@@ -134,6 +134,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 
 		{"GET", "/api/v1/me", reader, a.me},
 		{"GET", "/api/v1/overview", reader, a.overview},
+		{"GET", "/api/v1/reports/governance", reader, a.governanceReport},
 		{"POST", "/api/v1/tokens", owner, a.createToken},
 		{"GET", "/api/v1/tokens", owner, a.listTokens},
 		{"DELETE", "/api/v1/tokens/{id}", owner, a.revokeToken},

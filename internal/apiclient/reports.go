@@ -1,10 +1,16 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 
 	"github.com/stewardhq/steward"
 )
@@ -49,4 +55,54 @@ func (c *Client) GovernanceReport(ctx context.Context, q ReportQuery) (*steward.
 		return nil, err
 	}
 	return &out, nil
+}
+
+// GovernanceReportCSV returns one table of the governance report for q as
+// the API's CSV (a header row, then a row per entry): table is daily (the
+// default when empty), owners, scopes or severities.
+func (c *Client) GovernanceReportCSV(ctx context.Context, q ReportQuery, table string) ([]byte, error) {
+	v := q.values()
+	v.Set("format", "csv")
+	if table != "" {
+		v.Set("table", table)
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, "/api/v1/reports/governance", v, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/csv")
+	var out bytes.Buffer
+	if err := c.sendTo(req, &out); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// sendTo is send for an answer that is not JSON: a success's body is
+// copied to w as it is; a failure is the server's JSON error, as send
+// reads it.
+func (c *Client) sendTo(req *http.Request, w io.Writer) error {
+	resp, err := c.http.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("cannot reach Steward at %s (connection refused): is 'steward serve' running there? Set --server or STEWARD_SERVER: %w", c.base, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+				Field   string `json:"field"`
+			} `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
+		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("read %s %s answer: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
 }

@@ -90,6 +90,8 @@ var wantAccess = map[string]string{
 	"GET /api/v1/sources/{id}/runs":       "reader",
 	"GET /api/v1/sources/{id}/runs/{run}": "reader",
 
+	"GET /api/v1/reports/governance": "reader",
+
 	"GET /api/v1/tickets":      "reader",
 	"GET /api/v1/tickets/{id}": "reader",
 	"GET /api/v1/audit":        "reader",
