@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -372,21 +374,26 @@ func (db *DB) historyPass(ctx context.Context, sel govSelection, h *govHistory, 
 	}
 	owner := strings.ToLower(strings.TrimSpace(sel.Owner))
 	if owner != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM assignment o WHERE o.assessment_id = a.id AND o.owner_norm = ?)")
+		// The owner's assignments (assignment_owner) give the few
+		// assessments to read.
+		where = append(where, "a.id IN (SELECT o.assessment_id FROM assignment o WHERE o.owner_norm = ?)")
 		args = append(args, owner)
 	}
 	findingsQ := db.bind(`SELECT a.id, res.norm_id, res.cloud, a.severity_rank, a.first_seen,
 			CASE WHEN a.status = 'Unhealthy' THEN 1 ELSE 0 END
 		FROM assessment a CROSS JOIN resource res WHERE ` + strings.Join(where, " AND ") + ` ORDER BY a.id LIMIT ?`)
-	changesQ := db.bind(`SELECT assessment_id, at, CASE WHEN from_status = 'Unhealthy' THEN 1 ELSE 0 END,
+	// A chunk's status changes and assignments: a range of assessment IDs
+	// when the chunk holds most of its range (every assessment selected),
+	// else the chunk's IDs, so that a narrow selection reads only its own.
+	const changesQ = `SELECT assessment_id, at, CASE WHEN from_status = 'Unhealthy' THEN 1 ELSE 0 END,
 			CASE WHEN to_status = 'Unhealthy' THEN 1 ELSE 0 END
-		FROM assessment_status_change WHERE assessment_id >= ? AND assessment_id <= ? ORDER BY assessment_id, at, id`)
+		FROM assessment_status_change WHERE %s ORDER BY assessment_id, at, id`
 	assignQ := `SELECT assessment_id, id, created_at, ended_at, due_date, CASE WHEN state = 'completed' THEN 1 ELSE 0 END
-		FROM assignment WHERE assessment_id >= ? AND assessment_id <= ?`
+		FROM assignment WHERE %s`
 	if owner != "" {
 		assignQ += ` AND owner_norm = ?`
 	}
-	assignQ = db.bind(assignQ + ` ORDER BY assessment_id, id`)
+	assignQ += ` ORDER BY assessment_id, id`
 
 	var (
 		findings    []govFinding
@@ -414,9 +421,16 @@ func (db *DB) historyPass(ctx context.Context, sel govSelection, h *govHistory, 
 			return nil
 		}
 		lo, hi := findings[0].id, findings[len(findings)-1].id
+		cond, cargs := "assessment_id >= ? AND assessment_id <= ?", []any{lo, hi}
+		if hi-lo+1 > 2*int64(len(findings)) {
+			cond, cargs = "assessment_id IN ("+placeholders(len(findings))+")", cargs[:0]
+			for _, f := range findings {
+				cargs = append(cargs, f.id)
+			}
+		}
 
 		changes = changes[:0]
-		if err := eachRow(ctx, tx, changesQ, []any{lo, hi}, func(rows *sql.Rows) error {
+		if err := eachRow(ctx, tx, db.bind(fmt.Sprintf(changesQ, cond)), cargs, func(rows *sql.Rows) error {
 			var c govChange
 			var from, to int
 			if err := rows.Scan(&c.assessment, &c.at, &from, &to); err != nil {
@@ -430,11 +444,10 @@ func (db *DB) historyPass(ctx context.Context, sel govSelection, h *govHistory, 
 		}
 
 		assignments = assignments[:0]
-		aargs := []any{lo, hi}
 		if owner != "" {
-			aargs = append(aargs, owner)
+			cargs = append(cargs, owner)
 		}
-		if err := eachRow(ctx, tx, assignQ, aargs, func(rows *sql.Rows) error {
+		if err := eachRow(ctx, tx, db.bind(fmt.Sprintf(assignQ, cond)), cargs, func(rows *sql.Rows) error {
 			var g govAssignment
 			var ended sql.NullInt64
 			var completed int
@@ -501,13 +514,13 @@ func (db *DB) dueChanges(ctx context.Context, tx *sql.Tx) (map[int64][]govDueCha
 			if !ok {
 				return nil
 			}
-			from, err := time.Parse(time.RFC3339Nano, c.From)
-			if err != nil {
-				return fmt.Errorf("event %d: due date from: %w", eventID, err)
-			}
-			to, err := time.Parse(time.RFC3339Nano, c.To)
-			if err != nil {
-				return fmt.Errorf("event %d: due date to: %w", eventID, err)
+			from, ferr := time.Parse(time.RFC3339Nano, c.From)
+			to, terr := time.Parse(time.RFC3339Nano, c.To)
+			if err := errors.Join(ferr, terr); err != nil {
+				// One unreadable event must not stop every report: the
+				// assignment keeps its later due date over that stretch.
+				db.logger.WarnContext(ctx, "governance report: skipping a due date change", slog.Int64("event", eventID), slog.Any("err", err))
+				return nil
 			}
 			dues[id] = append(dues[id], govDueChange{at: at, from: from.UnixMicro(), to: to.UnixMicro()})
 			return nil
@@ -670,15 +683,19 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 			if err != nil {
 				return fmt.Errorf("claim today's snapshot: %w", mapError(err))
 			}
-			if n, err := res.RowsAffected(); err != nil || n == 0 {
-				return err
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("claim today's snapshot: %w", err)
 			}
-			n, err := tx.writeSnapshotDay(ctx, h, order, ids, today)
+			if n == 0 {
+				return nil
+			}
+			rows, err := tx.writeSnapshotDay(ctx, h, order, ids, today)
 			if err != nil {
 				return err
 			}
 			out.Provisional = true
-			out.Rows += n
+			out.Rows += rows
 			return nil
 		})
 		if err != nil {
@@ -870,34 +887,40 @@ func governanceDay(d day, c govCounts, provisional bool) steward.GovernanceDay {
 }
 
 // snapshotSeries sums the snapshot rows of level ("" for everything), f's
-// cloud and severity per day of [from, to]: one range of governance_day's
-// key, each day's rows a range of governance_snapshot's. A day with a
-// governance_day row and no matching rows is an all-zero day.
+// cloud and severity per day of [from, to]: one range of
+// governance_snapshot's key (day first), summed per day before the join,
+// so that no sort of the rows is needed, then joined to the range of
+// governance_day, where a day with no matching rows is an all-zero day.
 func (db *DB) snapshotSeries(ctx context.Context, level string, f steward.GovernanceFilter, from, to day) ([]steward.GovernanceDay, error) {
-	on := []string{"s.day = d.day"}
-	var args []any
+	where := []string{"s.day >= ?", "s.day <= ?"}
+	args := []any{int64(from), int64(to)}
 	if level != "" {
 		cond, cargs, err := scopeRange("ss.scope", steward.Scope(level))
 		if err != nil {
 			return nil, err
 		}
-		on = append(on, "s.scope_id IN (SELECT ss.id FROM summary_scope ss WHERE "+cond+")")
+		where = append(where, "s.scope_id IN (SELECT ss.id FROM summary_scope ss WHERE "+cond+")")
 		args = append(args, cargs...)
 	}
 	if f.Cloud != "" {
-		on = append(on, "s.cloud = ?")
+		where = append(where, "s.cloud = ?")
 		args = append(args, string(f.Cloud))
 	}
 	if f.Severity != "" {
-		on = append(on, "s.severity_rank = ?")
+		where = append(where, "s.severity_rank = ?")
 		args = append(args, f.Severity.Rank())
 	}
 	args = append(args, int64(from), int64(to))
-	sum := func(col string) string { return "CAST(COALESCE(SUM(s." + col + "), 0) AS BIGINT)" }
-	q := `SELECT d.day, d.final, ` + sum("unhealthy") + `, ` + sum("assigned") + `, ` + sum("unassigned") + `, ` +
-		sum("on_time") + `, ` + sum("overdue") + `, ` + sum("completed") + `, ` + sum("new_unhealthy") + `
-		FROM governance_day d LEFT JOIN governance_snapshot s ON ` + strings.Join(on, " AND ") + `
-		WHERE d.day >= ? AND d.day <= ? GROUP BY d.day, d.final ORDER BY d.day`
+	q := `SELECT d.day, d.final, COALESCE(x.unhealthy, 0), COALESCE(x.assigned, 0), COALESCE(x.unassigned, 0),
+			COALESCE(x.on_time, 0), COALESCE(x.overdue, 0), COALESCE(x.completed, 0), COALESCE(x.new_unhealthy, 0)
+		FROM governance_day d LEFT JOIN (
+			SELECT s.day, CAST(SUM(s.unhealthy) AS BIGINT) AS unhealthy, CAST(SUM(s.assigned) AS BIGINT) AS assigned,
+				CAST(SUM(s.unassigned) AS BIGINT) AS unassigned, CAST(SUM(s.on_time) AS BIGINT) AS on_time,
+				CAST(SUM(s.overdue) AS BIGINT) AS overdue, CAST(SUM(s.completed) AS BIGINT) AS completed,
+				CAST(SUM(s.new_unhealthy) AS BIGINT) AS new_unhealthy
+			FROM governance_snapshot s WHERE ` + strings.Join(where, " AND ") + ` GROUP BY s.day
+		) x ON x.day = d.day
+		WHERE d.day >= ? AND d.day <= ? ORDER BY d.day`
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
 		return nil, err

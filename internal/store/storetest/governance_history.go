@@ -14,7 +14,7 @@ import (
 // The governance report's daily counts (docs/reports.md) over a known
 // history of five findings and four assignments across six days, D0 to D5,
 // with the snapshot job run at D6 08:00 (today). Every expectation below is
-// worked out by hand from govHistory's comments, sampling each day at its
+// worked out by hand from the history below (govHistory), sampling each day at its
 // last microsecond.
 
 // govD0 is day D0's midnight (UTC); govDay(k, h) is hour h of day Dk.
@@ -365,6 +365,18 @@ func testGovernanceHistory(t *testing.T) {
 			days, _ = daily(t, db, govPeriod(steward.GovernanceFilter{Owner: "bob@example.com"}, false), govDay(3, 11))
 			require.Len(t, days, 4)
 			d3 = gd(3, 0, 1, 0, 1, 0, 0, 0)
+			d3.Provisional = true
+			require.Equal(t, d3, days[3])
+
+			// Overdue is after the due date: at D3 18:00 itself bob's F2
+			// (due then) is on time, a microsecond later overdue.
+			bob := govPeriod(steward.GovernanceFilter{Owner: "bob@example.com"}, false)
+			days, _ = daily(t, db, bob, govDay(3, 18))
+			d3 = gd(3, 0, 2, 0, 2, 0, 0, 0)
+			d3.Provisional = true
+			require.Equal(t, d3, days[3])
+			days, _ = daily(t, db, bob, govDay(3, 18).Add(time.Microsecond))
+			d3 = gd(3, 0, 2, 0, 1, 1, 0, 0)
 			d3.Provisional = true
 			require.Equal(t, d3, days[3])
 		})
