@@ -398,7 +398,11 @@ func ownerChart(id string, rows []steward.GovernanceRow, total, maxRows int) *ch
 	c.Axes = append(c.Axes,
 		segment{num(left), num(plotTop), num(left), num(plotTop + ph)},
 		segment{num(left), num(plotTop + ph), num(left + pw), num(plotTop + ph)})
-	c.Texts = append(c.Texts, svgText{X: num(left + pw/2), Y: num(height - 8), Anchor: "middle", Class: "axis-label", Text: "Active assignments"})
+	c.Texts = append(c.Texts,
+		svgText{X: num(left + pw/2), Y: num(height - 8), Anchor: "middle", Class: "axis-label", Text: "Active assignments"},
+		// The category axis is labelled above its names, where a rotated
+		// label would run into the long ones.
+		svgText{X: num(left - 8), Y: num(plotTop - 6), Anchor: "end", Class: "axis-label", Text: "Owner"})
 	c.Legend = legend(left, legendItem{Class: "bar-overdue", Name: "Overdue"}, legendItem{Class: "bar-ontime", Name: "On time"})
 	overdue := 0
 	for i, r := range shown {

@@ -288,6 +288,9 @@ func TestOwnerChart(t *testing.T) {
 	n.find(t, "a", "href", "/assignments?overdue=true&owner=a%40example.com")
 	n.find(t, "a", "href", "/assignments?owner=b%40example.com")
 	require.Contains(t, texts(n), "3 / 4")
+	for _, want := range []string{"Owner", "Active assignments", "Overdue", "On time", "0", "1", "2", "3", "4"} {
+		require.Contains(t, texts(n), want)
+	}
 	require.Contains(t, n.find(t, "desc", "id", "owners-desc").Text, "the 2 owners with the most overdue of 3, overdue first then on time; 3 overdue in all")
 
 	require.Nil(t, ownerChart("owners", nil, 0, 10))
