@@ -552,6 +552,10 @@ const (
 	sourceBackfill = "backfill"
 )
 
+// maxSeekScopes is the most summary scopes a snapshot series looks up day
+// by day rather than summing the days' rows whole.
+const maxSeekScopes = 32
+
 // snapshotChunkRows bounds the rows one snapshot transaction writes (it
 // writes whole days, at least one).
 const snapshotChunkRows = 5000
@@ -887,40 +891,78 @@ func governanceDay(d day, c govCounts, provisional bool) steward.GovernanceDay {
 }
 
 // snapshotSeries sums the snapshot rows of level ("" for everything), f's
-// cloud and severity per day of [from, to]: one range of
-// governance_snapshot's key (day first), summed per day before the join,
-// so that no sort of the rows is needed, then joined to the range of
-// governance_day, where a day with no matching rows is an all-zero day.
+// cloud and severity per day of [from, to], over the days with a
+// governance_day row (a day with no matching rows is an all-zero day).
+//
+// Two shapes of one indexed range query. For a level holding few summary
+// scopes (a subscription, an account: itself) each day's rows of those
+// scopes are a few seeks of governance_snapshot's key (day, scope_id, …)
+// from the range of governance_day. For everything, or a root holding many,
+// the range of governance_snapshot's key is summed per day first (no sort:
+// it is in day order), then joined to the range of days.
 func (db *DB) snapshotSeries(ctx context.Context, level string, f steward.GovernanceFilter, from, to day) ([]steward.GovernanceDay, error) {
-	where := []string{"s.day >= ?", "s.day <= ?"}
-	args := []any{int64(from), int64(to)}
+	var filters []string
+	var fargs []any
+	if f.Cloud != "" {
+		filters = append(filters, " AND s.cloud = ?")
+		fargs = append(fargs, string(f.Cloud))
+	}
+	if f.Severity != "" {
+		filters = append(filters, " AND s.severity_rank = ?")
+		fargs = append(fargs, f.Severity.Rank())
+	}
+	var ids []any
 	if level != "" {
-		cond, cargs, err := scopeRange("ss.scope", steward.Scope(level))
+		cond, cargs, err := scopeRange("scope", steward.Scope(level))
 		if err != nil {
 			return nil, err
 		}
-		where = append(where, "s.scope_id IN (SELECT ss.id FROM summary_scope ss WHERE "+cond+")")
-		args = append(args, cargs...)
+		rows, err := db.read.QueryContext(ctx, db.bind(`SELECT id FROM summary_scope WHERE `+cond+` ORDER BY id`), cargs...)
+		if err != nil {
+			return nil, fmt.Errorf("find summary scopes: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("find summary scopes: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("find summary scopes: %w", err)
+		}
+		if len(ids) == 0 {
+			ids = append(ids, int64(-1)) // no such level yet: no rows
+		}
 	}
-	if f.Cloud != "" {
-		where = append(where, "s.cloud = ?")
-		args = append(args, string(f.Cloud))
+	var q string
+	var args []any
+	if len(ids) > 0 && len(ids) <= maxSeekScopes {
+		args = append(append(ids, fargs...), int64(from), int64(to))
+		sum := func(col string) string { return "CAST(COALESCE(SUM(s." + col + "), 0) AS BIGINT)" }
+		q = `SELECT d.day, d.final, ` + sum("unhealthy") + `, ` + sum("assigned") + `, ` + sum("unassigned") + `, ` +
+			sum("on_time") + `, ` + sum("overdue") + `, ` + sum("completed") + `, ` + sum("new_unhealthy") + `
+			FROM governance_day d LEFT JOIN governance_snapshot s ON s.day = d.day AND s.scope_id IN (` + placeholders(len(ids)) + `)` +
+			strings.Join(filters, "") + `
+			WHERE d.day >= ? AND d.day <= ? GROUP BY d.day, d.final ORDER BY d.day`
+	} else {
+		args = append(append(append([]any{int64(from), int64(to)}, ids...), fargs...), int64(from), int64(to))
+		in := ""
+		if len(ids) > 0 {
+			in = " AND s.scope_id IN (" + placeholders(len(ids)) + ")"
+		}
+		q = `SELECT d.day, d.final, COALESCE(x.unhealthy, 0), COALESCE(x.assigned, 0), COALESCE(x.unassigned, 0),
+				COALESCE(x.on_time, 0), COALESCE(x.overdue, 0), COALESCE(x.completed, 0), COALESCE(x.new_unhealthy, 0)
+			FROM governance_day d LEFT JOIN (
+				SELECT s.day, CAST(SUM(s.unhealthy) AS BIGINT) AS unhealthy, CAST(SUM(s.assigned) AS BIGINT) AS assigned,
+					CAST(SUM(s.unassigned) AS BIGINT) AS unassigned, CAST(SUM(s.on_time) AS BIGINT) AS on_time,
+					CAST(SUM(s.overdue) AS BIGINT) AS overdue, CAST(SUM(s.completed) AS BIGINT) AS completed,
+					CAST(SUM(s.new_unhealthy) AS BIGINT) AS new_unhealthy
+				FROM governance_snapshot s WHERE s.day >= ? AND s.day <= ?` + in + strings.Join(filters, "") + ` GROUP BY s.day
+			) x ON x.day = d.day
+			WHERE d.day >= ? AND d.day <= ? ORDER BY d.day`
 	}
-	if f.Severity != "" {
-		where = append(where, "s.severity_rank = ?")
-		args = append(args, f.Severity.Rank())
-	}
-	args = append(args, int64(from), int64(to))
-	q := `SELECT d.day, d.final, COALESCE(x.unhealthy, 0), COALESCE(x.assigned, 0), COALESCE(x.unassigned, 0),
-			COALESCE(x.on_time, 0), COALESCE(x.overdue, 0), COALESCE(x.completed, 0), COALESCE(x.new_unhealthy, 0)
-		FROM governance_day d LEFT JOIN (
-			SELECT s.day, CAST(SUM(s.unhealthy) AS BIGINT) AS unhealthy, CAST(SUM(s.assigned) AS BIGINT) AS assigned,
-				CAST(SUM(s.unassigned) AS BIGINT) AS unassigned, CAST(SUM(s.on_time) AS BIGINT) AS on_time,
-				CAST(SUM(s.overdue) AS BIGINT) AS overdue, CAST(SUM(s.completed) AS BIGINT) AS completed,
-				CAST(SUM(s.new_unhealthy) AS BIGINT) AS new_unhealthy
-			FROM governance_snapshot s WHERE ` + strings.Join(where, " AND ") + ` GROUP BY s.day
-		) x ON x.day = d.day
-		WHERE d.day >= ? AND d.day <= ? ORDER BY d.day`
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
 		return nil, err
