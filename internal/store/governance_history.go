@@ -652,15 +652,15 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 				rows += h.nonZero(order, end)
 			}
 			err := db.WithTx(ctx, func(tx *Tx) error {
-				for day := d; day < end; day++ {
-					claimed, err := tx.claimSnapshotDay(ctx, day, source, takenAt)
+				for cur := d; cur < end; cur++ {
+					claimed, err := tx.claimSnapshotDay(ctx, cur, source, takenAt)
 					if err != nil {
 						return err
 					}
 					if !claimed {
 						continue
 					}
-					n, err := tx.writeSnapshotDay(ctx, h, order, ids, day)
+					n, err := tx.writeSnapshotDay(ctx, h, order, ids, cur)
 					if err != nil {
 						return err
 					}
