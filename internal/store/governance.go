@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +32,12 @@ const dayLength = 24 * time.Hour
 
 // dayOf is the UTC day holding t.
 func dayOf(t time.Time) day {
-	return day(t.UTC().Unix() / int64(dayLength/time.Second))
+	secs, per := t.Unix(), int64(dayLength/time.Second)
+	d := secs / per
+	if secs%per < 0 {
+		d-- // round down before 1970
+	}
+	return day(d)
 }
 
 // start is the day's first instant; end is the next day's start (the day
@@ -60,6 +69,62 @@ func snapshotLevel(normID string) string {
 func isResourceGroupLevel(level string) bool {
 	return strings.Count(level, "/") == 4
 }
+
+// Rollups: besides a row per snapshot level, each day has its totals per
+// cloud and severity under scope_id snapshotAll, and the totals of each
+// root level (/subscriptions, /aws, /aws/accounts, /gcp, /gcp/projects,
+// /gcp/organizations) under rollupScopeID of its summary_scope ID, so a
+// report for everything or a root reads a few rows a day instead of every
+// level's.
+const snapshotAll int64 = -1
+
+func rollupScopeID(id int64) int64 { return -1 - id }
+
+// rollupLevels are the root levels holding a snapshot level (the level
+// itself included when it is a root), outermost first.
+func rollupLevels(level string) []string {
+	var out []string
+	for _, l := range summaryLevels(level) {
+		if isRootLevel(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// isRootLevel reports whether a summary level is a root: a pattern of
+// summaryPatterns without a "*" segment.
+func isRootLevel(level string) bool {
+	segs := strings.Split(strings.TrimPrefix(level, "/"), "/")
+	for _, p := range summaryPatterns {
+		if slices.Equal(p, segs) {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshotSeriesScope is the scope_id a snapshot series of level reads
+// ("" for everything); noSnapshotScope when the level has no rows yet.
+func (db *DB) snapshotSeriesScope(ctx context.Context, level string) (int64, error) {
+	if level == "" {
+		return snapshotAll, nil
+	}
+	var id int64
+	err := db.read.QueryRowContext(ctx, db.bind(`SELECT id FROM summary_scope WHERE scope = ?`), level).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return noSnapshotScope, nil
+	case err != nil:
+		return 0, fmt.Errorf("find summary scope %s: %w", level, err)
+	case isRootLevel(level):
+		return rollupScopeID(id), nil
+	}
+	return id, nil
+}
+
+// noSnapshotScope matches no snapshot row.
+const noSnapshotScope int64 = math.MinInt64
 
 // snapshotScope reports whether a report scoped to scope can be read from
 // the snapshots: everything, or a snapshot level. It returns the
@@ -148,6 +213,7 @@ type GovernanceSnapshots struct {
 	Backfilled bool
 	// Provisional says today's counts were refreshed.
 	Provisional bool
-	// Rows is how many snapshot rows were written.
+	// Rows is how many level rows were written (each day's rollups come
+	// on top).
 	Rows int
 }

@@ -552,10 +552,6 @@ const (
 	sourceBackfill = "backfill"
 )
 
-// maxSeekScopes is the most summary scopes a snapshot series looks up day
-// by day rather than summing the days' rows whole.
-const maxSeekScopes = 32
-
 // snapshotChunkRows bounds the rows one snapshot transaction writes (it
 // writes whole days, at least one).
 const snapshotChunkRows = 5000
@@ -748,7 +744,7 @@ func (tx *Tx) claimSnapshotDay(ctx context.Context, d day, source string, takenA
 }
 
 // writeSnapshotDay replaces day d's snapshot rows with h's non-zero counts
-// and returns how many it wrote.
+// and their rollups, and returns how many level rows it wrote.
 func (tx *Tx) writeSnapshotDay(ctx context.Context, h *govHistory, order []int, ids map[string]int64, d day) (int, error) {
 	if _, err := tx.tx.ExecContext(ctx, tx.db.bind(`DELETE FROM governance_snapshot WHERE day = ?`), int64(d)); err != nil {
 		return 0, fmt.Errorf("clear snapshot of %s: %w", d, err)
@@ -771,19 +767,50 @@ func (tx *Tx) writeSnapshotDay(ctx context.Context, h *govHistory, order []int, 
 		args = args[:0]
 		return nil
 	}
+	add := func(scopeID int64, key govKey, c govCounts) error {
+		args = append(args, int64(d), scopeID, key.Cloud, key.Severity,
+			c.Unhealthy, c.Assigned, c.Unassigned, c.OnTime, c.Overdue, c.Completed, c.New)
+		if len(args) == insertRows*cols {
+			return flush()
+		}
+		return nil
+	}
+	type rollupKey struct {
+		scopeID  int64
+		cloud    string
+		severity int
+	}
+	rollups := map[rollupKey]*govCounts{}
+	var rollupOrder []rollupKey
+	rollUp := func(scopeID int64, key govKey, c govCounts) {
+		rk := rollupKey{scopeID, key.Cloud, key.Severity}
+		if rollups[rk] == nil {
+			rollups[rk] = &govCounts{}
+			rollupOrder = append(rollupOrder, rk)
+		}
+		rollups[rk].add(c)
+	}
 	for _, k := range order {
 		c := h.counts(k, d)
 		if c.zero() {
 			continue
 		}
 		key := h.keys[k]
-		args = append(args, int64(d), ids[key.Level], key.Cloud, key.Severity,
-			c.Unhealthy, c.Assigned, c.Unassigned, c.OnTime, c.Overdue, c.Completed, c.New)
+		if err := add(ids[key.Level], key, c); err != nil {
+			return 0, err
+		}
 		n++
-		if len(args) == insertRows*cols {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+		rollUp(snapshotAll, key, c)
+		for _, root := range rollupLevels(key.Level) {
+			rollUp(rollupScopeID(ids[root]), key, c)
+		}
+	}
+	slices.SortFunc(rollupOrder, func(a, b rollupKey) int {
+		return cmp.Or(cmp.Compare(a.scopeID, b.scopeID), strings.Compare(a.cloud, b.cloud), cmp.Compare(a.severity, b.severity))
+	})
+	for _, rk := range rollupOrder {
+		if err := add(rk.scopeID, govKey{Cloud: rk.cloud, Severity: rk.severity}, *rollups[rk]); err != nil {
+			return 0, err
 		}
 	}
 	if err := flush(); err != nil {
@@ -799,9 +826,11 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 	ids := map[string]int64{"": 0}
 	var levels []string
 	for _, k := range keys {
-		if _, ok := ids[k.Level]; !ok {
-			ids[k.Level] = 0
-			levels = append(levels, k.Level)
+		for _, l := range append(rollupLevels(k.Level), k.Level) {
+			if _, ok := ids[l]; !ok {
+				ids[l] = 0
+				levels = append(levels, l)
+			}
 		}
 	}
 	for start := 0; start < len(levels); start += inBatch {
@@ -892,14 +921,10 @@ func governanceDay(d day, c govCounts, provisional bool) steward.GovernanceDay {
 
 // snapshotSeries sums the snapshot rows of level ("" for everything), f's
 // cloud and severity per day of [from, to], over the days with a
-// governance_day row (a day with no matching rows is an all-zero day).
-//
-// Two shapes of one indexed range query. For a level holding few summary
-// scopes (a subscription, an account: itself) each day's rows of those
-// scopes are a few seeks of governance_snapshot's key (day, scope_id, …)
-// from the range of governance_day. For everything, or a root holding many,
-// the range of governance_snapshot's key is summed per day first (no sort:
-// it is in day order), then joined to the range of days.
+// governance_day row (a day with no matching rows is an all-zero day). It
+// reads one scope_id: the level's own rows for an account level, the
+// rollup rows for everything or a root (snapshotAll, rollupScopeID), so a
+// day costs at most a row per cloud and severity whatever the estate holds.
 func (db *DB) snapshotSeries(ctx context.Context, level string, f steward.GovernanceFilter, from, to day) ([]steward.GovernanceDay, error) {
 	var filters []string
 	var fargs []any
@@ -911,58 +936,19 @@ func (db *DB) snapshotSeries(ctx context.Context, level string, f steward.Govern
 		filters = append(filters, " AND s.severity_rank = ?")
 		fargs = append(fargs, f.Severity.Rank())
 	}
-	var ids []any
-	if level != "" {
-		cond, cargs, err := scopeRange("scope", steward.Scope(level))
-		if err != nil {
-			return nil, err
-		}
-		rows, err := db.read.QueryContext(ctx, db.bind(`SELECT id FROM summary_scope WHERE `+cond+` ORDER BY id`), cargs...)
-		if err != nil {
-			return nil, fmt.Errorf("find summary scopes: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("find summary scopes: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("find summary scopes: %w", err)
-		}
-		if len(ids) == 0 {
-			ids = append(ids, int64(-1)) // no such level yet: no rows
-		}
+	scopeID, err := db.snapshotSeriesScope(ctx, level)
+	if err != nil {
+		return nil, err
 	}
-	var q string
-	var args []any
-	if len(ids) > 0 && len(ids) <= maxSeekScopes {
-		args = append(append(ids, fargs...), int64(from), int64(to))
-		sum := func(col string) string { return "CAST(COALESCE(SUM(s." + col + "), 0) AS BIGINT)" }
-		q = `SELECT d.day, d.final, ` + sum("unhealthy") + `, ` + sum("assigned") + `, ` + sum("unassigned") + `, ` +
-			sum("on_time") + `, ` + sum("overdue") + `, ` + sum("completed") + `, ` + sum("new_unhealthy") + `
-			FROM governance_day d LEFT JOIN governance_snapshot s ON s.day = d.day AND s.scope_id IN (` + placeholders(len(ids)) + `)` +
-			strings.Join(filters, "") + `
-			WHERE d.day >= ? AND d.day <= ? GROUP BY d.day, d.final ORDER BY d.day`
-	} else {
-		args = append(append(append([]any{int64(from), int64(to)}, ids...), fargs...), int64(from), int64(to))
-		in := ""
-		if len(ids) > 0 {
-			in = " AND s.scope_id IN (" + placeholders(len(ids)) + ")"
-		}
-		q = `SELECT d.day, d.final, COALESCE(x.unhealthy, 0), COALESCE(x.assigned, 0), COALESCE(x.unassigned, 0),
-				COALESCE(x.on_time, 0), COALESCE(x.overdue, 0), COALESCE(x.completed, 0), COALESCE(x.new_unhealthy, 0)
-			FROM governance_day d LEFT JOIN (
-				SELECT s.day, CAST(SUM(s.unhealthy) AS BIGINT) AS unhealthy, CAST(SUM(s.assigned) AS BIGINT) AS assigned,
-					CAST(SUM(s.unassigned) AS BIGINT) AS unassigned, CAST(SUM(s.on_time) AS BIGINT) AS on_time,
-					CAST(SUM(s.overdue) AS BIGINT) AS overdue, CAST(SUM(s.completed) AS BIGINT) AS completed,
-					CAST(SUM(s.new_unhealthy) AS BIGINT) AS new_unhealthy
-				FROM governance_snapshot s WHERE s.day >= ? AND s.day <= ?` + in + strings.Join(filters, "") + ` GROUP BY s.day
-			) x ON x.day = d.day
-			WHERE d.day >= ? AND d.day <= ? ORDER BY d.day`
-	}
+	// Each day's rows of one scope_id are a seek of governance_snapshot's
+	// key (day, scope_id, …) from the range of governance_day.
+	args := append(append([]any{scopeID}, fargs...), int64(from), int64(to))
+	sum := func(col string) string { return "CAST(COALESCE(SUM(s." + col + "), 0) AS BIGINT)" }
+	q := `SELECT d.day, d.final, ` + sum("unhealthy") + `, ` + sum("assigned") + `, ` + sum("unassigned") + `, ` +
+		sum("on_time") + `, ` + sum("overdue") + `, ` + sum("completed") + `, ` + sum("new_unhealthy") + `
+		FROM governance_day d LEFT JOIN governance_snapshot s ON s.day = d.day AND s.scope_id = ?` +
+		strings.Join(filters, "") + `
+		WHERE d.day >= ? AND d.day <= ? GROUP BY d.day, d.final ORDER BY d.day`
 	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
 	if err != nil {
 		return nil, err

@@ -182,6 +182,9 @@ var govExpect = map[string][]steward.GovernanceDay{
 	// F4.
 	"/aws/accounts/111": {gd(0, 1, 1, 0, 1, 0, 0, 1), gd(1, 1, 1, 0, 0, 1, 0, 0), gd(2, 1, 1, 0, 1, 0, 0, 0),
 		gd(3, 1, 1, 0, 1, 0, 0, 0), gd(4, 1, 1, 0, 0, 1, 0, 0), gd(5, 1, 0, 1, 0, 0, 0, 0)},
+	// F4 again, through the /aws root's rollup.
+	"/aws": {gd(0, 1, 1, 0, 1, 0, 0, 1), gd(1, 1, 1, 0, 0, 1, 0, 0), gd(2, 1, 1, 0, 1, 0, 0, 0),
+		gd(3, 1, 1, 0, 1, 0, 0, 0), gd(4, 1, 1, 0, 0, 1, 0, 0), gd(5, 1, 0, 1, 0, 0, 0, 0)},
 	// F1, F3, F4.
 	"severity:High": {gd(0, 2, 2, 0, 2, 0, 0, 2), gd(1, 3, 3, 0, 2, 1, 0, 1), gd(2, 2, 2, 0, 2, 0, 1, 0),
 		gd(3, 2, 2, 0, 2, 0, 0, 0), gd(4, 2, 1, 1, 0, 1, 1, 0), gd(5, 3, 0, 3, 0, 0, 0, 1)},
@@ -206,6 +209,7 @@ var govFilters = map[string]steward.GovernanceFilter{
 	"/subscriptions/s2":     {Scope: "/Subscriptions/S2/"},
 	"/subscriptions":        {Scope: "/subscriptions"},
 	"/aws/accounts/111":     {Scope: "/aws/accounts/111"},
+	"/aws":                  {Scope: "/aws"},
 	"severity:High":         {Severity: steward.SeverityHigh},
 	"severity:Low":          {Severity: steward.SeverityLow},
 	"cloud:other":           {Cloud: steward.CloudOther},
@@ -243,7 +247,9 @@ func snapshotDay(t *testing.T, db *store.DB, k int) (final int, source string) {
 func snapshotRows(t *testing.T, db *store.DB) int {
 	t.Helper()
 	var n int
-	require.NoError(t, db.Writer().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM governance_snapshot`).Scan(&n))
+	// Level rows only: the rollups (negative scope_id) are read through
+	// GovernanceDaily for everything and the root levels.
+	require.NoError(t, db.Writer().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM governance_snapshot WHERE scope_id >= 0`).Scan(&n))
 	return n
 }
 
@@ -536,15 +542,20 @@ func testGovernanceHistory(t *testing.T) {
 // databases (whose summary_scope IDs may differ).
 func govRows(t *testing.T, db *store.DB) []string {
 	t.Helper()
-	rows, err := db.Writer().QueryContext(t.Context(), `SELECT d.day, d.final, COALESCE(ss.scope, ''), s.cloud, s.severity_rank,
+	// scope_id -1 is the day's totals, below it the rollups of root levels
+	// (-1 - the level's ID).
+	rows, err := db.Writer().QueryContext(t.Context(), `SELECT d.day, d.final,
+		CASE WHEN s.scope_id = -1 THEN 'total' WHEN s.scope_id < -1 THEN 'rollup' ELSE 'level' END AS kind,
+		COALESCE(ss.scope, ''), s.cloud, s.severity_rank,
 		s.unhealthy, s.assigned, s.unassigned, s.on_time, s.overdue, s.completed, s.new_unhealthy
-		FROM governance_snapshot s JOIN governance_day d ON d.day = s.day LEFT JOIN summary_scope ss ON ss.id = s.scope_id
-		ORDER BY d.day, 3, s.cloud, s.severity_rank`)
+		FROM governance_snapshot s JOIN governance_day d ON d.day = s.day
+		LEFT JOIN summary_scope ss ON ss.id = CASE WHEN s.scope_id < -1 THEN -1 - s.scope_id ELSE s.scope_id END
+		ORDER BY d.day, 3, 4, s.cloud, s.severity_rank`)
 	require.NoError(t, err)
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var v [12]any
+		var v [13]any
 		ptrs := make([]any, len(v))
 		for i := range v {
 			ptrs[i] = &v[i]

@@ -9,7 +9,7 @@ CREATE TABLE governance_day (
 
 CREATE TABLE governance_snapshot (
     day           BIGINT NOT NULL,
-    scope_id      BIGINT NOT NULL, -- summary_scope.id, 0 for none
+    scope_id      BIGINT NOT NULL, -- summary_scope.id, 0 for none, negative for rollups
     cloud         TEXT COLLATE "C" NOT NULL,
     severity_rank BIGINT NOT NULL,
     unhealthy     BIGINT NOT NULL DEFAULT 0,

@@ -3,8 +3,13 @@
 -- is the deepest summary level (summary_scope, migration 0017) holding a
 -- resource other than a resource group: a subscription, an AWS account, a
 -- GCP project or organization, or a root above them; scope_id 0 holds the
--- resources under none. Only rows with a non-zero count are stored, so a
--- day costs a row per level, cloud and severity with anything to count.
+-- resources under none. Each day also has rollups, so that a report for
+-- everything or a root level reads a few rows a day: scope_id -1 holds the
+-- day's totals per cloud and severity, and -1 - id those of everything
+-- under the root level id (/subscriptions, /aws, /aws/accounts, /gcp,
+-- /gcp/projects, /gcp/organizations). Only rows with a non-zero count are
+-- stored, so a day costs a row per level, cloud and severity with anything
+-- to count, and a few more for the rollups.
 
 -- One row per day with snapshots: final once the day has ended (written
 -- once, by the first process to take it), provisional for today (replaced
@@ -20,7 +25,7 @@ CREATE TABLE governance_day (
 
 CREATE TABLE governance_snapshot (
     day           INTEGER NOT NULL,
-    scope_id      INTEGER NOT NULL, -- summary_scope.id, 0 for none
+    scope_id      INTEGER NOT NULL, -- summary_scope.id, 0 for none, negative for rollups
     cloud         TEXT    NOT NULL,
     severity_rank INTEGER NOT NULL,
     unhealthy     INTEGER NOT NULL DEFAULT 0,
