@@ -101,6 +101,9 @@ func BenchmarkGovernanceReport(b *testing.B) {
 						if r.Totals.Assigned == 0 || r.Totals.Completed == 0 {
 							b.Fatalf("empty report: %+v", r.Totals)
 						}
+						if part.name == "report" && !slices.ContainsFunc(r.Daily, func(d steward.GovernanceDay) bool { return d.Assigned > 0 }) {
+							b.Fatalf("empty daily series (%s): %d days", r.DailySource, len(r.Daily))
+						}
 					}
 					slices.Sort(lat)
 					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
@@ -214,7 +217,8 @@ func seedGovernanceAssignments(b *testing.B, db *store.DB, now time.Time) (activ
 
 // seedGovernanceSnapshots inserts days days of final snapshots ending
 // yesterday: a row per snapshot level (the 400 levels of the resources),
-// its cloud and each severity, every count non-zero.
+// its cloud and each severity, every count non-zero, and the day's rollups.
+// It returns how many level rows it wrote.
 func seedGovernanceSnapshots(b *testing.B, db *store.DB, today time.Time, days int) int {
 	b.Helper()
 	type level struct {
@@ -255,5 +259,30 @@ func seedGovernanceSnapshots(b *testing.B, db *store.DB, today time.Time, days i
 			n := int(d+int64(li)+int64(rank))%50 + 20
 			return append(args, d, ids[l.scope], string(l.cloud), rank, n, n/2, n-n/2, n/2-n/6, n/6, 1+n%3, 1+n%4)
 		})
+	// Each day's rollups (store/governance.go): its totals per cloud and
+	// severity under scope_id -1, and each root level's under -1 - its
+	// summary_scope ID, summed from the level rows as the snapshot job
+	// sums them.
+	rollup := func(scopeID int64, under string) {
+		cond, args := "s.scope_id >= 0", []any{scopeID}
+		if under != "" {
+			cond = "s.scope_id IN (SELECT id FROM summary_scope WHERE scope >= ? AND scope < ?)"
+			args = append(args, under+"/", under+"0")
+		}
+		sum := func(col string) string { return "SUM(s." + col + ")" }
+		_, err := db.Writer().ExecContext(b.Context(), db.Bind(`INSERT INTO governance_snapshot (day, scope_id, cloud, severity_rank,
+			unhealthy, assigned, unassigned, on_time, overdue, completed, new_unhealthy)
+			SELECT s.day, ?, s.cloud, s.severity_rank, `+sum("unhealthy")+`, `+sum("assigned")+`, `+sum("unassigned")+`, `+
+			sum("on_time")+`, `+sum("overdue")+`, `+sum("completed")+`, `+sum("new_unhealthy")+`
+			FROM governance_snapshot s WHERE `+cond+` GROUP BY s.day, s.cloud, s.severity_rank`), args...)
+		require.NoError(b, err)
+	}
+	rollup(-1, "")
+	for _, root := range []string{"/subscriptions", "/aws", "/aws/accounts"} {
+		var id int64
+		err := db.Writer().QueryRowContext(b.Context(), db.Bind(`INSERT INTO summary_scope (scope) VALUES (?) RETURNING id`), root).Scan(&id)
+		require.NoError(b, err)
+		rollup(-1-id, root)
+	}
 	return days * perDay
 }

@@ -250,6 +250,18 @@ func testGovernanceTables(t *testing.T) {
 			require.Equal(t, []steward.GovernanceRow{row("alice@example.com", 1, 1, 1, days(9), days(9))}, r.Owners)
 			require.Equal(t, []steward.GovernanceRow{row("/subscriptions/s1", 1, 1, 1, days(9), days(9))}, r.Scopes)
 
+			// A root above the levels (read from the assignments, not the
+			// resources): A1, A2, A3; C1 9, C5 0.5, C6 7.25, E1..E10 1..10:
+			// 13 completed, sum 71.75, mean 5.519…, p90 the ceil(11.7) =
+			// 12th: 9.
+			f.Scope = "/subscriptions"
+			r = report(f)
+			require.Equal(t, row("", 3, 2, 13, days(5.52), days(9)), r.Totals)
+			require.Equal(t, []string{"/subscriptions/s1", "/subscriptions/s2"}, keys(r.Scopes))
+			f.Scope = "/aws"
+			r = report(f)
+			require.Equal(t, row("", 1, 0, 1, days(21.75), days(21.75)), r.Totals)
+
 			// A cloud: A4 and C3.
 			f.Scope, f.Cloud = "", steward.CloudAWS
 			r = report(f)
