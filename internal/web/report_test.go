@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +147,20 @@ func tableOf(t *testing.T, ctx context.Context, id string) []string {
 	return rows
 }
 
+// requirePresent fails unless the current page has every selector.
+func requirePresent(t *testing.T, ctx context.Context, sels ...string) {
+	t.Helper()
+	for _, sel := range sels {
+		var ok bool
+		run(t, ctx, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q) !== null`, sel), &ok))
+		if !ok {
+			var section string
+			run(t, ctx, chromedp.Evaluate(`document.querySelector("main").innerText`, &section))
+			t.Fatalf("the page has no %s; it reads:\n%s", sel, section)
+		}
+	}
+}
+
 func daysText(d *float64) string {
 	if d == nil {
 		return "none"
@@ -203,13 +216,15 @@ func TestGovernanceChartsInBrowser(t *testing.T) {
 	// The job ran at start: it took the ended days back to the first
 	// finding's, 60 days ago, from history, and today's provisional counts.
 	var rep *steward.GovernanceReport
-	require.Eventually(t, func() bool {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		var err error
 		rep, err = b.client.GovernanceReport(ctx, query)
 		require.NoError(t, err)
-		n := len(rep.Daily)
-		return n > 0 && rep.Daily[0].Date == seen && rep.Daily[n-1].Date == today
-	}, time.Minute, 100*time.Millisecond, "the snapshots from %s to today", seen)
+		if n := len(rep.Daily); n > 0 && rep.Daily[0].Date == seen && rep.Daily[n-1].Date == today {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no snapshots from %s to today within a minute: %+v", seen, rep.Daily)
+	}
 	require.Equal(t, steward.DailyFromSnapshots, rep.DailySource)
 	require.Len(t, rep.Daily, 61)
 
@@ -237,7 +252,10 @@ func TestGovernanceChartsInBrowser(t *testing.T) {
 
 	bc := newBrowser(t)
 	signIn(t, bc, b, b.token)
-	run(t, bc, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#trend svg[role="img"]`, chromedp.ByQuery))
+	// The page is rendered whole: wait for it, then read (a missing chart
+	// fails at once rather than at the browser's deadline).
+	run(t, bc, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#governance`, chromedp.ByID))
+	requirePresent(t, bc, `#trend svg[role="img"]`, `#owners svg[role="img"]`, `#severities svg[role="img"]`)
 	require.Equal(t, apiTrend(rep, false), tableOf(t, bc, "trend"))
 	require.Equal(t, apiOwners(rep), tableOf(t, bc, "owners"))
 	require.Equal(t, apiSeverities(rep), tableOf(t, bc, "severities"))
@@ -267,7 +285,7 @@ func TestGovernanceChartsInBrowser(t *testing.T) {
 	// On a phone the charts shrink to the screen.
 	var overflow bool
 	run(t, bc, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(b.url+"/"),
-		chromedp.WaitVisible(`#owners svg`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#governance`, chromedp.ByID),
 		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth`, &overflow))
 	require.False(t, overflow, "the overview's charts are wider than a phone's screen")
 	run(t, bc, chromedp.EmulateViewport(1280, 900))
@@ -283,7 +301,8 @@ func TestGovernanceChartsInBrowser(t *testing.T) {
 	require.Equal(t, []int{5, 3, 3}, []int{mineRep.Totals.Assigned, mineRep.Totals.Overdue, mineRep.Totals.Completed})
 	ac := newBrowser(t)
 	signIn(t, ac, b, aliceToken)
-	run(t, ac, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#your-work`, chromedp.ByID))
+	run(t, ac, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#governance`, chromedp.ByID))
+	requirePresent(t, ac, `#your-work`, `#my-trend svg[role="img"]`)
 	var first string
 	run(t, ac, chromedp.Evaluate(`document.querySelector("main h1").nextElementSibling.id`, &first))
 	require.Equal(t, "your-work", first, "'Your work' comes first")
@@ -308,7 +327,8 @@ func TestGovernanceChartsInBrowser(t *testing.T) {
 	require.Equal(t, []int{5, 3}, []int{prodRep.Totals.Assigned, prodRep.Totals.Overdue})
 	pc := newBrowser(t)
 	signIn(t, pc, b, prodToken)
-	run(t, pc, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#trend svg`, chromedp.ByQuery))
+	run(t, pc, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#governance`, chromedp.ByID))
+	requirePresent(t, pc, `#trend svg[role="img"]`, `#owners svg[role="img"]`)
 	require.Equal(t, apiTrend(prodRep, false), tableOf(t, pc, "trend"))
 	require.Equal(t, apiOwners(prodRep), tableOf(t, pc, "owners"))
 	require.NotEqual(t, apiOwners(rep), apiOwners(prodRep))
@@ -322,10 +342,16 @@ func TestGovernanceChartsEmpty(t *testing.T) {
 	ctx := newBrowser(t)
 	signIn(t, ctx, b, b.token)
 	run(t, ctx, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(`#governance`, chromedp.ByID))
-	require.Contains(t, textOf(t, ctx, "#owners-empty"), "No active assignments")
-	require.Contains(t, textOf(t, ctx, "#severities-empty"), "No assignment was completed")
+	// Read at once rather than waited for: the page is rendered whole.
+	var got struct{ Section, Owners, Severities string }
 	var charts int
-	run(t, ctx, chromedp.Evaluate(`document.querySelectorAll("#owners, #severities, #your-work").length`, &charts))
-	require.Zero(t, charts)
-	require.True(t, strings.Contains(textOf(t, ctx, "#governance"), "Trend"))
+	run(t, ctx, chromedp.Evaluate(`({
+		Section: document.querySelector("#governance").textContent,
+		Owners: document.querySelector("#owners-empty")?.textContent ?? "",
+		Severities: document.querySelector("#severities-empty")?.textContent ?? ""})`, &got),
+		chromedp.Evaluate(`document.querySelectorAll("#owners, #severities, #your-work, #governance-error").length`, &charts))
+	require.Contains(t, got.Owners, "No active assignments", "the section: %s", got.Section)
+	require.Contains(t, got.Severities, "No assignment was completed")
+	require.Zero(t, charts, "no chart, no error: %s", got.Section)
+	require.Contains(t, got.Section, "Trend")
 }
