@@ -19,10 +19,12 @@ import (
 )
 
 // Defaults: how often the job looks, and how stale today's provisional
-// counts may get. A look that finds nothing to do costs two small reads;
-// a refresh reads the whole history once (docs/benchmarks.md).
+// counts may get when nothing changes (they are refreshed within a minute
+// or two of a change: store.TakeGovernanceSnapshots). A look that finds
+// nothing to do costs a few small reads; a refresh reads the whole history
+// once (docs/benchmarks.md).
 const (
-	SnapshotInterval   = 5 * time.Minute
+	SnapshotInterval   = time.Minute
 	ProvisionalRefresh = 15 * time.Minute
 )
 

@@ -556,9 +556,30 @@ const (
 // writes whole days, at least one).
 const snapshotChunkRows = 5000
 
+// provisionalMinAge is how old today's provisional counts must be before a
+// change of history refreshes them: at most one history pass a minute
+// however busy the estate.
+const provisionalMinAge = time.Minute
+
+// historyMark is the high-water mark of the history the daily counts are
+// computed from: the last assessment, status change and assignment event.
+// Any change a count could show moves one of them (an assignment's every
+// change adds an event).
+func (db *DB) historyMark(ctx context.Context) (string, error) {
+	var a, c, e int64
+	if err := db.read.QueryRowContext(ctx, `SELECT
+			(SELECT COALESCE(MAX(id), 0) FROM assessment),
+			(SELECT COALESCE(MAX(id), 0) FROM assessment_status_change),
+			(SELECT COALESCE(MAX(id), 0) FROM assignment_event)`).Scan(&a, &c, &e); err != nil {
+		return "", fmt.Errorf("read history mark: %w", err)
+	}
+	return fmt.Sprintf("%d/%d/%d", a, c, e), nil
+}
+
 // TakeGovernanceSnapshots takes the daily snapshots due at now: the ended
 // days not final yet, each exactly once across calls and processes, then
-// today's provisional counts when they are missing or older than refresh.
+// today's provisional counts when they are missing, older than refresh, or
+// older than a minute while the history has changed since.
 //
 // The days to finalize run from the day after the last final one through
 // yesterday; on the first run (no final day) they start at the earliest
@@ -582,13 +603,21 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 	yesterday := today - 1
 
 	var lastFinal, earliest, todayFinal, todayTaken sql.NullInt64
+	var todayMark sql.NullString
 	if err := db.read.QueryRowContext(ctx, db.bind(`SELECT
 			(SELECT MAX(day) FROM governance_day WHERE final = 1),
 			(SELECT MIN(day) FROM governance_day),
 			(SELECT final FROM governance_day WHERE day = ?),
-			(SELECT taken_at FROM governance_day WHERE day = ?)`), int64(today), int64(today)).
-		Scan(&lastFinal, &earliest, &todayFinal, &todayTaken); err != nil {
+			(SELECT taken_at FROM governance_day WHERE day = ?),
+			(SELECT history_mark FROM governance_day WHERE day = ?)`), int64(today), int64(today), int64(today)).
+		Scan(&lastFinal, &earliest, &todayFinal, &todayTaken, &todayMark); err != nil {
 		return out, fmt.Errorf("read snapshot days: %w", err)
+	}
+	// Read before the history it marks, so that a change made during the
+	// pass below shows as a change next time.
+	mark, err := db.historyMark(ctx)
+	if err != nil {
+		return out, err
 	}
 	first := yesterday + 1 // none to finalize
 	if lastFinal.Valid {
@@ -607,7 +636,14 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 		first = max(first, today-steward.MaxReportDays)
 	}
 	finalize := first <= yesterday
-	provisional := !todayFinal.Valid || todayFinal.Int64 == 0 && todayTaken.Int64 < now.Add(-refresh).UnixMicro()
+	// Today's counts are refreshed when they are older than refresh (due
+	// dates pass with time alone), or when the history changed since they
+	// were taken and they are older than provisionalMinAge.
+	stale := now.Add(-refresh).UnixMicro()
+	if todayMark.String != mark {
+		stale = max(stale, now.Add(-provisionalMinAge).UnixMicro())
+	}
+	provisional := !todayFinal.Valid || todayFinal.Int64 == 0 && todayTaken.Int64 < stale
 	if !finalize && !provisional {
 		return out, nil
 	}
@@ -673,13 +709,12 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 	}
 
 	if provisional {
-		stale := now.Add(-refresh).UnixMicro()
 		err := db.WithTx(ctx, func(tx *Tx) error {
 			// Conditional on it still being provisional and stale: a
 			// process that refreshed (or finalized) it meanwhile wins.
-			res, err := tx.tx.ExecContext(ctx, db.bind(`INSERT INTO governance_day (day, final, source, taken_at) VALUES (?, 0, ?, ?)
-				ON CONFLICT (day) DO UPDATE SET taken_at = excluded.taken_at
-				WHERE governance_day.final = 0 AND governance_day.taken_at < ?`), int64(today), sourceDaily, takenAt, stale)
+			res, err := tx.tx.ExecContext(ctx, db.bind(`INSERT INTO governance_day (day, final, source, taken_at, history_mark) VALUES (?, 0, ?, ?, ?)
+				ON CONFLICT (day) DO UPDATE SET taken_at = excluded.taken_at, history_mark = excluded.history_mark
+				WHERE governance_day.final = 0 AND governance_day.taken_at < ?`), int64(today), sourceDaily, takenAt, mark, stale)
 			if err != nil {
 				return fmt.Errorf("claim today's snapshot: %w", mapError(err))
 			}

@@ -445,8 +445,6 @@ func testGovernanceHistory(t *testing.T) {
 			_, err := db.TakeGovernanceSnapshots(t.Context(), govNow, time.Hour)
 			require.NoError(t, err)
 
-			// D6 08:40 F2 turns Healthy: bob's assignment is completed.
-			g.observe(govDay(6, 8).Add(40*time.Minute), map[string]steward.AssessmentStatus{"F2": steward.StatusHealthy})
 			today := func(now time.Time) steward.GovernanceDay {
 				days, _ := daily(t, db, govPeriod(steward.GovernanceFilter{}, true), now)
 				require.Len(t, days, 7)
@@ -455,21 +453,30 @@ func testGovernanceHistory(t *testing.T) {
 			before := gd(6, 5, 1, 4, 0, 1, 0, 0)
 			before.Provisional = true
 
-			// 59 minutes after it was taken: not refreshed.
+			// 59 minutes after it was taken, nothing having changed: not
+			// refreshed.
 			got, err := db.TakeGovernanceSnapshots(t.Context(), govNow.Add(59*time.Minute), time.Hour)
 			require.NoError(t, err)
 			require.Equal(t, store.GovernanceSnapshots{}, got)
 			require.Equal(t, before, today(govNow.Add(59*time.Minute)))
 
-			// An hour and a minute after: refreshed, F2 neither
-			// unhealthy nor assigned, its assignment completed today.
-			// Rows: s1/High (F1), s1/Low (completed), s2, aws, other.
-			got, err = db.TakeGovernanceSnapshots(t.Context(), govNow.Add(61*time.Minute), time.Hour)
+			// D6 08:40 F2 turns Healthy: bob's assignment is completed.
+			// The history changed and the counts are over a minute old:
+			// refreshed, F2 neither unhealthy nor assigned, its
+			// assignment completed today. Rows: s1/High (F1), s1/Low
+			// (completed), s2, aws, other.
+			g.observe(govDay(6, 8).Add(40*time.Minute), map[string]steward.AssessmentStatus{"F2": steward.StatusHealthy})
+			got, err = db.TakeGovernanceSnapshots(t.Context(), govNow.Add(59*time.Minute), time.Hour)
 			require.NoError(t, err)
 			require.Equal(t, store.GovernanceSnapshots{Provisional: true, Rows: 5}, got)
 			after := gd(6, 4, 0, 4, 0, 0, 1, 0)
 			after.Provisional = true
-			require.Equal(t, after, today(govNow.Add(61*time.Minute)))
+			require.Equal(t, after, today(govNow.Add(59*time.Minute)))
+
+			// Two minutes later, nothing changed since: not refreshed.
+			got, err = db.TakeGovernanceSnapshots(t.Context(), govNow.Add(61*time.Minute), time.Hour)
+			require.NoError(t, err)
+			require.Equal(t, store.GovernanceSnapshots{}, got)
 
 			// The next day D6 becomes final, taken the day after: daily.
 			got, err = db.TakeGovernanceSnapshots(t.Context(), govDay(7, 1), time.Hour)

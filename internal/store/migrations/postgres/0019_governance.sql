@@ -4,6 +4,7 @@ CREATE TABLE governance_day (
     final    BIGINT NOT NULL,
     source   TEXT COLLATE "C" NOT NULL,
     taken_at BIGINT NOT NULL,
+    history_mark TEXT COLLATE "C" NOT NULL DEFAULT '',
     CHECK (source IN ('daily', 'backfill'))
 );
 

@@ -20,6 +20,9 @@ CREATE TABLE governance_day (
     final    INTEGER NOT NULL,
     source   TEXT    NOT NULL,
     taken_at INTEGER NOT NULL,
+    -- For today's provisional counts: the history they were computed from
+    -- (store.historyMark); a change of it refreshes them within a minute.
+    history_mark TEXT NOT NULL DEFAULT '',
     CHECK (source IN ('daily', 'backfill'))
 );
 
