@@ -358,3 +358,17 @@ func TestSeverityChart(t *testing.T) {
 	}
 	require.Nil(t, severityChart("severities", rows[1:]), "nothing completed, nothing to draw")
 }
+
+// TestOwnerAddress: the names a sign-in can have, and the owner each is.
+func TestOwnerAddress(t *testing.T) {
+	for name, want := range map[string]string{
+		"oidc:alice@example.com": "alice@example.com", // OpenID Connect (oidc.go)
+		"alice@example.com":      "alice@example.com", // a token named after its owner
+		"ci-pipeline":            "",
+		"oidc:":                  "",
+		"":                       "",
+		"Alice <a@example.com>":  "",
+	} {
+		require.Equal(t, want, ownerAddress(name), "name %q", name)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stewardhq/steward"
@@ -118,7 +119,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) error {
 		d.Sync = append(d.Sync, hl)
 	}
 	d.Governance = h.governance(ctx, c)
-	d.Mine = h.ownerWork(ctx, c, identity(r).Name)
+	d.Mine = h.ownerWork(ctx, c, ownerAddress(identity(r).Name))
 	if identity(r).Scoped() {
 		d.ActivityHidden = true
 	} else {
@@ -161,12 +162,24 @@ func (h *Handler) governance(ctx context.Context, c *apiclient.Client) governanc
 	return g
 }
 
+// ownerAddress is the owner address a signed-in name stands for: an
+// OpenID Connect sign-in is named "oidc:<email>" (oidc.go; token names
+// cannot hold a ':'), and a token may be named after its owner's address.
+// Any other name is no owner's: "".
+func ownerAddress(name string) string {
+	addr := strings.TrimPrefix(name, "oidc:")
+	if steward.ValidateEmail("owner", addr) != nil {
+		return ""
+	}
+	return addr
+}
+
 // ownerWork is the report of the assignments owned by name, or nil when
-// name is not an owner's address or owns nothing: no active assignment and
-// none completed in the period.
+// name is "" (no owner's address) or owns nothing: no active assignment
+// and none completed in the period.
 func (h *Handler) ownerWork(ctx context.Context, c *apiclient.Client, name string) *ownerWork {
-	if steward.ValidateEmail("owner", name) != nil {
-		return nil // a token's name, not a person's address
+	if name == "" {
+		return nil
 	}
 	rep, err := c.GovernanceReport(ctx, apiclient.ReportQuery{Owner: name, Since: reportDays, Limit: 1})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -354,4 +356,33 @@ func TestGovernanceChartsEmpty(t *testing.T) {
 	require.Contains(t, got.Severities, "No assignment was completed")
 	require.Zero(t, charts, "no chart, no error: %s", got.Section)
 	require.Contains(t, got.Section, "Trend")
+}
+
+// TestGovernanceOwnerViewOIDC: a person signed in through OpenID Connect
+// (named "oidc:<email>") sees "Your work" for the assignments owned by
+// that address: here the one of two assigned to alice, due in 30 days
+// (open 1, overdue 0); bob's does not count.
+func TestGovernanceOwnerViewOIDC(t *testing.T) {
+	idp := newTestIdP(t)
+	b := startOIDCUI(t, idp)
+	postFindings(t, b.client,
+		finding("vm-encryption", "High", "/subscriptions/s1/resourceGroups/a/providers/Microsoft.Compute/virtualMachines/vm1", "azure", "Unhealthy"),
+		finding("vm-encryption", "High", "/subscriptions/s1/resourceGroups/a/providers/Microsoft.Compute/virtualMachines/vm2", "azure", "Unhealthy"))
+	list, err := b.client.ListAssessments(t.Context(), url.Values{"status": {"Unhealthy"}})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 2)
+	for i, owner := range []string{"alice@example.com", "bob@example.com"} {
+		_, err := b.client.CreateAssignment(t.Context(), apiclient.AssignmentRequest{AssessmentID: list.Items[i].ID, Owner: owner, RemediationTimeframeDays: 30})
+		require.NoError(t, err)
+	}
+
+	idp.setUser(map[string]any{"email": "Alice@Example.com", "email_verified": true, "groups": []string{"engineering"}})
+	c, status, body, _ := oidcSignIn(t, b, "/")
+	require.Equal(t, http.StatusOK, status, body)
+	_, body, _ = getHTML(t, c, b.url+"/")
+	require.Contains(t, body, `<span class="who">oidc:alice@example.com`)
+	require.Contains(t, body, `id="your-work"`)
+	require.Regexp(t, `id="my-active-count">1<`, body)
+	require.Regexp(t, `id="my-overdue-count">0<`, body)
+	require.Contains(t, body, `href="/assignments?owner=alice%40example.com"`)
 }
