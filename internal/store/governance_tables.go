@@ -28,6 +28,14 @@ import (
 // otherScopeKey keys the scope row of resources under no snapshot level.
 const otherScopeKey = "(other)"
 
+// An active assignment's outcome in the tables' query: values no time to
+// remediate (µs) can take. Not MinInt64 itself, which PostgreSQL reads as
+// the negation of a numeric literal, making the column numeric.
+const (
+	outcomeOverdue int64 = math.MinInt64 + 1 + iota
+	outcomeOnTime
+)
+
 // GovernanceTables is GovernanceReport without the daily series: the
 // benchmark times the live part apart from the rest.
 func (db *DB) GovernanceTables(ctx context.Context, f steward.GovernanceFilter, now time.Time) (*steward.GovernanceReport, error) {
@@ -181,13 +189,24 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	} else if f.Owner != "" {
 		state = "+g.state"
 	}
-	sel := `SELECT g.id, g.owner_norm, g.due_date, g.created_at, g.ended_at, a.severity_rank,
-			m.scope_id, CASE WHEN m.resource_id IS NULL THEN a.resource_id ELSE 0 END
+	// Five columns a row, since every column read costs (the pure-Go
+	// SQLite takes its mutex for each): the assignment, its owner, its
+	// outcome (an active one's overdue or on time, as outcomeOverdue or
+	// outcomeOnTime, a completed one's time to remediate in µs), its
+	// severity rank, and where its resource is (its summary_scope ID, 0
+	// for none, or minus its ID when not mapped yet).
+	sel := func(outcome string) string {
+		return `SELECT g.id, g.owner_norm, ` + outcome + `, a.severity_rank,
+			CASE WHEN m.resource_id IS NULL THEN -a.resource_id ELSE COALESCE(m.scope_id, 0) END
 		FROM ` + from + `
 		LEFT JOIN resource_summary_scope m ON m.resource_id = a.resource_id`
-	q := sel + ` WHERE ` + state + ` = ?` + cond + ` UNION ALL ` + sel + ` WHERE ` + state + ` = ? AND ` + endedAt + ` >= ? AND ` + endedAt + ` < ?` + cond
-	qargs := make([]any, 0, 2*len(args)+4)
-	qargs = append(qargs, string(steward.AssignmentActive))
+	}
+	q := sel(`CASE WHEN g.due_date < ? THEN `+fmt.Sprint(outcomeOverdue)+` ELSE `+fmt.Sprint(outcomeOnTime)+` END`) +
+		` WHERE ` + state + ` = ?` + cond + ` UNION ALL ` +
+		sel(`g.ended_at - g.created_at`) + ` WHERE ` + state + ` = ? AND ` + endedAt + ` >= ? AND ` + endedAt + ` < ?` + cond
+	qargs := make([]any, 0, 2*len(args)+5)
+	// Times are stored as µs since the epoch (timeArg).
+	qargs = append(qargs, db.timeArg(now), string(steward.AssignmentActive))
 	qargs = append(qargs, args...)
 	qargs = append(qargs, string(steward.AssignmentCompleted), db.timeArg(dayOf(f.From).start()), db.timeArg(dayOf(f.To).end()))
 	qargs = append(qargs, args...)
@@ -206,8 +225,6 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	scopes := make(map[string]*govTally)
 	var severities [5]govTally            // by rank, 1 (Low) to 4 (Critical)
 	unmapped := make(map[int64]*govTally) // by resource ID
-	// Times are stored as µs since the epoch (timeArg).
-	nowMicros := now.UnixMicro()
 
 	rows, err := db.read.QueryContext(ctx, db.bind(q), qargs...)
 	if err != nil {
@@ -215,18 +232,17 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	}
 	defer rows.Close()
 	var (
-		id, due, created, resourceID int64
-		ended, scopeID               sql.NullInt64
-		rank                         int
-		ownerNorm                    sql.RawBytes
+		id, outcome, place int64
+		rank               int
+		ownerNorm          sql.RawBytes
 	)
 	for rows.Next() {
-		if err := rows.Scan(&id, &ownerNorm, &due, &created, &ended, &rank, &scopeID, &resourceID); err != nil {
+		if err := rows.Scan(&id, &ownerNorm, &outcome, &rank, &place); err != nil {
 			return fmt.Errorf("read assignments: %w", err)
 		}
-		active := !ended.Valid
-		overdue := active && due < nowMicros
-		took := ended.Int64 - created
+		active := outcome == outcomeOverdue || outcome == outcomeOnTime
+		overdue := outcome == outcomeOverdue
+		took := outcome
 
 		total.add(active, overdue, took)
 
@@ -239,13 +255,13 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		o.add(active, overdue, took)
 
 		var s *govTally
-		if resourceID != 0 {
-			if s = unmapped[resourceID]; s == nil {
+		if place < 0 {
+			if s = unmapped[-place]; s == nil {
 				s = &govTally{}
-				unmapped[resourceID] = s
+				unmapped[-place] = s
 			}
 		} else {
-			level := levels[scopeID.Int64] // "" for NULL: under no level
+			level := levels[place] // "" for 0: under no level
 			if s = scopes[level]; s == nil {
 				s = &govTally{}
 				scopes[level] = s
