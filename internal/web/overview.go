@@ -36,13 +36,11 @@ type overviewData struct {
 type governanceView struct {
 	// Err says why the report could not be read; the rest of the overview
 	// still shows.
-	Err            string
-	From, To       string
-	Trend          template.HTML
-	Owners         template.HTML
-	OwnersTotal    int
-	Severities     template.HTML
-	HasAssignments bool
+	Err        string
+	From, To   string
+	Trend      template.HTML
+	Owners     template.HTML
+	Severities template.HTML
 }
 
 // ownerWork is "Your work": the signed-in user's own assignments, when
@@ -139,8 +137,7 @@ func (h *Handler) governance(ctx context.Context, c *apiclient.Client) governanc
 	if err != nil {
 		return governanceView{Err: h.reportError(ctx, err)}
 	}
-	g := governanceView{From: date(rep.Filter.From), To: date(rep.Filter.To), OwnersTotal: rep.OwnersTotal,
-		HasAssignments: rep.Totals.Assigned > 0 || rep.Totals.Completed > 0}
+	g := governanceView{From: date(rep.Filter.From), To: date(rep.Filter.To)}
 	charts := []struct {
 		c   *chart
 		out *template.HTML
