@@ -136,7 +136,7 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	// then their assessments from assessment_resource): SQLite keeps a
 	// CROSS JOIN's order as written; PostgreSQL plans it as any join.
 	from := `assignment g JOIN assessment a ON a.id = g.assessment_id`
-	withResource := f.Cloud != ""
+	withResource, fromResources := f.Cloud != "", false
 	if f.Scope != "" {
 		cond, cargs, err := scopeRange("res.norm_id", f.Scope)
 		if err != nil {
@@ -147,12 +147,13 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 			args = append(args, cargs...)
 			withResource = true
 			if !rootScope(f.Scope) {
+				fromResources = true
 				from = `resource res CROSS JOIN assessment a CROSS JOIN assignment g`
 				where = append(where, "a.resource_id = res.id", "g.assessment_id = a.id")
 			}
 		}
 	}
-	if withResource && !strings.HasPrefix(from, "resource") {
+	if withResource && !fromResources {
 		from += ` JOIN resource res ON res.id = a.resource_id`
 	}
 	if f.Severity != "" {
