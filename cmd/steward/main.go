@@ -68,7 +68,7 @@ Run the server with 'steward serve'; the other verbs talk to a running server
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", envOr("STEWARD_SERVER", "http://127.0.0.1:8080"), "Steward server URL for client verbs (env STEWARD_SERVER)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format of client verbs: table or json")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format of client verbs: table or json (report also csv)")
 	pf.StringVar(&g.tokens.flag, "token", "", "API token for client verbs (env STEWARD_TOKEN; else the one 'steward login' saved, else, for a server on this machine, steward.token next to the database)")
 
 	root.AddCommand(
