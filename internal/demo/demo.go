@@ -154,7 +154,7 @@ func (d *Demo) step(n int, format string, args ...any) {
 	if d.opts.Check {
 		return
 	}
-	fmt.Fprintf(d.out, "\n[%d/7] %s\n", n, fmt.Sprintf(format, args...))
+	fmt.Fprintf(d.out, "\n[%d/8] %s\n", n, fmt.Sprintf(format, args...))
 }
 
 func (d *Demo) check(step, expected, observed string, ok bool) error {
@@ -325,7 +325,10 @@ func (d *Demo) story(ctx context.Context) error {
 	d.say("  Steward's CLI         first, in another terminal: export STEWARD_SERVER=%s STEWARD_TOKEN=%s", d.srv.URL(), d.token)
 	d.say("                        then: %s tickets list", d.cli())
 	d.say("  Steward's API         curl -H \"Authorization: Bearer $STEWARD_TOKEN\" %s/api/v1/tickets", d.srv.URL())
-	return d.agentWorks(ctx, tickets)
+	if err := d.agentWorks(ctx, tickets); err != nil {
+		return err
+	}
+	return d.governanceReport(ctx)
 }
 
 func (d *Demo) importFindings(ctx context.Context) error {

@@ -20,7 +20,7 @@ func TestCheck(t *testing.T) {
 	var out bytes.Buffer
 	err := demo.Run(t.Context(), demo.Options{Check: true, Addr: "127.0.0.1:0", EmulatorAddr: "127.0.0.1:0", Dir: t.TempDir()}, &out)
 	require.NoError(t, err, out.String())
-	require.Contains(t, out.String(), "12 passed, 0 failed")
+	require.Contains(t, out.String(), "13 passed, 0 failed")
 	require.NotContains(t, out.String(), "FAILED")
 	require.Regexp(t, `aws \d+, azure \d+, gcp \d+`, out.String(), "unhealthy findings per cloud, readable")
 	require.NotContains(t, out.String(), "map[")

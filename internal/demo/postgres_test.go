@@ -21,7 +21,7 @@ func TestCheckOnPostgres(t *testing.T) {
 	var out bytes.Buffer
 	err := demo.Run(t.Context(), demo.Options{Check: true, Addr: "127.0.0.1:0", EmulatorAddr: "127.0.0.1:0", Dir: t.TempDir(), DatabaseURL: db}, &out)
 	require.NoError(t, err, out.String())
-	require.Contains(t, out.String(), "12 passed, 0 failed")
+	require.Contains(t, out.String(), "13 passed, 0 failed")
 	if u, err := url.Parse(db); err == nil {
 		if p, ok := u.User.Password(); ok {
 			require.NotContains(t, out.String(), p)

@@ -212,3 +212,32 @@ func shorten(s string, n int) string {
 	}
 	return s[:n-1] + "…"
 }
+
+// governanceReport reads today's governance report: the story leaves two
+// assignments active (the problem, now David's, and the second incident)
+// and two completed (the resolved incident and the canceled change: a
+// ticket resolved, canceled or closed in ServiceNow completes its
+// assignment).
+func (d *Demo) governanceReport(ctx context.Context) error {
+	rep, err := d.client.GovernanceReport(ctx, apiclient.ReportQuery{Since: "1d"})
+	if err != nil {
+		return fmt.Errorf("read the governance report: %w", err)
+	}
+	owners := map[string]steward.GovernanceRow{}
+	for _, o := range rep.Owners {
+		owners[o.Key] = o
+	}
+	t := rep.Totals
+	observed := fmt.Sprintf("%d assigned, %d completed; %s %d+%d, %s %d+%d", t.Assigned, t.Completed,
+		owner, owners[owner].Assigned, owners[owner].Completed, newOwnerEmail, owners[newOwnerEmail].Assigned, owners[newOwnerEmail].Completed)
+	expected := fmt.Sprintf("2 assigned, 2 completed; %s 1+2, %s 1+0", owner, newOwnerEmail)
+	if err := d.check("governance report: assigned and completed by owner", expected, observed, observed == expected); err != nil {
+		return err
+	}
+	d.step(8, "The governance report agrees: %d assignments active (%d overdue), %d completed today.", t.Assigned, t.Overdue, t.Completed)
+	for _, o := range rep.Owners {
+		d.say("      %-26s %d active, %d overdue, %d completed", o.Key, o.Assigned, o.Overdue, o.Completed)
+	}
+	d.say("      Trends, by owner and scope: %s report, or the charts on %s/", d.cli(), d.srv.URL())
+	return nil
+}
