@@ -159,10 +159,14 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	// active assignment this statement's snapshot does not show:
 	// assignment_active then refuses the second, and DO NOTHING makes that
 	// a plain CodeConflict instead of an error that aborts the transaction.
+	//
+	// recommendation_id and resource_id copy the assessment's identity,
+	// which never changes, for the governance report (migration 0019).
 	insert, err := tx.stmt(ctx, `INSERT INTO assignment (assessment_id, type, state, owner, owner_norm, due_date,
 		grace_period, eta, eta_justification, owner_email_opt_out, manager_email_opt_out, created_at, created_by, updated_at,
-		rule_id, rule_condition)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		rule_id, rule_condition, recommendation_id, resource_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+			(SELECT recommendation_id FROM assessment WHERE id = ?), (SELECT resource_id FROM assessment WHERE id = ?))
 		ON CONFLICT (assessment_id) WHERE state = 'active' DO NOTHING RETURNING id`)
 	if err != nil {
 		return err
@@ -170,7 +174,7 @@ func (tx *Tx) createAssignment(ctx context.Context, a *steward.Assignment, actor
 	err = insert.QueryRowContext(ctx,
 		a.AssessmentID, string(a.Type), string(a.State), a.Owner, strings.ToLower(a.Owner), tx.db.timeArg(a.DueDate),
 		boolArg(a.GracePeriod), tx.db.nullTimeArg(a.ETA), a.ETAJustification, boolArg(a.OwnerEmailOptOut), boolArg(a.ManagerEmailOptOut),
-		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition).Scan(&a.ID)
+		tx.db.timeArg(now), actor, tx.db.timeArg(now), ruleID, a.RuleCondition, a.AssessmentID, a.AssessmentID).Scan(&a.ID)
 	if isNoRows(err) {
 		return steward.Errorf(steward.CodeConflict, "assessment %d already has an active assignment", asm.ID)
 	}

@@ -19,22 +19,17 @@ import (
 // Assigned, OnTime and Overdue count the active assignments; Completed and
 // the times to remediate count the assignments completed within the period.
 //
-// One query reads every assignment that counts (the active ones, then the
-// ones completed in the period) with the few columns the tables need, and
-// the rows are summed up in Go: percentiles need each duration anyway, and
-// one pass over the rows fills all four tables instead of four GROUP BYs
-// each joining assignment, assessment and resource again.
+// An assignment carries its assessment's recommendation_id and resource_id
+// (migration 0019), so its severity (recommendation) and scope level
+// (resource_summary_scope) come from two small tables, and every column
+// the tables read from it is in assignment_report: no lookup of the
+// assessment (a million rows) per counted assignment. The active ones are
+// only counted, so SQL sums them, by owner and by level and severity; only
+// the completed ones, whose percentiles need every duration, come to Go
+// one by one.
 
 // otherScopeKey keys the scope row of resources under no snapshot level.
 const otherScopeKey = "(other)"
-
-// An active assignment's outcome in the tables' query: values no time to
-// remediate (µs) can take. Not MinInt64 itself, which PostgreSQL reads as
-// the negation of a numeric literal, making the column numeric.
-const (
-	outcomeOverdue int64 = math.MinInt64 + 1 + iota
-	outcomeOnTime
-)
 
 // GovernanceTables is GovernanceReport without the daily series: the
 // benchmark times the live part apart from the rest.
@@ -56,14 +51,14 @@ type govTally struct {
 	took []int64
 }
 
-func (t *govTally) add(active, overdue bool, took int64) {
-	if active {
-		t.row.Assigned++
-		if overdue {
-			t.row.Overdue++
-		}
-		return
-	}
+// addActive counts n active assignments, overdue of them overdue.
+func (t *govTally) addActive(n, overdue int) {
+	t.row.Assigned += n
+	t.row.Overdue += overdue
+}
+
+// addCompleted counts a completed assignment that took took µs.
+func (t *govTally) addCompleted(took int64) {
 	t.row.Completed++
 	t.took = append(t.took, took)
 }
@@ -124,43 +119,40 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	if limit <= 0 {
 		limit = steward.DefaultReportLimit
 	}
+	// What every query reads from, and its filters. The assignments drive
+	// it (assignment_report holds all they need), except for a scope below
+	// the roots, which starts from its resources (a norm_id range), then
+	// their assessments (assessment_resource) and their assignments
+	// (assignment_assessment). SQLite keeps a CROSS JOIN's order as
+	// written, so the small tables are looked up per assignment rather
+	// than driving the join; PostgreSQL plans it as any join.
+	from := `assignment g`
 	var where []string
 	var args []any
-	// What drives the query. Reading the assignments in assessment order
-	// keeps the lookups of their assessments and resource mappings (ingest
-	// writes a resource's assessments together) on neighbouring pages:
-	// over a million assessments that took a fifth of the time of reading
-	// them in due-date or end order, whose lookups land anywhere. The
-	// resource itself, a wide row, is read only to filter by it. A scope
-	// below the roots starts from its resources instead (a norm_id range,
-	// then their assessments from assessment_resource): SQLite keeps a
-	// CROSS JOIN's order as written; PostgreSQL plans it as any join.
-	from := `assignment g JOIN assessment a ON a.id = g.assessment_id`
-	withResource, fromResources := f.Cloud != "", false
+	withResource := false
 	if f.Scope != "" {
 		cond, cargs, err := scopeRange("res.norm_id", f.Scope)
 		if err != nil {
 			return err
 		}
 		if cond != "" {
-			where = append(where, cond)
-			args = append(args, cargs...)
 			withResource = true
-			if !rootScope(f.Scope) {
-				fromResources = true
+			if rootScope(f.Scope) {
+				from += ` CROSS JOIN resource res`
+				where = append(where, "res.id = g.resource_id")
+			} else {
 				from = `resource res CROSS JOIN assessment a CROSS JOIN assignment g`
 				where = append(where, "a.resource_id = res.id", "g.assessment_id = a.id")
 			}
+			where = append(where, cond)
+			args = append(args, cargs...)
 		}
 	}
-	if withResource && !fromResources {
-		from += ` JOIN resource res ON res.id = a.resource_id`
-	}
-	if f.Severity != "" {
-		where = append(where, "a.severity_rank = ?")
-		args = append(args, f.Severity.Rank())
-	}
 	if f.Cloud != "" {
+		if !withResource {
+			from += ` CROSS JOIN resource res`
+			where = append(where, "res.id = g.resource_id")
+		}
 		where = append(where, "res.cloud = ?")
 		args = append(args, string(f.Cloud))
 	}
@@ -168,55 +160,49 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		where = append(where, "g.owner_norm = ?")
 		args = append(args, strings.ToLower(f.Owner))
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " AND " + strings.Join(where, " AND ")
+	// withSeverity adds the recommendation, for its severity rank, and
+	// filters by it when the report is for one severity.
+	withSeverity := func() (string, []string, []any) {
+		from, where, args := from+` CROSS JOIN recommendation r`, slices.Clone(where), slices.Clone(args)
+		where = append(where, "r.id = g.recommendation_id")
+		if f.Severity != "" {
+			where = append(where, "r.severity_rank = ?")
+			args = append(args, f.Severity.Rank())
+		}
+		return from, where, args
 	}
-	// The active assignments, then those completed in the period. On
-	// SQLite the unary + keeps the planner from reading the completed ones
-	// through assignment_ended, in end order (see above): it reads them
-	// all in assessment order and skips those ended outside the period.
-	// PostgreSQL hash-joins a large selection anyway, and + would hide
-	// the period's selectivity from its estimates (a nested loop over
-	// 120,000 rows it took for 400).
-	//
-	// For one owner assignment_owner finds the few rows to read; on SQLite
-	// + keeps a covering index in assessment order (the one proposed for
-	// these tables) from winning over it with a read of every row of the
-	// state (75 ms instead of 11 over 300,000 assignments).
-	state, endedAt := "g.state", "+g.ended_at"
-	if db.Postgres() {
-		endedAt = "g.ended_at"
-	} else if f.Owner != "" {
+	and := func(where []string) string {
+		if len(where) == 0 {
+			return ""
+		}
+		return " AND " + strings.Join(where, " AND ")
+	}
+	// Where an assignment's resource is: its summary_scope ID, 0 for
+	// none, or minus its ID when not mapped yet.
+	const (
+		place     = `CASE WHEN m.resource_id IS NULL THEN -g.resource_id ELSE COALESCE(m.scope_id, 0) END`
+		withPlace = ` LEFT JOIN resource_summary_scope m ON m.resource_id = g.resource_id`
+		overdue   = `SUM(CASE WHEN g.due_date < ? THEN 1 ELSE 0 END)`
+	)
+	// An active assignment has no end (ended_at NULL): saying so lets
+	// SQLite read assignment_report's active part in owner order. For one
+	// owner assignment_owner finds the few rows to read; on SQLite +
+	// keeps assignment_report from winning over it with a read of every
+	// row of the state.
+	state := "g.state"
+	if f.Owner != "" && !db.Postgres() {
 		state = "+g.state"
 	}
-	// Five columns a row, since every column read costs (the pure-Go
-	// SQLite takes its mutex for each): the assignment, its owner, its
-	// outcome (an active one's overdue or on time, as outcomeOverdue or
-	// outcomeOnTime, a completed one's time to remediate in µs), its
-	// severity rank, and where its resource is (its summary_scope ID, 0
-	// for none, or minus its ID when not mapped yet).
-	sel := func(outcome string) string {
-		return `SELECT g.id, g.owner_norm, ` + outcome + `, a.severity_rank,
-			CASE WHEN m.resource_id IS NULL THEN -a.resource_id ELSE COALESCE(m.scope_id, 0) END
-		FROM ` + from + `
-		LEFT JOIN resource_summary_scope m ON m.resource_id = a.resource_id`
+	active := ` WHERE ` + state + ` = ? AND g.ended_at IS NULL`
+	activeArgs := func(args []any) []any {
+		// Times are stored as µs since the epoch (timeArg).
+		return append([]any{db.timeArg(now), string(steward.AssignmentActive)}, args...)
 	}
-	q := sel(`CASE WHEN g.due_date < ? THEN `+fmt.Sprint(outcomeOverdue)+` ELSE `+fmt.Sprint(outcomeOnTime)+` END`) +
-		` WHERE ` + state + ` = ?` + cond + ` UNION ALL ` +
-		sel(`g.ended_at - g.created_at`) + ` WHERE ` + state + ` = ? AND ` + endedAt + ` >= ? AND ` + endedAt + ` < ?` + cond
-	qargs := make([]any, 0, 2*len(args)+5)
-	// Times are stored as µs since the epoch (timeArg).
-	qargs = append(qargs, db.timeArg(now), string(steward.AssignmentActive))
-	qargs = append(qargs, args...)
-	qargs = append(qargs, string(steward.AssignmentCompleted), db.timeArg(dayOf(f.From).start()), db.timeArg(dayOf(f.To).end()))
-	qargs = append(qargs, args...)
 
 	levels, err := db.snapshotLevelsByID(ctx)
 	if err != nil {
 		return err
 	}
-
 	type ownerTally struct {
 		govTally
 		id int64 // the most recent assignment, whose owner names the row
@@ -226,59 +212,103 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 	scopes := make(map[string]*govTally)
 	var severities [5]govTally            // by rank, 1 (Low) to 4 (Critical)
 	unmapped := make(map[int64]*govTally) // by resource ID
-
-	rows, err := db.read.QueryContext(ctx, db.bind(q), qargs...)
-	if err != nil {
-		return fmt.Errorf("read assignments: %w", err)
-	}
-	defer rows.Close()
-	var (
-		id, outcome, place int64
-		rank               int
-		ownerNorm          sql.RawBytes
-	)
-	for rows.Next() {
-		if err := rows.Scan(&id, &ownerNorm, &outcome, &rank, &place); err != nil {
-			return fmt.Errorf("read assignments: %w", err)
-		}
-		active := outcome == outcomeOverdue || outcome == outcomeOnTime
-		overdue := outcome == outcomeOverdue
-		took := outcome
-
-		total.add(active, overdue, took)
-
-		o := owners[string(ownerNorm)]
+	ownerOf := func(norm []byte) *ownerTally {
+		o := owners[string(norm)]
 		if o == nil {
 			o = &ownerTally{}
-			owners[string(ownerNorm)] = o
+			owners[string(norm)] = o
 		}
-		o.id = max(o.id, id)
-		o.add(active, overdue, took)
-
-		var s *govTally
+		return o
+	}
+	scopeOf := func(place int64) *govTally {
 		if place < 0 {
-			if s = unmapped[-place]; s == nil {
+			s := unmapped[-place]
+			if s == nil {
 				s = &govTally{}
 				unmapped[-place] = s
 			}
-		} else {
-			level := levels[place] // "" for 0: under no level
-			if s = scopes[level]; s == nil {
-				s = &govTally{}
-				scopes[level] = s
-			}
+			return s
 		}
-		s.add(active, overdue, took)
+		level := levels[place] // "" for 0: under no level
+		s := scopes[level]
+		if s == nil {
+			s = &govTally{}
+			scopes[level] = s
+		}
+		return s
+	}
+	var noSeverity govTally // ranks outside 1 to 4: in the totals only
+	severityOf := func(rank int64) *govTally {
+		if rank >= 1 && rank < int64(len(severities)) {
+			return &severities[rank]
+		}
+		return &noSeverity
+	}
 
-		if rank >= 1 && rank < len(severities) {
-			severities[rank].add(active, overdue, took)
+	// The active assignments by owner, and each owner's most recent one.
+	ofrom, owhere, oargs := from, where, args
+	if f.Severity != "" {
+		ofrom, owhere, oargs = withSeverity()
+	}
+	err = db.eachRead(ctx, `SELECT g.owner_norm, COUNT(*), `+overdue+`, MAX(g.id) FROM `+ofrom+
+		active+and(owhere)+` GROUP BY g.owner_norm`, activeArgs(oargs), func(rows *sql.Rows) error {
+		var norm sql.RawBytes
+		var n, late int
+		var id int64
+		if err := rows.Scan(&norm, &n, &late, &id); err != nil {
+			return err
 		}
+		o := ownerOf(norm)
+		o.addActive(n, late)
+		o.id = max(o.id, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read active assignments by owner: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read assignments: %w", err)
+
+	// The active assignments by level and severity (a few groups): the
+	// totals, scope and severity rows.
+	sfrom, swhere, sargs := withSeverity()
+	err = db.eachRead(ctx, `SELECT `+place+`, r.severity_rank, COUNT(*), `+overdue+` FROM `+sfrom+withPlace+
+		active+and(swhere)+` GROUP BY 1, 2`, activeArgs(sargs), func(rows *sql.Rows) error {
+		var at, rank int64
+		var n, late int
+		if err := rows.Scan(&at, &rank, &n, &late); err != nil {
+			return err
+		}
+		total.addActive(n, late)
+		scopeOf(at).addActive(n, late)
+		severityOf(rank).addActive(n, late)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read active assignments by scope: %w", err)
 	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("read assignments: %w", err)
+
+	// The assignments completed in the period, one by one (percentiles
+	// need every duration). Four columns a row, since every column read
+	// costs (the pure-Go SQLite takes its mutex for each): the
+	// assignment, its owner, where its resource is and its severity rank
+	// in one (place·8 + rank), and its time to remediate in µs.
+	cargs := append([]any{string(steward.AssignmentCompleted), db.timeArg(dayOf(f.From).start()), db.timeArg(dayOf(f.To).end())}, sargs...)
+	err = db.eachRead(ctx, `SELECT g.id, g.owner_norm, (`+place+`) * 8 + r.severity_rank, g.ended_at - g.created_at
+		FROM `+sfrom+withPlace+` WHERE `+state+` = ? AND g.ended_at >= ? AND g.ended_at < ?`+and(swhere), cargs, func(rows *sql.Rows) error {
+		var id, key, took int64
+		var norm sql.RawBytes
+		if err := rows.Scan(&id, &norm, &key, &took); err != nil {
+			return err
+		}
+		total.addCompleted(took)
+		o := ownerOf(norm)
+		o.addCompleted(took)
+		o.id = max(o.id, id)
+		scopeOf(key >> 3).addCompleted(took) // key>>3 is place, rounding down
+		severityOf(key & 7).addCompleted(took)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read completed assignments: %w", err)
 	}
 
 	if err := db.readIn(ctx, `SELECT id, norm_id FROM resource WHERE id IN (%s)`, slices.Collect(maps.Keys(unmapped)), func(rows *sql.Rows) error {
@@ -346,6 +376,25 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 func rootScope(scope steward.Scope) bool {
 	s, ok := summaryLevel(scope)
 	return ok && isRootLevel(s)
+}
+
+// eachRead runs query (with ? placeholders) on the read pool and calls
+// scan for each row.
+func (db *DB) eachRead(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := db.read.QueryContext(ctx, db.bind(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // readIn runs query, whose %s takes a list of placeholders, for ids, a few

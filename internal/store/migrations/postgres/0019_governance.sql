@@ -23,4 +23,12 @@ CREATE TABLE governance_snapshot (
     PRIMARY KEY (day, scope_id, cloud, severity_rank)
 );
 
-CREATE INDEX assignment_ended ON assignment (state, ended_at);
+-- Copies of an assignment's assessment identity (immutable, so never
+-- stale) for the report's tables, and their covering index: see the SQLite
+-- migration of the same number.
+ALTER TABLE assignment ADD COLUMN recommendation_id BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE assignment ADD COLUMN resource_id BIGINT NOT NULL DEFAULT 0;
+UPDATE assignment g SET recommendation_id = a.recommendation_id, resource_id = a.resource_id
+    FROM assessment a WHERE a.id = g.assessment_id;
+
+CREATE INDEX assignment_report ON assignment (state, ended_at, owner_norm, resource_id, recommendation_id, due_date, created_at, id);
