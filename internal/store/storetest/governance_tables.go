@@ -325,6 +325,81 @@ func testGovernanceTables(t *testing.T) {
 			checkMarch(t)
 		})
 	})
+	t.Run("Backfill", testGovernanceBackfill)
+}
+
+// testGovernanceBackfill: assignments that exist when migration 0019 runs
+// get their assessment's recommendation and resource, the copies the
+// report's tables read (store/governance_tables.go).
+func testGovernanceBackfill(t *testing.T) {
+	t.Parallel()
+	ForEachBackendURL(t, func(t *testing.T, _ Backend, url string) {
+		ctx := t.Context()
+		db := MustOpenURL(t, url)
+		due := t0.Add(30 * 24 * time.Hour)
+		Apply(t, db, t0,
+			Observation("rec-1", "/subscriptions/s1/providers/p/vm1", steward.StatusUnhealthy),
+			Observation("rec-2", "/subscriptions/s1/providers/p/vm1", steward.StatusUnhealthy),
+			Observation("rec-1", "/subscriptions/s2/providers/p/vm2", steward.StatusUnhealthy))
+		got, _, err := db.FindAssessments(ctx, store.AssessmentFilter{})
+		require.NoError(t, err)
+		require.Len(t, got, 3)
+		completed := Assignment(t, db, got[0].ID, "alice@example.com", due)
+		require.NoError(t, db.WithTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.EndAssignment(ctx, completed.ID, steward.AssignmentCompleted, "tester@example.com", "test")
+			return err
+		}))
+		Assignment(t, db, got[1].ID, "bob@example.com", due)
+		Assignment(t, db, got[2].ID, "bob@example.com", due)
+
+		// What the assessments say, and what createAssignment copied.
+		const (
+			want = `SELECT g.id, a.recommendation_id, a.resource_id FROM assignment g
+				JOIN assessment a ON a.id = g.assessment_id ORDER BY g.id`
+			copied = `SELECT id, recommendation_id, resource_id FROM assignment ORDER BY id`
+		)
+		read := func(db *store.DB, q string) [][3]int64 {
+			rows, err := db.Writer().QueryContext(ctx, q)
+			require.NoError(t, err)
+			defer rows.Close()
+			var out [][3]int64
+			for rows.Next() {
+				var r [3]int64
+				require.NoError(t, rows.Scan(&r[0], &r[1], &r[2]))
+				out = append(out, r)
+			}
+			require.NoError(t, rows.Err())
+			return out
+		}
+		expected := read(db, want)
+		require.Len(t, expected, 3)
+		// Two resources and two recommendations: a copy of the wrong
+		// column or of the wrong assessment would differ.
+		recs, resources := map[int64]bool{}, map[int64]bool{}
+		for _, r := range expected {
+			recs[r[1]], resources[r[2]] = true, true
+		}
+		require.Len(t, recs, 2)
+		require.Len(t, resources, 2)
+		require.Equal(t, expected, read(db, copied))
+
+		// Back to before 0019 (its tables, index and columns gone), then
+		// migrate again.
+		for _, q := range []string{
+			`DROP TABLE governance_snapshot`,
+			`DROP TABLE governance_day`,
+			`DROP INDEX assignment_report`,
+			`ALTER TABLE assignment DROP COLUMN recommendation_id`,
+			`ALTER TABLE assignment DROP COLUMN resource_id`,
+			`DELETE FROM schema_migrations WHERE version = 19`,
+		} {
+			_, err := db.Writer().ExecContext(ctx, q)
+			require.NoError(t, err, q)
+		}
+		require.NoError(t, db.Close())
+		db = MustOpenURL(t, url)
+		require.Equal(t, expected, read(db, copied))
+	})
 }
 
 func byKey(t *testing.T, rows []steward.GovernanceRow, key string) steward.GovernanceRow {
