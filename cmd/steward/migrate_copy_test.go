@@ -72,16 +72,17 @@ func TestMigrateCopyMigratesAnOlderSource(t *testing.T) {
 	sv, err := db.Versions(t.Context())
 	require.NoError(t, err)
 	latest := sv.Latest()
-	// Undo the latest migration by hand: drop the tables it created.
-	created := map[int][]string{
-		17: {"recommendation_scope_summary", "resource_summary_scope", "summary_scope"},
-		18: {"notification", "notification_period", "manager_mapping", "owner_manager"},
-		19: {"governance_day", "governance_snapshot"},
+	// Undo the latest migration by hand: drop what it created.
+	undo := map[int][]string{
+		17: {"DROP TABLE recommendation_scope_summary", "DROP TABLE resource_summary_scope", "DROP TABLE summary_scope"},
+		18: {"DROP TABLE notification", "DROP TABLE notification_period", "DROP TABLE manager_mapping", "DROP TABLE owner_manager"},
+		19: {"DROP TABLE governance_day", "DROP TABLE governance_snapshot", "DROP INDEX assignment_report",
+			"ALTER TABLE assignment DROP COLUMN recommendation_id", "ALTER TABLE assignment DROP COLUMN resource_id"},
 	}
-	require.Contains(t, created, latest, "name the tables migration %04d creates here", latest)
-	for _, table := range created[latest] {
-		_, err = db.Writer().ExecContext(t.Context(), `DROP TABLE `+table)
-		require.NoError(t, err)
+	require.Contains(t, undo, latest, "say how to undo migration %04d here", latest)
+	for _, stmt := range undo[latest] {
+		_, err = db.Writer().ExecContext(t.Context(), stmt)
+		require.NoError(t, err, stmt)
 	}
 	_, err = db.Writer().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = ?`, latest)
 	require.NoError(t, err)
