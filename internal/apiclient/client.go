@@ -305,15 +305,32 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 }
 
 func (c *Client) send(req *http.Request, out any) error {
+	body, err := c.roundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s %s answer: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+// roundTrip sends req and returns a success's body, which the caller
+// closes; a failure is the server's JSON error as an *Error.
+func (c *Client) roundTrip(req *http.Request) (io.ReadCloser, error) {
 	resp, err := c.http.Do(req)
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("cannot reach Steward at %s (connection refused): is 'steward serve' running there? Set --server or STEWARD_SERVER: %w", c.base, err)
+		return nil, fmt.Errorf("cannot reach Steward at %s (connection refused): is 'steward serve' running there? Set --server or STEWARD_SERVER: %w", c.base, err)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
 		var body struct {
 			Error struct {
 				Code    string `json:"code"`
@@ -322,15 +339,9 @@ func (c *Client) send(req *http.Request, out any) error {
 			} `json:"error"`
 		}
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
-		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
+		return nil, &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s %s answer: %w", req.Method, req.URL.Path, err)
-	}
-	return nil
+	return resp.Body, nil
 }
 
 // IntegrationRequest creates or changes an integration. Nil fields are

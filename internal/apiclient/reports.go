@@ -3,14 +3,11 @@ package apiclient
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"syscall"
 
 	"github.com/stewardhq/steward"
 )
@@ -79,29 +76,14 @@ func (c *Client) GovernanceReportCSV(ctx context.Context, q ReportQuery, table s
 }
 
 // sendTo is send for an answer that is not JSON: a success's body is
-// copied to w as it is; a failure is the server's JSON error, as send
-// reads it.
+// copied to w as it is.
 func (c *Client) sendTo(req *http.Request, w io.Writer) error {
-	resp, err := c.http.Do(req)
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("cannot reach Steward at %s (connection refused): is 'steward serve' running there? Set --server or STEWARD_SERVER: %w", c.base, err)
-	}
+	body, err := c.roundTrip(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var body struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-				Field   string `json:"field"`
-			} `json:"error"`
-		}
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body)
-		return &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field}
-	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	defer body.Close()
+	if _, err := io.Copy(w, body); err != nil {
 		return fmt.Errorf("read %s %s answer: %w", req.Method, req.URL.Path, err)
 	}
 	return nil
