@@ -537,13 +537,7 @@ func eachRow(ctx context.Context, tx *sql.Tx, query string, args []any, scan fun
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return scanRows(rows, scan)
 }
 
 // Snapshot sources (governance_day.source).

@@ -421,16 +421,7 @@ func (db *DB) eachRead(ctx context.Context, query string, args []any, scan func(
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return rows.Close()
+	return scanRows(rows, scan)
 }
 
 // readIn runs query, whose %s takes a list of placeholders, for ids, a few

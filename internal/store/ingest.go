@@ -514,13 +514,21 @@ func queryEach(ctx context.Context, stmt *sql.Stmt, args []any, scan func(*sql.R
 	if err != nil {
 		return err
 	}
+	return scanRows(rows, scan)
+}
+
+// scanRows calls scan for each of rows and closes them.
+func scanRows(rows *sql.Rows, scan func(*sql.Rows) error) error {
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 type asmRow struct {
