@@ -287,15 +287,7 @@ func trendChart(id, title, yLabel string, days []steward.GovernanceDay, from, to
 	ticks := niceTicks(float64(maxV), 5, true)
 	top := ticks[len(ticks)-1]
 	y := func(v int) float64 { return plotTop + ph - float64(v)/top*ph }
-	step := ticks[1] - ticks[0]
-	for _, tv := range ticks {
-		ty := plotTop + ph - tv/top*ph
-		c.Grid = append(c.Grid, segment{num(left), num(ty), num(left + pw), num(ty)})
-		c.Texts = append(c.Texts, svgText{X: num(left - 8), Y: num(ty + 4), Anchor: "end", Class: "tick", Text: tickLabel(tv, step)})
-	}
-	c.Axes = append(c.Axes,
-		segment{num(left), num(plotTop), num(left), num(plotTop + ph)},
-		segment{num(left), num(plotTop + ph), num(left + pw), num(plotTop + ph)})
+	c.valueAxis(left, pw, ph, ticks)
 	xt, layout := dateTicks(from, to, maxXLabels)
 	for _, t := range xt {
 		tx := x(int(t.Sub(from) / (24 * time.Hour)))
@@ -395,9 +387,7 @@ func ownerChart(id string, rows []steward.GovernanceRow, total, maxRows int) *ch
 		c.Grid = append(c.Grid, segment{num(tx), num(plotTop), num(tx), num(plotTop + ph)})
 		c.Texts = append(c.Texts, svgText{X: num(tx), Y: num(plotTop + ph + 18), Anchor: "middle", Class: "tick", Text: tickLabel(tv, step)})
 	}
-	c.Axes = append(c.Axes,
-		segment{num(left), num(plotTop), num(left), num(plotTop + ph)},
-		segment{num(left), num(plotTop + ph), num(left + pw), num(plotTop + ph)})
+	c.frame(left, pw, ph)
 	c.Texts = append(c.Texts,
 		svgText{X: num(left + pw/2), Y: num(height - 8), Anchor: "middle", Class: "axis-label", Text: "Active assignments"},
 		// The category axis is labelled above its names, where a rotated
@@ -473,15 +463,7 @@ func severityChart(id string, rows []steward.GovernanceRow) *chart {
 	pw, ph := float64(chartWidth)-left-right, height-plotTop-bottom
 	ticks := niceTicks(maxV, 5, false)
 	top := ticks[len(ticks)-1]
-	step := ticks[1] - ticks[0]
-	for _, tv := range ticks {
-		ty := plotTop + ph - tv/top*ph
-		c.Grid = append(c.Grid, segment{num(left), num(ty), num(left + pw), num(ty)})
-		c.Texts = append(c.Texts, svgText{X: num(left - 8), Y: num(ty + 4), Anchor: "end", Class: "tick", Text: tickLabel(tv, step)})
-	}
-	c.Axes = append(c.Axes,
-		segment{num(left), num(plotTop), num(left), num(plotTop + ph)},
-		segment{num(left), num(plotTop + ph), num(left + pw), num(plotTop + ph)})
+	c.valueAxis(left, pw, ph, ticks)
 	c.Texts = append(c.Texts,
 		svgText{X: num(left + pw/2), Y: num(height - 8), Anchor: "middle", Class: "axis-label", Text: "Severity"},
 		svgText{X: "0", Y: "0", Anchor: "middle", Class: "axis-label",
@@ -584,4 +566,23 @@ func (c *chart) render() (template.HTML, error) {
 	}
 	// The template escaped every value it wrote.
 	return template.HTML(b.String()), nil
+}
+
+// valueAxis draws a vertical value axis of ticks (the last is the top)
+// with a grid line per tick, and the plot's frame.
+func (c *chart) valueAxis(left, pw, ph float64, ticks []float64) {
+	top, step := ticks[len(ticks)-1], ticks[1]-ticks[0]
+	for _, tv := range ticks {
+		ty := plotTop + ph - tv/top*ph
+		c.Grid = append(c.Grid, segment{num(left), num(ty), num(left + pw), num(ty)})
+		c.Texts = append(c.Texts, svgText{X: num(left - 8), Y: num(ty + 4), Anchor: "end", Class: "tick", Text: tickLabel(tv, step)})
+	}
+	c.frame(left, pw, ph)
+}
+
+// frame draws the plot's left and bottom axes.
+func (c *chart) frame(left, pw, ph float64) {
+	c.Axes = append(c.Axes,
+		segment{num(left), num(plotTop), num(left), num(plotTop + ph)},
+		segment{num(left), num(plotTop + ph), num(left + pw), num(plotTop + ph)})
 }
