@@ -102,6 +102,28 @@ func BenchmarkGovernanceReport(b *testing.B) {
 			})
 		}
 	}
+	// What the snapshot job costs when today's provisional counts are
+	// refreshed (at most once a minute while the history changes): one
+	// pass over the whole history, and today's rows rewritten.
+	b.Run("snapshot_refresh", func(b *testing.B) {
+		var lat []time.Duration
+		at := now
+		for b.Loop() {
+			at = at.Add(time.Second)
+			start := time.Now()
+			res, err := db.TakeGovernanceSnapshots(b.Context(), at, 0)
+			lat = append(lat, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !res.Provisional || res.Rows == 0 {
+				b.Fatalf("today's counts not refreshed: %+v", res)
+			}
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	})
 }
 
 // newGovernanceBenchData is newBenchData's 100 recommendations over 10,000
