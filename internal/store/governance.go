@@ -31,14 +31,7 @@ type day int64
 const dayLength = 24 * time.Hour
 
 // dayOf is the UTC day holding t.
-func dayOf(t time.Time) day {
-	secs, per := t.Unix(), int64(dayLength/time.Second)
-	d := secs / per
-	if secs%per < 0 {
-		d-- // round down before 1970
-	}
-	return day(d)
-}
+func dayOf(t time.Time) day { return microsDay(t.UnixMicro()) }
 
 // start is the day's first instant; end is the next day's start (the day
 // is [start, end)).
@@ -195,7 +188,7 @@ func (db *DB) GovernanceReport(ctx context.Context, f steward.GovernanceFilter, 
 	if err := db.governanceTables(ctx, f, now, r); err != nil {
 		return nil, fmt.Errorf("governance report: %w", err)
 	}
-	daily, source, err := db.governanceSeries(ctx, f, now)
+	daily, source, err := db.GovernanceDaily(ctx, f, now)
 	if err != nil {
 		return nil, fmt.Errorf("governance report: daily series: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -135,8 +134,9 @@ type govAssignment struct {
 	completed           bool
 }
 
-// govDueChange is one change of an assignment's due date.
-type govDueChange struct{ at, from, to int64 }
+// govDueChange is one change of an assignment's due date: at at, it
+// stopped being from.
+type govDueChange struct{ at, from int64 }
 
 // govPass is the state of one governanceFromHistory pass.
 type govPass struct {
@@ -504,9 +504,7 @@ func (db *DB) dueChanges(ctx context.Context, tx *sql.Tx) (map[int64][]govDueCha
 			if err := rows.Scan(&id, &eventID, &at, &raw); err != nil {
 				return err
 			}
-			var changes map[string]struct {
-				From, To string
-			}
+			var changes map[string]struct{ From string }
 			if err := json.Unmarshal(raw, &changes); err != nil {
 				return fmt.Errorf("decode changes of event %d: %w", eventID, err)
 			}
@@ -514,15 +512,14 @@ func (db *DB) dueChanges(ctx context.Context, tx *sql.Tx) (map[int64][]govDueCha
 			if !ok {
 				return nil
 			}
-			from, ferr := time.Parse(time.RFC3339Nano, c.From)
-			to, terr := time.Parse(time.RFC3339Nano, c.To)
-			if err := errors.Join(ferr, terr); err != nil {
+			from, err := time.Parse(time.RFC3339Nano, c.From)
+			if err != nil {
 				// One unreadable event must not stop every report: the
 				// assignment keeps its later due date over that stretch.
 				db.logger.WarnContext(ctx, "governance report: skipping a due date change", slog.Int64("event", eventID), slog.Any("err", err))
 				return nil
 			}
-			dues[id] = append(dues[id], govDueChange{at: at, from: from.UnixMicro(), to: to.UnixMicro()})
+			dues[id] = append(dues[id], govDueChange{at: at, from: from.UnixMicro()})
 			return nil
 		})
 	if err != nil {
@@ -735,13 +732,7 @@ func (db *DB) takeGovernanceSnapshots(ctx context.Context, now time.Time, refres
 }
 
 func compareGovKeys(a, b govKey) int {
-	if c := strings.Compare(a.Level, b.Level); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Cloud, b.Cloud); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Severity, b.Severity)
+	return cmp.Or(strings.Compare(a.Level, b.Level), strings.Compare(a.Cloud, b.Cloud), cmp.Compare(a.Severity, b.Severity))
 }
 
 // nonZero is how many keys have counts on day d.
@@ -862,28 +853,17 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 			}
 		}
 	}
-	for start := 0; start < len(levels); start += inBatch {
-		batch := levels[start:min(start+inBatch, len(levels))]
-		args := make([]any, len(batch))
-		for i, l := range batch {
-			args[i] = l
+	err := readIn(ctx, db, `SELECT id, scope FROM summary_scope WHERE scope IN (%s)`, levels, func(rows *sql.Rows) error {
+		var id int64
+		var s string
+		if err := rows.Scan(&id, &s); err != nil {
+			return err
 		}
-		rows, err := db.read.QueryContext(ctx, db.bind(`SELECT id, scope FROM summary_scope WHERE scope IN (`+placeholders(len(batch))+`)`), args...)
-		if err != nil {
-			return nil, fmt.Errorf("find summary scopes: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			var s string
-			if err := rows.Scan(&id, &s); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("find summary scopes: %w", err)
-			}
-			ids[s] = id
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("find summary scopes: %w", err)
-		}
+		ids[s] = id
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find summary scopes: %w", err)
 	}
 	var missing []string
 	for _, l := range levels {
@@ -894,7 +874,7 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 	if len(missing) == 0 {
 		return ids, nil
 	}
-	err := db.WithTx(ctx, func(tx *Tx) error {
+	err = db.WithTx(ctx, func(tx *Tx) error {
 		if err := tx.advisoryLock(ctx, summaryLockKey); err != nil {
 			return err
 		}
@@ -904,11 +884,6 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 		return nil, err
 	}
 	return ids, nil
-}
-
-// governanceSeries is the report's daily series (GovernanceDaily).
-func (db *DB) governanceSeries(ctx context.Context, f steward.GovernanceFilter, now time.Time) ([]steward.GovernanceDay, string, error) {
-	return db.GovernanceDaily(ctx, f, now)
 }
 
 // GovernanceDaily answers the daily series of the governance report for f
@@ -978,19 +953,15 @@ func (db *DB) snapshotSeries(ctx context.Context, level string, f steward.Govern
 		FROM governance_day d LEFT JOIN governance_snapshot s ON s.day = d.day AND s.scope_id = ?` +
 		strings.Join(filters, "") + `
 		WHERE d.day >= ? AND d.day <= ? GROUP BY d.day, d.final ORDER BY d.day`
-	rows, err := db.read.QueryContext(ctx, db.bind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	days := []steward.GovernanceDay{}
-	for rows.Next() {
+	err = db.eachRead(ctx, q, args, func(rows *sql.Rows) error {
 		var d, final int64
 		var c govCounts
 		if err := rows.Scan(&d, &final, &c.Unhealthy, &c.Assigned, &c.Unassigned, &c.OnTime, &c.Overdue, &c.Completed, &c.New); err != nil {
-			return nil, err
+			return err
 		}
 		days = append(days, governanceDay(day(d), c, final == 0))
-	}
-	return days, rows.Err()
+		return nil
+	})
+	return days, err
 }

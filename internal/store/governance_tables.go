@@ -90,15 +90,14 @@ func remediationDays(took []int64) (mean, p90 *float64) {
 	if len(took) == 0 {
 		return nil, nil
 	}
-	const microsPerDay = float64(dayLength / time.Microsecond)
 	var sum float64
 	for _, d := range took {
 		sum += float64(d)
 	}
 	slices.Sort(took)
 	rank := (9*len(took) + 9) / 10 // ceil(0.9·n), in integers
-	m := roundDays(sum / float64(len(took)) / microsPerDay)
-	p := roundDays(float64(took[rank-1]) / microsPerDay)
+	m := roundDays(sum / float64(len(took)) / float64(microsPerDay))
+	p := roundDays(float64(took[rank-1]) / float64(microsPerDay))
 	return &m, &p
 }
 
@@ -351,7 +350,7 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		}
 		addScope(levels[place], t) // "" for 0: under no level
 	}
-	if err := db.readIn(ctx, `SELECT id, norm_id FROM resource WHERE id IN (%s)`, unmapped, func(rows *sql.Rows) error {
+	if err := readIn(ctx, db, `SELECT id, norm_id FROM resource WHERE id IN (%s)`, unmapped, func(rows *sql.Rows) error {
 		var id int64
 		var normID string
 		if err := rows.Scan(&id, &normID); err != nil {
@@ -367,7 +366,7 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		ids = append(ids, o.id)
 	}
 	names := make(map[int64]string, len(ids))
-	if err := db.readIn(ctx, `SELECT id, owner FROM assignment WHERE id IN (%s)`, ids, func(rows *sql.Rows) error {
+	if err := readIn(ctx, db, `SELECT id, owner FROM assignment WHERE id IN (%s)`, ids, func(rows *sql.Rows) error {
 		var id int64
 		var owner string
 		if err := rows.Scan(&id, &owner); err != nil {
@@ -424,29 +423,17 @@ func (db *DB) eachRead(ctx context.Context, query string, args []any, scan func(
 	return scanRows(rows, scan)
 }
 
-// readIn runs query, whose %s takes a list of placeholders, for ids, a few
-// hundred at a time, on the read pool.
-func (db *DB) readIn(ctx context.Context, query string, ids []int64, scan func(*sql.Rows) error) error {
-	for start := 0; start < len(ids); start += inBatch {
-		batch := ids[start:min(start+inBatch, len(ids))]
+// readIn runs query, whose %s takes a list of placeholders, for keys, a
+// few hundred at a time, on the read pool (queryIn is the same in a
+// transaction).
+func readIn[K any](ctx context.Context, db *DB, query string, keys []K, scan func(*sql.Rows) error) error {
+	for start := 0; start < len(keys); start += inBatch {
+		batch := keys[start:min(start+inBatch, len(keys))]
 		args := make([]any, len(batch))
-		for i, id := range batch {
-			args[i] = id
+		for i, k := range batch {
+			args[i] = k
 		}
-		rows, err := db.read.QueryContext(ctx, db.bind(fmt.Sprintf(query, placeholders(len(batch)))), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
+		if err := db.eachRead(ctx, fmt.Sprintf(query, placeholders(len(batch))), args, scan); err != nil {
 			return err
 		}
 	}
@@ -504,21 +491,17 @@ func (db *DB) reportMappings(ctx context.Context) (places, ranks map[int64]int64
 // snapshotLevelsByID maps each summary_scope ID to the snapshot level of
 // the resources it holds ("" for none).
 func (db *DB) snapshotLevelsByID(ctx context.Context) (map[int64]string, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id, scope FROM summary_scope`)
-	if err != nil {
-		return nil, fmt.Errorf("read summary scopes: %w", err)
-	}
-	defer rows.Close()
 	levels := make(map[int64]string)
-	for rows.Next() {
+	err := db.eachRead(ctx, `SELECT id, scope FROM summary_scope`, nil, func(rows *sql.Rows) error {
 		var id int64
 		var scope string
 		if err := rows.Scan(&id, &scope); err != nil {
-			return nil, fmt.Errorf("read summary scopes: %w", err)
+			return err
 		}
 		levels[id] = snapshotLevel(scope)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read summary scopes: %w", err)
 	}
 	return levels, nil
