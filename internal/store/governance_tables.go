@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -204,10 +205,14 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		place, rank int64
 		n, late     int
 	}
+	// A completed assignment's resource, for its scope row once the
+	// resources' places are known.
+	type resourceTook struct{ resource, took int64 }
 	var (
 		ownerCounts []ownerCount
 		placeCounts []placeCount
 		levels      map[int64]string
+		completed   []resourceTook
 	)
 	type ownerTally struct {
 		govTally
@@ -286,11 +291,12 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		if levels, err = db.snapshotLevelsByID(gctx); err != nil {
 			return err
 		}
-		// Each row's resource and recommendation are mapped to its place
-		// and severity here rather than joined: with SQLite a join costs
-		// ~0.8 µs a row (all four columns 0.5 s for 200,000 rows instead
-		// of 0.3 s for five unjoined), a map lookup a few ns.
-		mapped, ranks, err := db.reportMappings(gctx)
+		// Each row's recommendation is mapped to its severity here, and
+		// its resource to its place afterwards (for the resources the
+		// period holds only), rather than joined: with SQLite a join
+		// costs ~0.8 µs a row (all four columns 0.5 s for 200,000 rows
+		// instead of 0.3 s for five unjoined), a map lookup a few ns.
+		ranks, err := db.severityRanks(gctx)
 		if err != nil {
 			return err
 		}
@@ -304,15 +310,11 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 			if err := rows.Scan(&id, &norm, &resource, &rec, &took); err != nil {
 				return err
 			}
-			place, ok := mapped[resource]
-			if !ok {
-				place = -resource
-			}
 			total.addCompleted(took)
 			o := ownerOf(norm)
 			o.addCompleted(took)
 			o.id = max(o.id, id)
-			placeOf(place).addCompleted(took)
+			completed = append(completed, resourceTook{resource, took})
 			severityOf(ranks[rec]).addCompleted(took)
 			return nil
 		})
@@ -333,6 +335,32 @@ func (db *DB) governanceTables(ctx context.Context, f steward.GovernanceFilter, 
 		total.addActive(c.n, c.late)
 		placeOf(c.place).addActive(c.n, c.late)
 		severityOf(c.rank).addActive(c.n, c.late)
+	}
+	if len(completed) > 0 {
+		resources := make(map[int64]bool)
+		for _, c := range completed {
+			resources[c.resource] = true
+		}
+		mapped := make(map[int64]int64, len(resources))
+		err := readIn(ctx, db, `SELECT resource_id, COALESCE(scope_id, 0) FROM resource_summary_scope WHERE resource_id IN (%s)`,
+			slices.Collect(maps.Keys(resources)), func(rows *sql.Rows) error {
+				var resource, scope int64
+				if err := rows.Scan(&resource, &scope); err != nil {
+					return err
+				}
+				mapped[resource] = scope
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("read resource levels: %w", err)
+		}
+		for _, c := range completed {
+			place, ok := mapped[c.resource]
+			if !ok {
+				place = -c.resource // not mapped yet: looked up below
+			}
+			placeOf(place).addCompleted(c.took)
+		}
 	}
 
 	scopes := make(map[string]*govTally)
@@ -459,22 +487,10 @@ func topRows(rows []steward.GovernanceRow, limit int) []steward.GovernanceRow {
 	return slices.Clip(rows[:min(len(rows), limit)])
 }
 
-// reportMappings reads each mapped resource's summary_scope ID (0 for
-// none) and each recommendation's severity rank.
-func (db *DB) reportMappings(ctx context.Context) (places, ranks map[int64]int64, err error) {
-	places, ranks = make(map[int64]int64), make(map[int64]int64)
-	err = db.eachRead(ctx, `SELECT resource_id, COALESCE(scope_id, 0) FROM resource_summary_scope`, nil, func(rows *sql.Rows) error {
-		var resource, scope int64
-		if err := rows.Scan(&resource, &scope); err != nil {
-			return err
-		}
-		places[resource] = scope
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("read resource levels: %w", err)
-	}
-	err = db.eachRead(ctx, `SELECT id, severity_rank FROM recommendation`, nil, func(rows *sql.Rows) error {
+// severityRanks reads each recommendation's severity rank.
+func (db *DB) severityRanks(ctx context.Context) (map[int64]int64, error) {
+	ranks := make(map[int64]int64)
+	err := db.eachRead(ctx, `SELECT id, severity_rank FROM recommendation`, nil, func(rows *sql.Rows) error {
 		var id, rank int64
 		if err := rows.Scan(&id, &rank); err != nil {
 			return err
@@ -483,9 +499,9 @@ func (db *DB) reportMappings(ctx context.Context) (places, ranks map[int64]int64
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read severities: %w", err)
+		return nil, fmt.Errorf("read severities: %w", err)
 	}
-	return places, ranks, nil
+	return ranks, nil
 }
 
 // snapshotLevelsByID maps each summary_scope ID to the snapshot level of
