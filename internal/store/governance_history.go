@@ -853,16 +853,7 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 			}
 		}
 	}
-	err := readIn(ctx, db, `SELECT id, scope FROM summary_scope WHERE scope IN (%s)`, levels, func(rows *sql.Rows) error {
-		var id int64
-		var s string
-		if err := rows.Scan(&id, &s); err != nil {
-			return err
-		}
-		ids[s] = id
-		return nil
-	})
-	if err != nil {
+	if err := readIn(ctx, db, summaryScopesQuery, levels, scanSummaryScopeIDs(ids)); err != nil {
 		return nil, fmt.Errorf("find summary scopes: %w", err)
 	}
 	var missing []string
@@ -874,7 +865,7 @@ func (db *DB) snapshotScopeIDs(ctx context.Context, keys []govKey) (map[string]i
 	if len(missing) == 0 {
 		return ids, nil
 	}
-	err = db.WithTx(ctx, func(tx *Tx) error {
+	err := db.WithTx(ctx, func(tx *Tx) error {
 		if err := tx.advisoryLock(ctx, summaryLockKey); err != nil {
 			return err
 		}

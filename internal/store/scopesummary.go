@@ -469,13 +469,12 @@ func (tx *Tx) mapResourceScopes(ctx context.Context, full bool) error {
 	}
 }
 
-// summaryScopeIDs fills ids with the summary_scope IDs of scopes, creating
-// the missing ones.
-func (tx *Tx) summaryScopeIDs(ctx context.Context, scopes []string, ids map[string]int64) error {
-	if len(scopes) == 0 {
-		return nil
-	}
-	if err := queryIn(ctx, tx, `SELECT id, scope FROM summary_scope WHERE scope IN (%s)`, nil, scopes, func(rows *sql.Rows) error {
+// summaryScopesQuery finds summary scopes by name (%s: the placeholders).
+const summaryScopesQuery = `SELECT id, scope FROM summary_scope WHERE scope IN (%s)`
+
+// scanSummaryScopeIDs records each row of summaryScopesQuery in ids.
+func scanSummaryScopeIDs(ids map[string]int64) func(*sql.Rows) error {
+	return func(rows *sql.Rows) error {
 		var id int64
 		var s string
 		if err := rows.Scan(&id, &s); err != nil {
@@ -483,7 +482,16 @@ func (tx *Tx) summaryScopeIDs(ctx context.Context, scopes []string, ids map[stri
 		}
 		ids[s] = id
 		return nil
-	}); err != nil {
+	}
+}
+
+// summaryScopeIDs fills ids with the summary_scope IDs of scopes, creating
+// the missing ones.
+func (tx *Tx) summaryScopeIDs(ctx context.Context, scopes []string, ids map[string]int64) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	if err := queryIn(ctx, tx, summaryScopesQuery, nil, scopes, scanSummaryScopeIDs(ids)); err != nil {
 		return fmt.Errorf("find summary scopes: %w", err)
 	}
 	for _, s := range scopes {
